@@ -1,0 +1,204 @@
+"""Session clocks: real time for live calls, skip-ahead virtual time for files and tests.
+
+Every timestamp in a session comes from its clock, so the same code measures a live phone call and
+a WAV file replayed faster than real time.
+
+:class:`VirtualClock` is not a frozen "mock" clock. Model inference and provider I/O really take
+time, and that time is exactly what latency measurements are about, so virtual time *flows at the
+real rate* while anything is working. It only jumps when the whole session is idle (nothing runnable,
+no compute or provider call in flight) and someone is waiting for a deadline: the silence at the end
+of a recording, the pacing of caller frames, the playout of agent audio. A 30 s call with 2 s of
+compute finishes in about 2 s and reports the same mouth-to-ear times a live run would.
+
+Work that the clock cannot see (a thread, a socket) must be announced with :meth:`Clock.busy`; the
+runtime does this around every provider call and :func:`voiceflow.compute.run_in_thread` does it for
+worker threads, so plugin authors rarely need it directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
+from typing import Protocol, Self
+
+import anyio
+import anyio.lowlevel
+
+_current: ContextVar[Clock] = ContextVar("voiceflow_clock")
+
+
+class Clock(Protocol):
+    """What the runtime and providers need from time."""
+
+    def now(self) -> float: ...
+
+    async def sleep_until(self, deadline: float) -> None: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+    def busy(self) -> _BusyContext: ...
+
+
+class _BusyContext(Protocol):
+    def __enter__(self) -> object: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+def current_clock() -> Clock:
+    """The clock of the session this task belongs to (real time outside any session)."""
+    return _current.get(_REAL)
+
+
+@contextmanager
+def using_clock(clock: Clock) -> Iterator[Clock]:
+    """Make ``clock`` the current clock for this task and the tasks it starts."""
+    token = _current.set(clock)
+    try:
+        yield clock
+    finally:
+        _current.reset(token)
+
+
+class RealClock:
+    """Wall-clock time from the event loop's monotonic clock."""
+
+    def now(self) -> float:
+        return anyio.current_time()
+
+    async def sleep_until(self, deadline: float) -> None:
+        await anyio.sleep(max(0.0, deadline - anyio.current_time()))
+
+    async def sleep(self, seconds: float) -> None:
+        await anyio.sleep(max(0.0, seconds))
+
+    @contextmanager
+    def busy(self) -> Iterator[None]:
+        yield
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+_REAL = RealClock()
+
+
+class VirtualClock:
+    """Time that flows at the real rate while work is in flight and jumps over idle waits.
+
+    Use it as an async context manager: it runs a small driver task that wakes sleepers, either
+    when real time reaches their deadline or, when the session is idle, by jumping ahead.
+    """
+
+    def __init__(self, start: float = 0.0, *, idle_checks: int = 3) -> None:
+        self._start = start
+        self._offset = 0.0
+        self._real_origin: float | None = None
+        self._sleepers: list[tuple[float, int, anyio.Event]] = []
+        self._seq = itertools.count()
+        self._busy = 0
+        self._changed = anyio.Event()
+        self._idle_checks = idle_checks
+        self._task_group: anyio.abc.TaskGroup | None = None
+        self.jumped = 0.0
+        """Total virtual seconds skipped so far (for reports: how much faster than real time)."""
+
+    def now(self) -> float:
+        if self._real_origin is None:
+            return self._start + self._offset
+        return self._start + self._offset + (anyio.current_time() - self._real_origin)
+
+    async def sleep(self, seconds: float) -> None:
+        await self.sleep_until(self.now() + seconds)
+
+    async def sleep_until(self, deadline: float) -> None:
+        if deadline <= self.now():
+            await anyio.lowlevel.checkpoint()
+            return
+        woken = anyio.Event()
+        heapq.heappush(self._sleepers, (deadline, next(self._seq), woken))
+        self._poke()
+        await woken.wait()
+
+    @contextmanager
+    def busy(self) -> Iterator[None]:
+        self._busy += 1
+        try:
+            yield
+        finally:
+            self._busy -= 1
+            self._poke()
+
+    def _poke(self) -> None:
+        self._changed.set()
+
+    async def __aenter__(self) -> Self:
+        self._real_origin = anyio.current_time()
+        self._task_group = anyio.create_task_group()
+        await self._task_group.__aenter__()
+        self._task_group.start_soon(self._drive, name="voiceflow-virtual-clock")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task_group is not None
+        self._task_group.cancel_scope.cancel()
+        await self._task_group.__aexit__(None, None, None)
+        self._task_group = None
+
+    async def _drive(self) -> None:
+        while True:
+            self._changed = anyio.Event()
+            self._wake_due()
+            if not self._sleepers:
+                await self._changed.wait()
+                continue
+            delay = self._sleepers[0][0] - self.now()
+            if self._busy == 0 and await self._is_idle():
+                if self._busy == 0 and self._sleepers:
+                    skip = self._sleepers[0][0] - self.now()
+                    if skip > 0:
+                        self._offset += skip
+                        self.jumped += skip
+                continue
+            with anyio.move_on_after(max(0.0, min(delay, 0.05))):
+                await self._changed.wait()
+
+    def _wake_due(self) -> None:
+        now = self.now()
+        while self._sleepers and self._sleepers[0][0] <= now:
+            heapq.heappop(self._sleepers)[2].set()
+
+    async def _is_idle(self) -> bool:
+        """True when, after letting every runnable task run, none is left runnable."""
+        loop = _running_asyncio_loop()
+        for _ in range(self._idle_checks):
+            await anyio.lowlevel.checkpoint()
+            if self._busy:
+                return False
+            if loop is not None and loop._ready:  # type: ignore[attr-defined]
+                return False
+        return True
+
+
+def _running_asyncio_loop() -> asyncio.AbstractEventLoop | None:
+    """The asyncio loop if its ready queue can be inspected (CPython's default loops), else None."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+    return loop if hasattr(loop, "_ready") else None
+
+
+@asynccontextmanager
+async def open_clock(kind: str) -> AsyncIterator[Clock]:
+    """Open a clock by name: ``"real"`` or ``"virtual"``."""
+    clock: RealClock | VirtualClock = VirtualClock() if kind == "virtual" else RealClock()
+    async with clock:
+        yield clock

@@ -1,0 +1,114 @@
+"""Running CPU-heavy model code without blocking the event loop.
+
+One event loop serves every session in a process, so a 300 ms Whisper decode on the loop would
+freeze every other caller's audio for 300 ms. Local models therefore run in worker threads (their
+native code releases the GIL), bounded by a :class:`anyio.CapacityLimiter` per model so that two
+sessions never drive one non-thread-safe model at once and the two cores are budgeted explicitly.
+
+Both helpers mark the session clock busy while the thread works, so a virtual clock counts the
+compute time as real time instead of skipping over it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import TypeVar
+
+import anyio
+import anyio.to_thread
+import anyio.lowlevel
+from anyio import RunFinishedError, from_thread
+
+from voiceflow.clock import current_clock
+
+T = TypeVar("T")
+
+async def run_in_thread(
+    fn: Callable[..., T], *args: object, limiter: anyio.CapacityLimiter | None = None
+) -> T:
+    """Run ``fn(*args)`` in a worker thread; the clock counts it as busy time."""
+    with current_clock().busy():
+        return await anyio.to_thread.run_sync(fn, *args, limiter=limiter)
+
+
+class StopFlag:
+    """Set by the event loop when the consumer is gone; checked by the producing thread."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def set(self) -> None:
+        self._event.set()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+
+async def iterate_in_thread(
+    make_items: Callable[[StopFlag], Iterable[T]],
+    *,
+    limiter: anyio.CapacityLimiter | None = None,
+    buffer: int = 8,
+    name: str = "voiceflow-producer",
+) -> AsyncIterator[T]:
+    """Drive a blocking generator (LLM tokens, TTS chunks) in a thread and yield its items here.
+
+    ``make_items`` receives a :class:`StopFlag` and should check it between items: when the caller
+    stops iterating (barge-in cancels the reply, or it simply breaks out), the flag is set and the
+    thread finishes its current item and returns. That is what makes local models cancel within one
+    token or one chunk instead of running to the end in the background.
+
+    ``limiter`` is held from before the thread starts until it has really finished, so the next
+    request for the same model waits for this one to stop rather than racing it.
+
+    The thread is a plain thread rather than a task-group child so that this stays an ordinary
+    async generator: no cancel scope spans a ``yield``.
+    """
+    send, receive = anyio.create_memory_object_stream[object](buffer)
+    stop = StopFlag()
+    token = anyio.lowlevel.current_token()
+    if limiter is not None:
+        await limiter.acquire_on_behalf_of(stop)
+
+    def produce() -> None:
+        try:
+            for item in make_items(stop):
+                if stop.is_set():
+                    break
+                from_thread.run(send.send, item, token=token)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, RunFinishedError):
+            pass
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, not swallowed
+            _deliver(lambda: from_thread.run(send.send, _Failure(exc), token=token))
+        finally:
+            _deliver(lambda: from_thread.run_sync(send.close, token=token))
+            if limiter is not None:
+                _deliver(lambda: from_thread.run_sync(limiter.release_on_behalf_of, stop, token=token))
+
+    thread = threading.Thread(target=produce, name=name, daemon=True)
+    with current_clock().busy():
+        thread.start()
+        try:
+            async with receive:
+                async for item in receive:
+                    if isinstance(item, _Failure):
+                        raise item.exc
+                    yield item  # type: ignore[misc]
+        finally:
+            stop.set()
+
+
+def _deliver(call: Callable[[], object]) -> None:
+    """Best effort hand-back to the loop from a producer thread; the consumer may be long gone."""
+    try:
+        call()
+    except (anyio.BrokenResourceError, anyio.ClosedResourceError, RunFinishedError):
+        pass
+
+
+class _Failure:
+    __slots__ = ("exc",)
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc

@@ -1,0 +1,71 @@
+"""Building the full agent model from the core's fields and the registered providers' configs.
+
+Dependencies point one way: :mod:`voiceflow.config.models` knows no plugin, each plugin knows only
+:class:`~voiceflow.config.base.ProviderConfig`, and this module, asked by the registry, joins them.
+Each stage becomes a non-empty list (a fallback chain) of a union discriminated on ``provider``,
+so a misspelt field inside a plugin's block fails exactly like one in the core's.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any, Union
+
+from pydantic import BaseModel, Field, create_model
+
+from voiceflow.config.base import ProviderConfig
+from voiceflow.config.models import AgentCore
+from voiceflow.providers import ProviderKind
+
+if TYPE_CHECKING:
+    from voiceflow.plugins.registry import PluginRegistry
+
+STAGES: tuple[tuple[str, ProviderKind, str], ...] = (
+    ("vad", ProviderKind.VAD, "Voice activity detection: when the caller speaks."),
+    ("stt", ProviderKind.STT, "Speech to text."),
+    ("llm", ProviderKind.LLM, "The language model that writes the agent's replies."),
+    ("tts", ProviderKind.TTS, "Text to speech."),
+)
+
+
+class AgentConfig(AgentCore):
+    """The typed view of a whole agent file that the runtime uses.
+
+    The composed model (with provider unions) is a subclass, so code can rely on these attributes
+    without knowing which plugins are installed.
+    """
+
+    transport: ProviderConfig
+    vad: list[ProviderConfig]
+    stt: list[ProviderConfig]
+    llm: list[ProviderConfig]
+    tts: list[ProviderConfig]
+
+
+def _union_of(configs: list[type[ProviderConfig]]) -> Any:
+    if len(configs) == 1:
+        return configs[0]
+    return Annotated[Union[tuple(configs)], Field(discriminator="provider")]  # noqa: UP007
+
+
+def compose_agent_model(registry: PluginRegistry) -> type[BaseModel]:
+    fields: dict[str, Any] = {}
+    for stage, kind, description in STAGES:
+        configs = [info.cls.config_model for info in registry.providers(kind)]
+        if not configs:
+            continue
+        fields[stage] = (
+            list[_union_of(configs)],  # type: ignore[misc]
+            Field(min_length=1, description=f"{description} A fallback chain: first entry first."),
+        )
+    transports = [info.cls.config_model for info in registry.providers(ProviderKind.TRANSPORT)]
+    if transports:
+        fields["transport"] = (
+            _union_of(transports),
+            Field(description="How calls reach the agent (file, browser, phone)."),
+        )
+    return create_model(  # type: ignore[call-overload,no-any-return]
+        "Agent",
+        __base__=AgentConfig,
+        __doc__="A voiceflow agent: one file describes the whole voice agent.",
+        **fields,
+    )

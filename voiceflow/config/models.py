@@ -1,0 +1,173 @@
+"""The core of the agent file: everything that is not a provider's own settings.
+
+Provider stages (``vad``, ``stt``, ``llm``, ``tts``, ``transport``) are added by
+:func:`voiceflow.config.compose.compose_agent_model` from whatever plugins are installed, so this
+module never imports a plugin. Defaults here are the ones we would ship to a phone agent; each is
+documented in docs/configuration.md, which is generated from these models.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from voiceflow.config.base import Strict
+
+
+class Utterance(Strict):
+    """A fixed line the agent says, with its own barge-in rule."""
+
+    text: str = Field(min_length=1)
+    interruptible: bool = Field(
+        True, description="Whether the caller can talk over this line (false for legal notices)."
+    )
+
+
+class Prompt(Strict):
+    system: str = Field(min_length=1, description="The LLM's system prompt.")
+    greeting: Utterance | None = Field(
+        None, description="Said when the call starts, before the caller speaks. Omit for none."
+    )
+
+
+class Endpointing(Strict):
+    """When the caller's turn is over. Silence is measured from the last voiced sample."""
+
+    min_silence: float = Field(
+        0.45, ge=0.05, le=5, description="Silence after speech before the turn may end, seconds."
+    )
+    max_wait: float = Field(
+        2.5,
+        ge=0.1,
+        le=10,
+        description="After speech ends, the longest wait for the final transcript before "
+        "answering with what is known (never stall on a slow recogniser).",
+    )
+    min_speech: float = Field(
+        0.15, ge=0, le=5, description="Shorter bursts of speech are noise, not a turn (coughs, clicks)."
+    )
+
+
+class BargeIn(Strict):
+    """When the caller's speech interrupts the agent."""
+
+    enabled: bool = True
+    min_speech: float = Field(
+        0.35,
+        ge=0,
+        le=5,
+        description="The caller must speak this long over the agent before it stops: shorter "
+        "sounds (\"mm-hm\", a cough) do not interrupt.",
+    )
+    ignore_first: float = Field(
+        0.0,
+        ge=0,
+        le=10,
+        description="Seconds at the start of each agent reply during which speech never "
+        "interrupts (echo warm-up on speakerphones).",
+    )
+
+
+class TurnTakingPatch(Strict):
+    """Overrides for one conversation state; unset fields inherit from the agent's defaults."""
+
+    endpointing: Endpointing | None = None
+    barge_in: BargeIn | None = None
+
+
+class TurnTaking(Strict):
+    endpointing: Endpointing = Field(default_factory=Endpointing)
+    barge_in: BargeIn = Field(default_factory=BargeIn)
+    states: dict[str, TurnTakingPatch] = Field(
+        default_factory=dict,
+        description="Per-conversation-state overrides, e.g. a longer min_silence while the caller "
+        "reads out a phone number.",
+    )
+
+    def for_state(self, state: str | None) -> TurnTaking:
+        """The effective settings in ``state``: the state's patch over the agent's defaults."""
+        patch = self.states.get(state or "")
+        if patch is None:
+            return self
+        return TurnTaking(
+            endpointing=patch.endpointing or self.endpointing,
+            barge_in=patch.barge_in or self.barge_in,
+            states=self.states,
+        )
+
+
+class SilencePolicy(Strict):
+    """What to do when the caller goes quiet after the agent has finished speaking."""
+
+    reprompt_after: float = Field(8.0, gt=0, description="Seconds of caller silence before a re-prompt.")
+    reprompts: list[str] = Field(
+        default_factory=lambda: ["Are you still there?"],
+        description="Said in order, one per silence; when they run out the agent says goodbye.",
+    )
+    goodbye: str = "I haven't heard from you, so I'll end the call now. Goodbye!"
+    hang_up: bool = True
+
+
+class UnhappyPaths(Strict):
+    silence: SilencePolicy = Field(default_factory=SilencePolicy)
+    stage_failure: str = Field(
+        "Sorry, I'm having trouble right now. Could you say that again?",
+        description="Said when every provider of a stage's chain failed for this turn.",
+    )
+    unclear: str = Field(
+        "Sorry, I didn't catch that. Could you say it again?",
+        description="Said when the caller spoke but the transcript came back empty.",
+    )
+    max_call_seconds: float = Field(1800, gt=0, description="Longest call before the agent ends it.")
+    max_call_goodbye: str = "We've reached the time limit for this call. Goodbye!"
+
+
+class Chunking(Strict):
+    """How LLM text is cut into clauses for TTS: the first clause early, the rest natural."""
+
+    first_min_chars: int = Field(
+        12, ge=1, description="The first clause may end at a comma once it is this long."
+    )
+    min_chars: int = Field(40, ge=1, description="Later clauses end at a comma only past this length.")
+    max_chars: int = Field(220, ge=20, description="Force a cut at a space past this length.")
+
+
+class Context(Strict):
+    max_turns: int = Field(
+        20, ge=1, description="Keep at most this many caller/agent exchanges in the LLM context."
+    )
+
+
+class Session(Strict):
+    clock: Literal["auto", "real", "virtual"] = Field(
+        "auto",
+        description="auto: the transport decides (a file run uses virtual time, live calls real "
+        "time).",
+    )
+    end_when_idle_after_input: float = Field(
+        1.0,
+        gt=0,
+        description="File runs: once the caller's recording has ended and the agent is idle this "
+        "long, the call ends.",
+    )
+
+
+class AgentCore(Strict):
+    """The fields of an agent file that belong to voiceflow itself."""
+
+    version: Literal[1] = Field(1, description="Agent file format version.")
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    prompt: Prompt
+    turn_taking: TurnTaking = Field(default_factory=TurnTaking)
+    unhappy_paths: UnhappyPaths = Field(default_factory=UnhappyPaths)
+    chunking: Chunking = Field(default_factory=Chunking)
+    context: Context = Field(default_factory=Context)
+    session: Session = Field(default_factory=Session)
+
+    @model_validator(mode="after")
+    def _chunk_limits(self) -> AgentCore:
+        if self.chunking.first_min_chars > self.chunking.max_chars:
+            raise ValueError("chunking.first_min_chars must not exceed chunking.max_chars")
+        return self

@@ -1,0 +1,213 @@
+"""The provider API: what a plugin implements to add a VAD, STT, LLM, TTS or transport.
+
+Built-in providers (under ``plugins/``) use nothing but this module, :mod:`voiceflow.frames`,
+:mod:`voiceflow.config.base`, :mod:`voiceflow.compute`, :mod:`voiceflow.models` and
+:mod:`voiceflow.audio`; a third-party package can do everything they do.
+
+Conventions every provider follows:
+
+* **One class per provider, one instance per distinct config per process.** ``prepare()`` loads
+  weights or opens pools once; per-call state lives in the small stream objects the provider hands
+  out (``VADStream``, ``STTStream``), so many sessions share one loaded model.
+* **Streams, not batches.** LLM text and TTS audio are async iterators; the runtime starts
+  downstream work on the first item.
+* **Prompt cancellation.** The runtime cancels a reply by cancelling the task that iterates the
+  stream (barge-in) or by closing the iterator. Providers must stop work promptly when that happens:
+  use :func:`voiceflow.compute.iterate_in_thread` for blocking generators, and close sockets in
+  ``finally``.
+* **No timing code.** Time-to-first-byte, timeouts and fallback are measured and enforced by the
+  runtime around every call, the same way for every provider.
+* **Errors** are raised as :class:`ProviderError` (or subclasses) with a message a caller's operator
+  can act on; anything else is wrapped by the runtime.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, ClassVar, Generic, TypeVar
+
+from voiceflow.config.base import ProviderConfig
+from voiceflow.frames import AudioFrame, Message, Transcript, TTSAudio, VADEvent
+
+
+class ProviderKind(str, Enum):
+    VAD = "vad"
+    STT = "stt"
+    LLM = "llm"
+    TTS = "tts"
+    TRANSPORT = "transport"
+
+
+class ProviderError(Exception):
+    """A provider failed in a way the runtime may recover from by falling back to the next one."""
+
+
+class ProviderUnavailable(ProviderError):
+    """The provider cannot work at all here (missing package, model file, key or server)."""
+
+
+C = TypeVar("C", bound=ProviderConfig)
+
+
+class Provider(ABC, Generic[C]):
+    """Base of every provider. Subclasses set ``kind``, ``name`` and ``config_model``.
+
+    ``name`` is what an agent file writes as ``provider:``; ``config_model`` is the pydantic model
+    of that YAML block, and becomes part of the agent schema when the plugin is installed.
+    """
+
+    kind: ClassVar[ProviderKind]
+    name: ClassVar[str]
+    config_model: ClassVar[type[ProviderConfig]]
+
+    def __init__(self, config: C) -> None:
+        self.config = config
+
+    async def prepare(self) -> None:
+        """Load models or open connection pools; called once before the first session uses it."""
+
+    async def aclose(self) -> None:
+        """Release what ``prepare`` acquired."""
+
+    @classmethod
+    def summary(cls) -> str:
+        """One line for ``voiceflow plugins``: the first line of the class docstring."""
+        return (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+
+
+# --- VAD -------------------------------------------------------------------------------------
+
+
+class VADStream(ABC):
+    """Per-call voice-activity state. ``process`` runs on the event loop for every 20 ms frame,
+    so it must be cheap (well under a millisecond); anything heavier belongs in a thread."""
+
+    @abstractmethod
+    def process(self, frame: AudioFrame) -> VADEvent | None:
+        """Feed one frame; return an edge when speech starts or ends."""
+
+    @property
+    @abstractmethod
+    def speaking(self) -> bool:
+        """Whether the caller is currently in a speech segment."""
+
+
+class VADProvider(Provider[C]):
+    kind = ProviderKind.VAD
+
+    @abstractmethod
+    def create_stream(self) -> VADStream: ...
+
+
+# --- STT -------------------------------------------------------------------------------------
+
+
+class STTStream(ABC):
+    """One call's recognition stream. Audio goes in with ``send``; transcripts come out of
+    ``transcripts()``. ``finalize`` asks for the final transcript of the audio so far as soon as
+    possible: the turn manager calls it when the caller stops speaking."""
+
+    @abstractmethod
+    async def send(self, frame: AudioFrame) -> None: ...
+
+    def speech_started(self, t: float) -> None:  # noqa: B027 - optional hook
+        """The VAD heard speech start at audio time ``t`` (batch recognisers use it to trim)."""
+
+    @abstractmethod
+    async def finalize(self) -> None: ...
+
+    @abstractmethod
+    def transcripts(self) -> AsyncIterator[Transcript]: ...
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Close sockets or buffers."""
+
+
+class STTProvider(Provider[C]):
+    kind = ProviderKind.STT
+
+    @abstractmethod
+    async def open_stream(self) -> STTStream: ...
+
+
+# --- LLM -------------------------------------------------------------------------------------
+
+
+class LLMProvider(Provider[C]):
+    kind = ProviderKind.LLM
+
+    @abstractmethod
+    def stream(self, messages: Sequence[Message]) -> AsyncIterator[str]:
+        """Stream the assistant's reply to ``messages`` as text deltas."""
+
+
+# --- TTS -------------------------------------------------------------------------------------
+
+
+class TTSProvider(Provider[C]):
+    kind = ProviderKind.TTS
+
+    @abstractmethod
+    def synthesize(self, text: str) -> AsyncIterator[TTSAudio]:
+        """Stream audio for one clause of text, first chunk as early as possible."""
+
+
+# --- transports ------------------------------------------------------------------------------
+
+
+@dataclass(slots=True, frozen=True)
+class OutFrame:
+    """Agent audio handed to a transport. ``mark`` is opaque to the transport: it reports it back
+    through ``on_played`` once the listener has heard the frame (or would have: the file
+    transport's playout clock, Twilio's echoed marks)."""
+
+    frame: AudioFrame
+    mark: object
+
+
+PlayedCallback = Callable[[object, float], None]
+
+
+class CallTransport(ABC):
+    """One call's audio edge: caller frames in, agent frames out, playback progress back."""
+
+    call_id: str = ""
+
+    @abstractmethod
+    def caller_audio(self) -> AsyncIterator[AudioFrame]:
+        """Caller audio, 20 ms frames at the internal rate, stamped with capture time.
+        Ends when the caller hangs up."""
+
+    @abstractmethod
+    async def play(self, out: OutFrame) -> None:
+        """Queue agent audio. Waits when the transport's buffer is full (back-pressure)."""
+
+    @abstractmethod
+    def flush(self) -> None:
+        """Drop all agent audio not yet heard (barge-in). Must be immediate."""
+
+    @abstractmethod
+    def on_played(self, callback: PlayedCallback) -> None:
+        """Register the callback for playback progress: ``callback(mark, t_heard)``."""
+
+    def notify(self, event: str, **data: Any) -> None:  # noqa: B027 - optional hook
+        """Session events a transport may care about (``greeting_done``, ``hangup``)."""
+
+    async def run(self) -> None:  # noqa: B027 - optional hook
+        """Background work for the call (playout pacing, socket pumps). Cancelled at hang-up."""
+
+
+SessionRunner = Callable[[CallTransport], Awaitable[None]]
+
+
+class TransportProvider(Provider[C]):
+    """Accepts calls and runs a session for each. A file transport serves exactly one call; a
+    web or phone transport runs a server and serves calls until cancelled (drain)."""
+
+    kind = ProviderKind.TRANSPORT
+
+    @abstractmethod
+    async def serve(self, run_session: SessionRunner) -> None: ...
