@@ -21,7 +21,7 @@ import asyncio
 import heapq
 import itertools
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from typing import Protocol, Self
 
@@ -40,13 +40,9 @@ class Clock(Protocol):
 
     async def sleep(self, seconds: float) -> None: ...
 
-    def busy(self) -> _BusyContext: ...
-
-
-class _BusyContext(Protocol):
-    def __enter__(self) -> object: ...
-
-    def __exit__(self, *exc: object) -> None: ...
+    def busy(self) -> AbstractContextManager[None]:
+        """Mark work in flight that the clock cannot see; virtual time will not skip past it."""
+        ...
 
 
 def current_clock() -> Clock:

@@ -12,6 +12,7 @@ compute time as real time instead of skipping over it.
 from __future__ import annotations
 
 import threading
+from contextlib import AbstractContextManager
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import TypeVar
 
@@ -68,35 +69,69 @@ async def iterate_in_thread(
     send, receive = anyio.create_memory_object_stream[object](buffer)
     stop = StopFlag()
     token = anyio.lowlevel.current_token()
+    busy = _BusyMarker()
     if limiter is not None:
         await limiter.acquire_on_behalf_of(stop)
+
+    def push(item: object) -> None:
+        try:
+            from_thread.run_sync(send.send_nowait, item, token=token)
+            return
+        except anyio.WouldBlock:
+            pass
+        # The consumer is behind (e.g. TTS waiting for playout): this thread now waits rather
+        # than computes, so it must not hold the clock busy, or virtual time could not skip ahead.
+        from_thread.run_sync(busy.exit, token=token)
+        try:
+            from_thread.run(send.send, item, token=token)
+        finally:
+            from_thread.run_sync(busy.enter, token=token)
 
     def produce() -> None:
         try:
             for item in make_items(stop):
                 if stop.is_set():
                     break
-                from_thread.run(send.send, item, token=token)
+                push(item)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, RunFinishedError):
             pass
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer, not swallowed
             _deliver(lambda: from_thread.run(send.send, _Failure(exc), token=token))
         finally:
             _deliver(lambda: from_thread.run_sync(send.close, token=token))
+            _deliver(lambda: from_thread.run_sync(busy.exit, token=token))
             if limiter is not None:
                 _deliver(lambda: from_thread.run_sync(limiter.release_on_behalf_of, stop, token=token))
 
     thread = threading.Thread(target=produce, name=name, daemon=True)
-    with current_clock().busy():
-        thread.start()
-        try:
-            async with receive:
-                async for item in receive:
-                    if isinstance(item, _Failure):
-                        raise item.exc
-                    yield item  # type: ignore[misc]
-        finally:
-            stop.set()
+    busy.enter()
+    thread.start()
+    try:
+        async with receive:
+            async for item in receive:
+                if isinstance(item, _Failure):
+                    raise item.exc
+                yield item  # type: ignore[misc]
+    finally:
+        stop.set()
+
+
+class _BusyMarker:
+    """Holds the session clock busy while a producer thread computes; entered from the loop only."""
+
+    def __init__(self) -> None:
+        self._clock = current_clock()
+        self._held: AbstractContextManager[object] | None = None
+
+    def enter(self) -> None:
+        if self._held is None:
+            self._held = self._clock.busy()
+            self._held.__enter__()
+
+    def exit(self) -> None:
+        if self._held is not None:
+            held, self._held = self._held, None
+            held.__exit__(None, None, None)
 
 
 def _deliver(call: Callable[[], object]) -> None:

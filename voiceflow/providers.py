@@ -175,6 +175,12 @@ class CallTransport(ABC):
     """One call's audio edge: caller frames in, agent frames out, playback progress back."""
 
     call_id: str = ""
+    clock: str = "real"
+    """Which clock suits this call when the agent says ``session.clock: auto``: live calls need
+    ``"real"``; a file can run on ``"virtual"`` time, faster than real time."""
+    caller_audio_end_is_hangup: bool = True
+    """False for sources whose audio simply runs out (a file): the call then ends once the agent
+    is idle, instead of the moment the audio stops."""
 
     @abstractmethod
     def caller_audio(self) -> AsyncIterator[AudioFrame]:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, Union
 
-from pydantic import BaseModel, Field, create_model
+from pydantic import BaseModel, BeforeValidator, Field, create_model
+from pydantic.json_schema import SkipJsonSchema
+from pydantic_core import PydanticCustomError
 
 from voiceflow.config.base import ProviderConfig
 from voiceflow.config.models import AgentCore
@@ -31,7 +33,9 @@ class AgentConfig(AgentCore):
     """The typed view of a whole agent file that the runtime uses.
 
     The composed model (with provider unions) is a subclass, so code can rely on these attributes
-    without knowing which plugins are installed.
+    without knowing which plugins are installed. A stage is required only when some registered
+    plugin provides it; otherwise it is empty (``[]``, or ``None`` for ``transport``) and writing
+    it in the file is an error.
     """
 
     transport: ProviderConfig
@@ -47,11 +51,32 @@ def _union_of(configs: list[type[ProviderConfig]]) -> Any:
     return Annotated[Union[tuple(configs)], Field(discriminator="provider")]  # noqa: UP007
 
 
+def _not_installed(stage: str, kind: ProviderKind, empty: Any) -> Any:
+    """The field for a stage no registered plugin provides: optional, and an error if written.
+
+    The inherited :class:`AgentConfig` field would otherwise make the stage required even though
+    nothing could fill it; it stays out of the JSON schema.
+    """
+
+    def reject(value: Any) -> Any:
+        raise PydanticCustomError(
+            "stage_not_installed",
+            f"no {kind.value} provider is installed, so {stage!r} cannot be used here "
+            "(`voiceflow plugins` lists what is installed)",
+        )
+
+    annotation = Annotated[Any, BeforeValidator(reject)]
+    if isinstance(empty, list):
+        return (SkipJsonSchema[annotation], Field(default_factory=list))  # type: ignore[valid-type]
+    return (SkipJsonSchema[annotation], Field(None))  # type: ignore[valid-type]
+
+
 def compose_agent_model(registry: PluginRegistry) -> type[BaseModel]:
     fields: dict[str, Any] = {}
     for stage, kind, description in STAGES:
         configs = [info.cls.config_model for info in registry.providers(kind)]
         if not configs:
+            fields[stage] = _not_installed(stage, kind, [])
             continue
         fields[stage] = (
             list[_union_of(configs)],  # type: ignore[misc]
@@ -63,6 +88,8 @@ def compose_agent_model(registry: PluginRegistry) -> type[BaseModel]:
             _union_of(transports),
             Field(description="How calls reach the agent (file, browser, phone)."),
         )
+    else:
+        fields["transport"] = _not_installed("transport", ProviderKind.TRANSPORT, None)
     return create_model(  # type: ignore[call-overload,no-any-return]
         "Agent",
         __base__=AgentConfig,

@@ -79,7 +79,7 @@ def _issue(
         return _provider_issue(error, data, source, path, registry)
     if kind == "missing":
         return _at(source, path[:-1], f"missing required field {str(loc[-1])!r}")
-    message = error["msg"]
+    message = error["msg"].removeprefix("Value error, ")
     if not _is_secret(model, loc) and not isinstance(error.get("input"), dict | list):
         message += f", got {error.get('input')!r}"
     return _at(source, path, message)

@@ -8,7 +8,7 @@ documented in docs/configuration.md, which is generated from these models.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import Field, model_validator
 
@@ -91,10 +91,21 @@ class TurnTaking(Strict):
         if patch is None:
             return self
         return TurnTaking(
-            endpointing=patch.endpointing or self.endpointing,
-            barge_in=patch.barge_in or self.barge_in,
+            endpointing=_overlay(self.endpointing, patch.endpointing),
+            barge_in=_overlay(self.barge_in, patch.barge_in),
             states=self.states,
         )
+
+
+_M = TypeVar("_M", bound=Strict)
+
+
+def _overlay(base: _M, patch: _M | None) -> _M:
+    """``base`` with the fields the file set in ``patch``: a state that only sets ``min_silence``
+    keeps the agent's own ``max_wait``, not the model's default."""
+    if patch is None:
+        return base
+    return base.model_copy(update={name: getattr(patch, name) for name in patch.model_fields_set})
 
 
 class SilencePolicy(Strict):
@@ -132,6 +143,12 @@ class Chunking(Strict):
     min_chars: int = Field(40, ge=1, description="Later clauses end at a comma only past this length.")
     max_chars: int = Field(220, ge=20, description="Force a cut at a space past this length.")
 
+    @model_validator(mode="after")
+    def _limits(self) -> Chunking:
+        if self.first_min_chars > self.max_chars:
+            raise ValueError("first_min_chars must not exceed max_chars")
+        return self
+
 
 class Context(Strict):
     max_turns: int = Field(
@@ -165,9 +182,3 @@ class AgentCore(Strict):
     chunking: Chunking = Field(default_factory=Chunking)
     context: Context = Field(default_factory=Context)
     session: Session = Field(default_factory=Session)
-
-    @model_validator(mode="after")
-    def _chunk_limits(self) -> AgentCore:
-        if self.chunking.first_min_chars > self.chunking.max_chars:
-            raise ValueError("chunking.first_min_chars must not exceed chunking.max_chars")
-        return self

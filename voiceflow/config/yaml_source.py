@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,6 +71,9 @@ def interpolate(text: str, env: Mapping[str, str], where: tuple[str, int, int, P
     return _ENV.sub(substitute, text)
 
 
+_PLAIN_COLLECTIONS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
+
+
 class _Builder:
     def __init__(self, filename: str, env: Mapping[str, str]) -> None:
         self.map = SourceMap(filename)
@@ -78,21 +82,40 @@ class _Builder:
 
     def build(self, node: yaml.Node, path: Path) -> Any:
         self.map.values[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+        if isinstance(node, yaml.MappingNode | yaml.SequenceNode) and node.tag not in _PLAIN_COLLECTIONS:
+            # A scalar's tag is checked by its constructor; a collection's would be silently ignored.
+            raise self._error(node, path, f"invalid YAML value: tags such as {node.tag!r} are not allowed")
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path)
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
-        value = self.constructor.construct_object(node, deep=True)
+        with self._constructing(node, path):
+            value = self.constructor.construct_object(node, deep=True)
         if isinstance(value, str) and "$" in value:
             line, column = self.map.values[path]
             value = interpolate(value, self.env, (self.map.filename, line, column, path))
         return value
 
+    @contextmanager
+    def _constructing(self, node: yaml.Node, path: Path) -> Iterator[None]:
+        """Unknown or unsafe tags (``!!python/...``), bad merges and bad ``!!int``s become issues."""
+        try:
+            yield
+        except (yaml.YAMLError, ValueError, TypeError) as exc:
+            problem = getattr(exc, "problem", None) or str(exc)
+            raise self._error(node, path, f"invalid YAML value: {problem}") from None
+
+    def _error(self, node: yaml.Node, path: Path, message: str) -> ConfigError:
+        line, column = node.start_mark.line + 1, node.start_mark.column + 1
+        return ConfigError([ConfigIssue(self.map.filename, line, column, path, message)])
+
     def _mapping(self, node: yaml.MappingNode, path: Path) -> dict[str, Any]:
-        self.constructor.flatten_mapping(node)
+        with self._constructing(node, path):
+            self.constructor.flatten_mapping(node)
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:
-            key = self.constructor.construct_object(key_node, deep=True)
+            with self._constructing(key_node, path):
+                key = self.constructor.construct_object(key_node, deep=True)
             line, column = key_node.start_mark.line + 1, key_node.start_mark.column + 1
             if not isinstance(key, str):
                 raise ConfigError(
@@ -123,9 +146,14 @@ def load_yaml(text: str, filename: str, env: Mapping[str, str] | None = None) ->
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise ConfigError(
-            [ConfigIssue(filename, line, column, (), f"invalid YAML: {exc.problem or exc}")]
-        ) from None
+        message = str(exc.problem or exc)
+        if exc.context:
+            # "while parsing a flow sequence" says what was left open; its line is often the
+            # useful one when the problem is only noticed at the end of the file.
+            opened = exc.context_mark
+            at = f" (line {opened.line + 1})" if opened and opened.line + 1 != line else ""
+            message = f"{exc.context}{at}, {message}"
+        raise ConfigError([ConfigIssue(filename, line, column, (), f"invalid YAML: {message}")]) from None
     builder = _Builder(filename, os.environ if env is None else env)
     if node is None:
         return {}, builder.map

@@ -1,0 +1,109 @@
+"""Per-call Silero state: window buffering, recurrent state and the speech/silence hysteresis.
+
+Silero scores 512-sample (32 ms) windows, each preceded by the last 64 samples of the previous
+window as context, while the runtime delivers 20 ms (320-sample) frames. The stream therefore
+fills one preallocated ``(1, 576)`` float32 array in place and runs the model whenever its 512 new
+samples are complete: at most once per frame, because a frame is shorter than a window. Nothing is
+allocated per frame beyond numpy views and onnxruntime's small outputs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from voiceflow.frames import SAMPLE_RATE, AudioFrame, VADEvent, VADKind
+from voiceflow.providers import VADStream
+
+WINDOW = 512
+"""New samples per model call (the only size Silero accepts at 16 kHz)."""
+CONTEXT = 64
+"""Samples of the previous window prepended to each call."""
+WINDOW_SECONDS = WINDOW / SAMPLE_RATE
+HYSTERESIS = 0.15
+"""Speech ends below ``threshold - HYSTERESIS`` (Silero's own recommendation)."""
+_SCALE = np.float32(1.0 / 32768.0)
+_EPS = 1e-6  # float slack when comparing accumulated window durations with the config seconds
+
+
+class SileroStream(VADStream):
+    """One call's VAD: feed 20 ms frames to :meth:`process`, get speech start/end edges back."""
+
+    __slots__ = (
+        "_session", "_feeds", "_buf", "_fill", "_win_t", "_threshold", "_neg_threshold",
+        "_start_secs", "_stop_secs", "_speaking", "_run_start", "_silence_start", "last_prob",
+    )  # fmt: skip
+
+    def __init__(
+        self, session: Any, *, threshold: float, start_secs: float, stop_secs: float
+    ) -> None:
+        self._session = session
+        self._buf = np.zeros((1, CONTEXT + WINDOW), dtype=np.float32)
+        state = np.zeros((1, 1, 128), dtype=np.float32)
+        self._feeds: dict[str, np.ndarray] = {"input": self._buf, "h": state, "c": state.copy()}
+        self._fill = 0
+        self._win_t = 0.0
+        self._threshold = threshold
+        self._neg_threshold = max(threshold - HYSTERESIS, 0.01)
+        self._start_secs = start_secs
+        self._stop_secs = stop_secs
+        self._speaking = False
+        self._run_start: float | None = None
+        self._silence_start: float | None = None
+        self.last_prob = 0.0
+        """Speech probability of the most recent window (for meters and debugging)."""
+
+    @property
+    def speaking(self) -> bool:
+        return self._speaking
+
+    def process(self, frame: AudioFrame) -> VADEvent | None:
+        samples = np.frombuffer(frame.pcm, dtype="<i2")
+        n = samples.shape[0]
+        pos = 0
+        event: VADEvent | None = None
+        while pos < n:
+            if self._fill == 0:
+                self._win_t = frame.t + pos / SAMPLE_RATE
+            take = min(WINDOW - self._fill, n - pos)
+            start = CONTEXT + self._fill
+            np.multiply(samples[pos : pos + take], _SCALE, out=self._buf[0, start : start + take])
+            self._fill += take
+            pos += take
+            if self._fill == WINDOW:
+                self._fill = 0
+                prob = self._infer()
+                end_t = frame.t + pos / SAMPLE_RATE
+                event = self._update(prob, self._win_t, end_t, frame.t + frame.duration) or event
+        return event
+
+    def _infer(self) -> float:
+        """Score the full window, carry the LSTM state and the 64-sample context forward."""
+        feeds = self._feeds
+        probs, feeds["h"], feeds["c"] = self._session.run(None, feeds)
+        self._buf[0, :CONTEXT] = self._buf[0, WINDOW:]
+        self.last_prob = prob = float(probs.item(0))
+        return prob
+
+    def _update(self, prob: float, win_start: float, win_end: float, now: float) -> VADEvent | None:
+        """Hysteresis over window probabilities; edges carry the audio time of the edge itself."""
+        if not self._speaking:
+            if prob < self._threshold:
+                self._run_start = None
+                return None
+            if self._run_start is None:
+                self._run_start = win_start
+            if win_end - self._run_start + _EPS < self._start_secs:
+                return None
+            self._speaking, self._silence_start = True, None
+            return VADEvent(VADKind.SPEECH_START, self._run_start, now)
+        if prob >= self._neg_threshold:
+            self._silence_start = None
+            return None
+        if self._silence_start is None:
+            self._silence_start = win_start
+        if win_end - self._silence_start + _EPS < self._stop_secs:
+            return None
+        self._speaking, self._run_start = False, None
+        return VADEvent(VADKind.SPEECH_END, self._silence_start, now)

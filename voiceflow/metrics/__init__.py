@@ -1,0 +1,1 @@
+"""Per-turn timelines and latency figures."""

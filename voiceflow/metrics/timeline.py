@@ -1,0 +1,112 @@
+"""Per-turn timelines: when each stage asked, answered and was heard.
+
+The headline number is *mouth-to-ear*: from the last voiced sample the caller sent to the first
+agent sample the caller heard, both on the session clock and both stamped at the transport, so it
+is the gap a listener experiences, not a server-side estimate. Per-stage TTFBs show where that
+time went.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+MARKS = (
+    "user_speech_start",
+    "user_speech_end",
+    "vad_end_detected",
+    "stt_finalize",
+    "stt_final",
+    "endpoint",
+    "llm_request",
+    "llm_first_token",
+    "first_clause",
+    "tts_request",
+    "tts_first_audio",
+    "first_audio_out",
+    "reply_heard",
+    "interrupted",
+)
+"""Known marks, in the order they normally happen (``user_speech_end`` is the end of the caller's
+speech; ``first_audio_out`` the first agent sample heard)."""
+
+SPANS = {
+    "mouth_to_ear": ("user_speech_end", "first_audio_out"),
+    "endpointing": ("user_speech_end", "endpoint"),
+    "vad_delay": ("user_speech_end", "vad_end_detected"),
+    "stt_ttfb": ("stt_finalize", "stt_final"),
+    "llm_ttfb": ("llm_request", "llm_first_token"),
+    "tts_ttfb": ("tts_request", "tts_first_audio"),
+    "endpoint_to_first_audio": ("endpoint", "first_audio_out"),
+}
+
+
+@dataclass
+class TurnTimeline:
+    """One agent turn (a reply to the caller, a greeting, a re-prompt) and the caller turn before it."""
+
+    index: int
+    kind: str
+    origin: float = 0.0
+    marks: dict[str, float] = field(default_factory=dict)
+    providers: dict[str, str] = field(default_factory=dict)
+    user_text: str = ""
+    agent_text: str = ""
+    heard_text: str = ""
+    outcome: str = "pending"
+    fallbacks: list[str] = field(default_factory=list)
+
+    def mark(self, name: str, t: float) -> None:
+        self.marks[name] = t
+
+    def mark_once(self, name: str, t: float) -> None:
+        self.marks.setdefault(name, t)
+
+    def span(self, name: str) -> float | None:
+        start, end = SPANS[name]
+        if start in self.marks and end in self.marks:
+            return self.marks[end] - self.marks[start]
+        return None
+
+    @property
+    def mouth_to_ear(self) -> float | None:
+        return self.span("mouth_to_ear")
+
+    def as_dict(self) -> dict[str, Any]:
+        ordered = sorted(self.marks.items(), key=lambda item: item[1])
+        return {
+            "index": self.index,
+            "kind": self.kind,
+            "user_text": self.user_text,
+            "agent_text": self.agent_text,
+            "heard_text": self.heard_text,
+            "outcome": self.outcome,
+            "providers": self.providers,
+            "fallbacks": self.fallbacks,
+            "marks": {name: round(t - self.origin, 4) for name, t in ordered},
+            "spans": {
+                name: round(value, 4)
+                for name in SPANS
+                if (value := self.span(name)) is not None
+            },
+        }
+
+
+@dataclass
+class CallTimeline:
+    call_id: str
+    origin: float
+    turns: list[TurnTimeline] = field(default_factory=list)
+
+    def new_turn(self, kind: str) -> TurnTimeline:
+        turn = TurnTimeline(index=len(self.turns), kind=kind, origin=self.origin)
+        self.turns.append(turn)
+        return turn
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"call_id": self.call_id, "turns": [turn.as_dict() for turn in self.turns]}
+
+    def write(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.as_dict(), indent=2) + "\n", encoding="utf-8")

@@ -1,0 +1,1 @@
+"""The session runtime: fallback chains, the reply pipeline, playback tracking, sessions."""

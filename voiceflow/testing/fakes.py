@@ -1,0 +1,196 @@
+"""Small, honest stand-ins for real providers, for tests of turn-taking and of plugins.
+
+They are real providers (registered through the same hooks) whose behaviour is scripted: an
+energy VAD, an STT that returns the next scripted line when finalized, an LLM that streams a
+scripted reply word by word, and a TTS that speaks a tone whose length follows the text. Their
+delays run on the session clock, so on a virtual clock a test exercises real timing in
+milliseconds of wall time.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, Literal
+
+import anyio
+import anyio.lowlevel
+import numpy as np
+from pydantic import Field
+
+from voiceflow.clock import current_clock
+from voiceflow.config.base import ProviderConfig
+from voiceflow.frames import SAMPLE_RATE, AudioFrame, Message, Transcript, TTSAudio, VADEvent, VADKind
+from voiceflow.plugins.hookspecs import hookimpl
+from voiceflow.providers import LLMProvider, STTProvider, STTStream, TTSProvider, VADProvider, VADStream
+
+
+class EnergyVADConfig(ProviderConfig):
+    provider: Literal["energy"] = "energy"
+    threshold_db: float = Field(-35.0, description="Frames louder than this (dBFS RMS) are speech.")
+    start_secs: float = Field(0.06, ge=0, description="Speech this long starts a segment.")
+    stop_secs: float = Field(0.2, ge=0, description="Silence this long ends a segment.")
+
+
+class _EnergyStream(VADStream):
+    def __init__(self, config: EnergyVADConfig) -> None:
+        self._config = config
+        self._speaking = False
+        self._run_start: float | None = None
+        self._last_voiced_end = 0.0
+
+    @property
+    def speaking(self) -> bool:
+        return self._speaking
+
+    def process(self, frame: AudioFrame) -> VADEvent | None:
+        samples = np.frombuffer(frame.pcm, dtype="<i2").astype(np.float32) / 32768.0
+        rms = float(np.sqrt(np.mean(samples * samples))) if len(samples) else 0.0
+        voiced = 20 * math.log10(rms + 1e-9) > self._config.threshold_db
+        end = frame.t + frame.duration
+        if voiced:
+            self._last_voiced_end = end
+            if self._run_start is None:
+                self._run_start = frame.t
+            if not self._speaking and end - self._run_start >= self._config.start_secs:
+                self._speaking = True
+                return VADEvent(VADKind.SPEECH_START, self._run_start, end)
+            return None
+        if not self._speaking:
+            self._run_start = None
+        elif end - self._last_voiced_end >= self._config.stop_secs:
+            self._speaking = False
+            self._run_start = None
+            return VADEvent(VADKind.SPEECH_END, self._last_voiced_end, end)
+        return None
+
+
+class EnergyVAD(VADProvider[EnergyVADConfig]):
+    """Energy-threshold VAD (deterministic; for tests on synthetic audio)."""
+
+    name = "energy"
+    config_model = EnergyVADConfig
+
+    def create_stream(self) -> VADStream:
+        return _EnergyStream(self.config)
+
+
+class ScriptedSTTConfig(ProviderConfig):
+    provider: Literal["scripted-stt"] = "scripted-stt"
+    lines: list[str] = Field(default_factory=list, description="Finals to return, one per finalize().")
+    delay: float = Field(0.1, ge=0, description="Seconds from finalize() to the final transcript.")
+
+
+class _ScriptedSTTStream(STTStream):
+    def __init__(self, config: ScriptedSTTConfig) -> None:
+        self._lines = list(config.lines)
+        self._delay = config.delay
+        self._send, self._receive = anyio.create_memory_object_stream[Transcript](64)
+        self.frames = 0
+
+    async def send(self, frame: AudioFrame) -> None:
+        self.frames += 1
+
+    async def finalize(self) -> None:
+        clock = current_clock()
+        with clock.busy():
+            await clock.sleep(self._delay)
+        text = self._lines.pop(0) if self._lines else ""
+        await self._send.send(Transcript(text, True, clock.now()))
+
+    async def transcripts(self) -> AsyncIterator[Transcript]:
+        async with self._receive:
+            async for transcript in self._receive:
+                yield transcript
+
+    async def aclose(self) -> None:
+        await self._send.aclose()
+
+
+class ScriptedSTT(STTProvider[ScriptedSTTConfig]):
+    """Returns scripted lines as finals (for turn-taking tests)."""
+
+    name = "scripted-stt"
+    config_model = ScriptedSTTConfig
+
+    async def open_stream(self) -> STTStream:
+        return _ScriptedSTTStream(self.config)
+
+
+class ScriptedLLMConfig(ProviderConfig):
+    provider: Literal["scripted-llm"] = "scripted-llm"
+    replies: list[str] = Field(default_factory=lambda: ["Okay."], description="Replies, in turn; the last repeats.")
+    first_token_delay: float = Field(0.1, ge=0)
+    token_delay: float = Field(0.02, ge=0)
+    fail: bool = Field(False, description="Raise before the first token (to test fallback).")
+
+
+class ScriptedLLM(LLMProvider[ScriptedLLMConfig]):
+    """Streams scripted replies word by word and records what it was asked."""
+
+    name = "scripted-llm"
+    config_model = ScriptedLLMConfig
+
+    def __init__(self, config: ScriptedLLMConfig) -> None:
+        super().__init__(config)
+        self.requests: list[list[Message]] = []
+        self.tokens_sent = 0
+
+    async def stream(self, messages: Sequence[Message]) -> AsyncIterator[str]:
+        self.requests.append(list(messages))
+        clock = current_clock()
+        await clock.sleep(self.config.first_token_delay)
+        if self.config.fail:
+            raise RuntimeError("scripted failure")
+        replies = self.config.replies
+        text = replies[min(len(self.requests), len(replies)) - 1]
+        for i, word in enumerate(text.split(" ")):
+            if i:
+                await clock.sleep(self.config.token_delay)
+            self.tokens_sent += 1
+            yield word if i == 0 else " " + word
+
+
+class ToneTTSConfig(ProviderConfig):
+    provider: Literal["tone"] = "tone"
+    seconds_per_char: float = Field(0.06, gt=0)
+    first_audio_delay: float = Field(0.05, ge=0)
+    chunk_seconds: float = Field(0.2, gt=0)
+    sample_rate: int = 24_000
+
+
+class ToneTTS(TTSProvider[ToneTTSConfig]):
+    """Speaks a 440 Hz tone as long as the text would take to say."""
+
+    name = "tone"
+    config_model = ToneTTSConfig
+
+    async def synthesize(self, text: str) -> AsyncIterator[TTSAudio]:
+        clock = current_clock()
+        rate = self.config.sample_rate
+        total = int(len(text) * self.config.seconds_per_char * rate)
+        chunk = int(self.config.chunk_seconds * rate)
+        await clock.sleep(self.config.first_audio_delay)
+        for start in range(0, total, chunk):
+            n = min(chunk, total - start)
+            t = (np.arange(start, start + n) / rate).astype(np.float32)
+            tone = (0.3 * np.sin(2 * np.pi * 440 * t) * 32767).astype("<i2")
+            yield TTSAudio(tone.tobytes(), rate)
+            await anyio.lowlevel.checkpoint()
+
+
+@hookimpl
+def register_providers(register: Any) -> None:
+    for cls in (EnergyVAD, ScriptedSTT, ScriptedLLM, ToneTTS):
+        register(cls)
+
+
+def speech_like(seconds: float, *, level: float = 0.3, seed: int = 0) -> bytes:
+    """Noise bursts loud enough for the energy VAD: a stand-in for speech in timing tests."""
+    rng = np.random.default_rng(seed)
+    samples = rng.uniform(-level, level, int(seconds * SAMPLE_RATE))
+    return (samples * 32767).astype("<i2").tobytes()
+
+
+def silence(seconds: float) -> bytes:
+    return b"\0\0" * int(seconds * SAMPLE_RATE)

@@ -1,0 +1,46 @@
+"""The conversation as the LLM sees it: what the caller said and what they actually heard."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from voiceflow.frames import Message
+
+
+@dataclass
+class Conversation:
+    system: str
+    max_turns: int
+    history: list[Message] = field(default_factory=list)
+
+    def add_user(self, text: str) -> None:
+        if self.history and self.history[-1].role == "user":
+            self.history[-1] = Message("user", f"{self.history[-1].content} {text}")
+        else:
+            self.history.append(Message("user", text))
+        self._trim()
+
+    def add_assistant(self, text: str, *, interrupted: bool = False) -> None:
+        """Record what the caller heard. An interruption is marked so the model does not assume
+        the caller got the rest, and nothing is recorded if nothing was heard."""
+        if not text.strip():
+            return
+        content = f"{text} [interrupted by the caller]" if interrupted else text
+        self.history.append(Message("assistant", content, interrupted=interrupted))
+        self._trim()
+
+    def take_last_user(self) -> str:
+        """Remove and return the last caller message (their turn turned out not to be over)."""
+        if self.history and self.history[-1].role == "user":
+            return self.history.pop().content
+        return ""
+
+    def messages(self) -> list[Message]:
+        return [Message("system", self.system), *self.history]
+
+    def _trim(self) -> None:
+        excess = len(self.history) - 2 * self.max_turns
+        if excess > 0:
+            del self.history[:excess]
+            while self.history and self.history[0].role != "user":
+                self.history.pop(0)

@@ -1,0 +1,62 @@
+"""What the turn manager reacts to. Everything reaches it through one inbox, in order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from voiceflow.frames import Transcript
+from voiceflow.runtime.reply import Reply
+
+
+class State(str, Enum):
+    LISTENING = "listening"
+    USER_SPEAKING = "user_speaking"
+    ENDPOINTING = "endpointing"
+    THINKING = "thinking"
+    SPEAKING = "speaking"
+    ENDED = "ended"
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechStarted:
+    t: float
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechEnded:
+    t: float
+    detected_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptReceived:
+    transcript: Transcript
+
+
+@dataclass(frozen=True, slots=True)
+class TimerFired:
+    name: str
+    generation: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyHeard:
+    """The caller heard the first audio of ``reply``."""
+
+    reply: Reply
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyEnded:
+    reply: Reply
+    error: BaseException | None
+    cancelled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CallerAudioEnded:
+    """The transport has no more caller audio (hang-up, or the end of a file)."""
+
+
+Event = SpeechStarted | SpeechEnded | TranscriptReceived | TimerFired | ReplyHeard | ReplyEnded | CallerAudioEnded

@@ -1,0 +1,442 @@
+"""The turn manager: one task, one inbox, one state machine that decides who speaks.
+
+It is fed VAD edges, transcripts, playback progress and its own timers, and it owns the agent's
+replies: each reply runs in a cancel scope that barge-in cancels at once (LLM, TTS and unplayed
+audio together), after which the transport is flushed and only what the caller heard enters the
+context.
+
+Turn end ("endpointing") needs both: enough silence after the last voiced sample *and* the final
+transcript of the speech. ``max_wait`` caps the wait for a slow recogniser so the agent never stalls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import structlog
+from anyio.abc import ObjectReceiveStream, ObjectSendStream, TaskGroup
+
+from voiceflow.clock import Clock
+from voiceflow.config.compose import AgentConfig
+from voiceflow.config.models import TurnTaking
+from voiceflow.metrics.timeline import CallTimeline, TurnTimeline
+from voiceflow.providers import CallTransport, LLMProvider, STTStream
+from voiceflow.runtime.chain import AttemptRecord, Chain
+from voiceflow.runtime.reply import Reply, ReplyPipeline
+from voiceflow.turns.context import Conversation
+from voiceflow.turns.events import (
+    CallerAudioEnded,
+    Event,
+    ReplyEnded,
+    ReplyHeard,
+    SpeechEnded,
+    SpeechStarted,
+    State,
+    TimerFired,
+    TranscriptReceived,
+)
+from voiceflow.turns.timers import Timers
+
+log = structlog.get_logger("voiceflow.turns")
+
+
+@dataclass
+class UserTurn:
+    """The caller's turn in progress: voiced segments, transcripts, and marks for the timeline."""
+
+    start: float
+    segment_start: float
+    voiced: float = 0.0
+    finals: list[str] = field(default_factory=list)
+    finals_expected: int = 0
+    interim: str = ""
+    silence_ok: bool = False
+    marks: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        return " ".join(t for t in self.finals if t).strip() or self.interim.strip()
+
+
+@dataclass
+class _ActiveReply:
+    reply: Reply
+    scope: anyio.CancelScope
+    user_turn: UserTurn | None
+
+
+class TurnManager:
+    def __init__(
+        self,
+        agent: AgentConfig,
+        *,
+        clock: Clock,
+        llm: Chain[LLMProvider],
+        pipeline: ReplyPipeline,
+        stt: STTStream,
+        transport: CallTransport,
+        timeline: CallTimeline,
+        hang_up: Callable[[str], None],
+        caller_audio_end_is_hangup: bool = True,
+    ) -> None:
+        self.agent = agent
+        self.clock = clock
+        self.llm = llm
+        self.pipeline = pipeline
+        self.stt = stt
+        self.transport = transport
+        self.timeline = timeline
+        self.hang_up = hang_up
+        self.caller_audio_end_is_hangup = caller_audio_end_is_hangup
+        self.conversation = Conversation(agent.prompt.system, agent.context.max_turns)
+        self.conversation_state: str | None = None
+        self.state = State.LISTENING
+        self.user: UserTurn | None = None
+        self.active: _ActiveReply | None = None
+        self._barge_in_at: float | None = None
+        self._caller_speaking = False
+        self._input_ended = False
+        self._reprompts = 0
+        self._reply_ids = 0
+        self._inbox_send, self._inbox = anyio.create_memory_object_stream[Event](1024)
+        self._tg: TaskGroup | None = None
+        self._timers: Timers | None = None
+        llm.observers.append(self._on_attempt)
+        pipeline.tts.observers.append(self._on_attempt)
+
+    # --- wiring -----------------------------------------------------------------------------
+
+    @property
+    def inbox(self) -> ObjectSendStream[Event]:
+        return self._inbox_send
+
+    @property
+    def turn_taking(self) -> TurnTaking:
+        """Settings in force now: the agent's defaults under the current state's overrides."""
+        return self.agent.turn_taking.for_state(self.conversation_state)
+
+    async def run(self) -> None:
+        with self._inbox_send, self._inbox:
+            await self._run()
+
+    async def _run(self) -> None:
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            self._timers = Timers(self.clock, tg, self._inbox_send)
+            self._timers.set("max_call", self.clock.now() + self.agent.unhappy_paths.max_call_seconds)
+            greeting = self.agent.prompt.greeting
+            if greeting is not None:
+                self._say("greeting", greeting.text, interruptible=greeting.interruptible)
+            else:
+                self.transport.notify("greeting_done")
+                self._became_idle()
+            await self._loop(self._inbox)
+            tg.cancel_scope.cancel()  # the call is over: stop timers and any reply still running
+
+    async def _loop(self, inbox: ObjectReceiveStream[Event]) -> None:
+        async with inbox:
+            async for event in inbox:
+                handler = getattr(self, f"_on_{type(event).__name__}")
+                handler(event)
+                if self.state is State.ENDED:
+                    return
+
+    # --- caller speech ----------------------------------------------------------------------
+
+    def _on_SpeechStarted(self, event: SpeechStarted) -> None:
+        self._caller_speaking = True
+        if self.active is not None and self.state in (State.THINKING, State.SPEAKING):
+            self._consider_barge_in(event.t)
+            return
+        if self.user is not None and self.state is State.ENDPOINTING:
+            self.user.segment_start = event.t
+            self.user.silence_ok = False
+            self._timers_cancel("endpoint", "max_wait")
+        else:
+            self.user = UserTurn(start=event.t, segment_start=event.t)
+            self.user.marks["user_speech_start"] = event.t
+        self.stt.speech_started(event.t)
+        self._timers_cancel("silence", "idle_end")
+        self.state = State.USER_SPEAKING
+
+    def _consider_barge_in(self, t: float) -> None:
+        assert self.active is not None
+        policy = self.turn_taking.barge_in
+        reply = self.active.reply
+        if not policy.enabled or not reply.interruptible:
+            return
+        heard_for = self.clock.now() - reply.first_heard if reply.first_heard is not None else 0.0
+        if reply.first_heard is not None and heard_for < policy.ignore_first:
+            return
+        self._barge_in_at = t
+        self._timers_set("barge_in", max(self.clock.now(), t + policy.min_speech))
+
+    def _on_SpeechEnded(self, event: SpeechEnded) -> None:
+        self._caller_speaking = False
+        if self._barge_in_at is not None:
+            # Shorter than barge_in.min_speech: a backchannel or a cough; the agent talks on.
+            self._barge_in_at = None
+            self._timers_cancel("barge_in")
+            log.info("short speech over the agent ignored", seconds=round(event.t - event.detected_at, 3))
+            return
+        user = self.user
+        if user is None or self.state is not State.USER_SPEAKING:
+            return
+        user.voiced += max(0.0, event.t - user.segment_start)
+        endpointing = self.turn_taking.endpointing
+        if user.voiced < endpointing.min_speech and not user.finals_expected:
+            self.user = None
+            self._became_idle()
+            return
+        user.marks["user_speech_end"] = event.t
+        user.marks["vad_end_detected"] = event.detected_at
+        user.marks.setdefault("stt_finalize", self.clock.now())
+        user.finals_expected += 1
+        self.state = State.ENDPOINTING
+        self._spawn(self.stt.finalize)
+        self._timers_set("endpoint", max(self.clock.now(), event.t + endpointing.min_silence))
+        self._timers_set("max_wait", self.clock.now() + endpointing.max_wait)
+
+    def _on_TranscriptReceived(self, event: TranscriptReceived) -> None:
+        user = self.user
+        if user is None:
+            return
+        if not event.transcript.is_final:
+            user.interim = event.transcript.text
+            return
+        user.finals.append(event.transcript.text.strip())
+        user.marks["stt_final"] = self.clock.now()
+        self._maybe_end_turn()
+
+    def _maybe_end_turn(self) -> None:
+        user = self.user
+        if (
+            self.state is State.ENDPOINTING
+            and user is not None
+            and user.silence_ok
+            and len(user.finals) >= user.finals_expected
+        ):
+            self._end_user_turn()
+
+    def _end_user_turn(self) -> None:
+        user = self.user
+        assert user is not None
+        self._timers_cancel("endpoint", "max_wait")
+        user.marks["endpoint"] = self.clock.now()
+        self.user = None
+        text = user.text
+        if not text:
+            self._say("unclear", self.agent.unhappy_paths.unclear, user_turn=user)
+            return
+        self.conversation.add_user(text)
+        self._reprompts = 0
+        self._start_reply("reply", self._llm_text, interruptible=True, user_turn=user)
+
+    # --- timers -----------------------------------------------------------------------------
+
+    def _on_TimerFired(self, event: TimerFired) -> None:
+        assert self._timers is not None
+        if not self._timers.is_current(event):
+            return
+        self._timers.consumed(event.name)
+        getattr(self, f"_timer_{event.name}")()
+
+    def _timer_endpoint(self) -> None:
+        if self.user is not None:
+            self.user.silence_ok = True
+            self._maybe_end_turn()
+
+    def _timer_max_wait(self) -> None:
+        if self.state is State.ENDPOINTING and self.user is not None:
+            log.warning("final transcript late: ending the turn with what is known")
+            self._end_user_turn()
+
+    def _timer_barge_in(self) -> None:
+        if self.active is None or self._barge_in_at is None:
+            return
+        t, self._barge_in_at = self._barge_in_at, None
+        interrupted = self.active
+        self._interrupt(interrupted)
+        carried = interrupted.user_turn if interrupted.reply.first_heard is None else None
+        self.user = UserTurn(start=t, segment_start=t)
+        self.user.marks["user_speech_start"] = t
+        if carried is not None:
+            # Still thinking: the caller had not finished. Their new words continue the same turn.
+            self.conversation.take_last_user()
+            self.user.finals = [carried.text]
+            self.user.finals_expected = 1
+            self.user.voiced = carried.voiced
+        self.stt.speech_started(t)
+        self.state = State.USER_SPEAKING
+
+    def _timer_silence(self) -> None:
+        if self.state is not State.LISTENING or self.active is not None:
+            return
+        policy = self.agent.unhappy_paths.silence
+        if self._reprompts < len(policy.reprompts):
+            self._reprompts += 1
+            self._say("reprompt", policy.reprompts[self._reprompts - 1])
+        elif policy.hang_up:
+            self._say("goodbye", policy.goodbye)
+        else:
+            self._became_idle()
+
+    def _timer_idle_end(self) -> None:
+        if self.state is State.LISTENING and self.active is None:
+            self._end("end of input")
+
+    def _timer_max_call(self) -> None:
+        if self.active is not None:
+            self._interrupt(self.active)
+        self._say("goodbye", self.agent.unhappy_paths.max_call_goodbye, interruptible=False)
+
+    # --- replies ----------------------------------------------------------------------------
+
+    def _say(self, kind: str, text: str, *, interruptible: bool = True, user_turn: UserTurn | None = None) -> None:
+        async def fixed() -> AsyncIterator[str]:
+            yield text
+
+        self._start_reply(kind, fixed, interruptible=interruptible, user_turn=user_turn)
+
+    def _start_reply(
+        self,
+        kind: str,
+        text: Callable[[], AsyncIterator[str]],
+        *,
+        interruptible: bool,
+        user_turn: UserTurn | None = None,
+    ) -> None:
+        self._timers_cancel("silence", "idle_end")
+        turn = self.timeline.new_turn(kind)
+        if user_turn is not None:
+            turn.marks.update(user_turn.marks)
+            turn.user_text = user_turn.text
+        self._reply_ids += 1
+        reply = Reply(self._reply_ids, kind, interruptible, turn, on_first_heard=self._first_heard)
+        scope = anyio.CancelScope()
+        self.active = _ActiveReply(reply, scope, user_turn)
+        self.state = State.THINKING
+
+        async def run() -> None:
+            error: BaseException | None = None
+            with structlog.contextvars.bound_contextvars(turn_id=turn.index), scope:
+                try:
+                    await self.pipeline.speak(reply, text())
+                except Exception as exc:  # noqa: BLE001 - reported to the state machine
+                    error = exc
+            await self._inbox_send.send(ReplyEnded(reply, error, scope.cancel_called))
+
+        self._spawn(run)
+
+    async def _llm_text(self) -> AsyncIterator[str]:
+        assert self.active is not None
+        turn = self.active.reply.timeline
+        messages = self.conversation.messages()
+        turn.mark("llm_request", self.clock.now())
+        deltas = self.llm.stream(lambda provider: provider.stream(messages))
+        async with aclosing(deltas):
+            async for delta in deltas:
+                turn.mark_once("llm_first_token", self.clock.now())
+                yield delta
+
+    def _first_heard(self, reply: Reply) -> None:
+        self._inbox_send.send_nowait(ReplyHeard(reply))
+
+    def _on_ReplyHeard(self, event: ReplyHeard) -> None:
+        if self.active is not None and self.active.reply is event.reply and self.state is State.THINKING:
+            self.state = State.SPEAKING
+
+    def _on_ReplyEnded(self, event: ReplyEnded) -> None:
+        reply = event.reply
+        turn = reply.timeline
+        turn.agent_text = reply.generated
+        turn.heard_text = reply.heard_text()
+        if self.active is None or self.active.reply is not reply:
+            return  # an interrupted reply: already accounted for in _interrupt
+        self.active = None
+        if event.error is not None:
+            turn.outcome = "failed"
+            log.error("reply failed", kind=reply.kind, error=str(event.error))
+            self.conversation.add_assistant(turn.heard_text, interrupted=True)
+            if reply.kind not in ("apology", "goodbye"):
+                self._say("apology", self.agent.unhappy_paths.stage_failure)
+                return
+        else:
+            turn.outcome = "completed"
+            if reply.kind == "reply":
+                self.conversation.add_assistant(reply.generated.strip())
+        if reply.kind == "greeting":
+            self.transport.notify("greeting_done")
+        if reply.kind == "goodbye":
+            self._end("goodbye")
+            return
+        self._became_idle()
+
+    def _interrupt(self, active: _ActiveReply) -> None:
+        """Barge-in: stop the reply at once, drop unheard audio, keep what was heard."""
+        active.scope.cancel()
+        self.transport.flush()
+        reply = active.reply
+        reply.timeline.mark("interrupted", self.clock.now())
+        reply.timeline.outcome = "interrupted"
+        reply.timeline.heard_text = reply.heard_text()
+        if reply.kind == "reply":
+            self.conversation.add_assistant(reply.timeline.heard_text, interrupted=True)
+        if reply.kind == "greeting":
+            self.transport.notify("greeting_done")
+        self.active = None
+        log.info("barge-in", heard=reply.timeline.heard_text)
+
+    # --- idle, hang-up ----------------------------------------------------------------------
+
+    def _became_idle(self) -> None:
+        self.state = State.LISTENING
+        if self._caller_speaking:
+            self._on_SpeechStarted(SpeechStarted(self.clock.now()))
+            return
+        if self._input_ended:
+            self._timers_set("idle_end", self.clock.now() + self.agent.session.end_when_idle_after_input)
+        else:
+            self._timers_set("silence", self.clock.now() + self.agent.unhappy_paths.silence.reprompt_after)
+
+    def _on_CallerAudioEnded(self, event: CallerAudioEnded) -> None:
+        self._input_ended = True
+        if self.caller_audio_end_is_hangup:
+            self._end("caller hung up")
+        elif self.state is State.LISTENING and self.active is None:
+            self._became_idle()
+
+    def _end(self, reason: str) -> None:
+        log.info("call ending", reason=reason)
+        self.state = State.ENDED
+        if self.active is not None:
+            self.active.scope.cancel()
+        self.hang_up(reason)
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def _spawn(self, fn: Callable[[], Any]) -> None:
+        assert self._tg is not None
+        self._tg.start_soon(fn)
+
+    def _timers_set(self, name: str, deadline: float) -> None:
+        assert self._timers is not None
+        self._timers.set(name, deadline)
+
+    def _timers_cancel(self, *names: str) -> None:
+        assert self._timers is not None
+        for name in names:
+            self._timers.cancel(name)
+
+    def _on_attempt(self, record: AttemptRecord) -> None:
+        if self.active is None:
+            return
+        turn = self.active.reply.timeline
+        if record.error is None:
+            turn.providers.setdefault(record.stage, record.provider)
+        else:
+            turn.fallbacks.append(f"{record.stage}/{record.provider}: {record.error}")
