@@ -383,6 +383,21 @@ def test_anchors_and_merge_keys_work(registry: PluginRegistry) -> None:
     assert [t.voice for t in agent.tts] == ["bob", "bob"]  # type: ignore[attr-defined]
 
 
+def test_a_written_key_overrides_a_merged_one(registry: PluginRegistry) -> None:
+    text = replace(
+        "  - provider: fake_tts",
+        "  - &voice {provider: fake_tts, voice: bob}\n  - <<: *voice\n    voice: carol",
+    )
+    agent = parse(text, registry)
+    assert [t.voice for t in agent.tts] == ["bob", "carol"]  # type: ignore[attr-defined]
+
+
+def test_merge_does_not_hide_a_real_duplicate() -> None:
+    text = "a: &a {x: 1}\nb:\n  <<: *a\n  y: 2\n  y: 3\n"
+    with pytest.raises(ConfigError, match=r"f.yaml:5:3: b\.y: duplicate key 'y' \(first set at line 4\)"):
+        load_yaml(text, "f.yaml", env={})
+
+
 def test_keys_must_be_text(registry: PluginRegistry) -> None:
     issue = only_issue(replace("    temperature: 0.2", "    1: 0.2"), registry)
     assert issue.message == "keys must be text, got 1"

@@ -66,12 +66,13 @@ async def iterate_in_thread(
     The thread is a plain thread rather than a task-group child so that this stays an ordinary
     async generator: no cancel scope spans a ``yield``.
     """
-    send, receive = anyio.create_memory_object_stream[object](buffer)
     stop = StopFlag()
     token = anyio.lowlevel.current_token()
     busy = _BusyMarker()
     if limiter is not None:
         await limiter.acquire_on_behalf_of(stop)
+    # Created only once the limiter is held: a cancel while waiting for it leaves nothing unclosed.
+    send, receive = anyio.create_memory_object_stream[object](buffer)
 
     def push(item: object) -> None:
         try:

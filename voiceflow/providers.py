@@ -94,6 +94,16 @@ class VADStream(ABC):
     def speaking(self) -> bool:
         """Whether the caller is currently in a speech segment."""
 
+    @property
+    def voiced_until(self) -> float:
+        """Audio time just after the last frame judged voiced (``-inf`` before any).
+
+        Lets the turn manager tell, the moment a barge-in timer fires, whether the caller is still
+        talking or already stopped (the detector's end-of-speech confirmation lags by its stop
+        window). The default is a coarse answer from :attr:`speaking`; precise detectors override.
+        """
+        return float("inf") if self.speaking else float("-inf")
+
 
 class VADProvider(Provider[C]):
     kind = ProviderKind.VAD

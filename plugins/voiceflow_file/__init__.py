@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import anyio
 import numpy as np
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
 from voiceflow.audio import read_wav, split_frames, write_wav
 from voiceflow.clock import current_clock
@@ -43,6 +43,22 @@ class FileTransportConfig(ProviderConfig):
     buffer_seconds: float = Field(
         1.0, gt=0, description="How much agent audio may wait ahead of playout (back-pressure)."
     )
+
+    @field_validator("input", "output")
+    @classmethod
+    def _relative_to_agent_file(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        """Paths in an agent file are relative to that file, not to wherever it is run from."""
+        base = (info.context or {}).get("base_dir")
+        if value is None or value.is_absolute() or base is None:
+            return value
+        return Path(base) / value
+
+    @field_validator("input")
+    @classmethod
+    def _input_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no such recording: {value}")
+        return value
 
 
 class _Tape:

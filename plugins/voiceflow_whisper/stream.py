@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 
 import anyio
+import anyio.lowlevel
 
 from voiceflow.clock import current_clock
 from voiceflow.compute import run_in_thread
@@ -61,13 +62,18 @@ class WhisperStream(STTStream):
 
         The utterance is taken out of the buffer *before* awaiting, so if this call is cancelled
         (the turn was abandoned) the stream stays consistent: later audio and later finalizes
-        work as usual, and the abandoned audio is simply never transcribed.
+        work as usual, and the abandoned audio is never transcribed. Waiting for the decode
+        slot is cancelled at once; a decode already running finishes first (a few hundred ms;
+        CTranslate2 cannot be interrupted) and its result is dropped.
         """
         frames = self._take_utterance()
         text, confidence = "", None
         if frames:
             pcm = b"".join(frame.pcm for frame in frames)
             text, confidence = await run_in_thread(self._decode, pcm, limiter=self._limiter)
+            # A running decode cannot be interrupted, so a cancel that arrived meanwhile is
+            # honoured here: the result belongs to an abandoned turn and must not be emitted.
+            await anyio.lowlevel.checkpoint_if_cancelled()
         transcript = Transcript(text=text, is_final=True, t=current_clock().now(), confidence=confidence)
         try:
             self._send.send_nowait(transcript)

@@ -37,18 +37,25 @@ def load_agent(
         text = FsPath(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([ConfigIssue(filename, None, None, (), f"cannot read: {exc.strerror}")]) from None
-    return parse_agent(text, filename, registry, env)
+    return parse_agent(text, filename, registry, env, base_dir=FsPath(path).resolve().parent)
 
 
 def parse_agent(
-    text: str, filename: str, registry: PluginRegistry, env: Mapping[str, str] | None = None
+    text: str,
+    filename: str,
+    registry: PluginRegistry,
+    env: Mapping[str, str] | None = None,
+    *,
+    base_dir: FsPath | None = None,
 ) -> AgentConfig:
+    """Validate agent YAML text. Relative paths in provider configs resolve against ``base_dir``
+    (the agent file's folder), passed to validators as ``info.context["base_dir"]``."""
     data, source = load_yaml(text, filename, env)
     if not isinstance(data, dict):
         raise ConfigError([ConfigIssue(filename, 1, 1, (), "an agent file must be a mapping of fields")])
     model = registry.agent_model
     try:
-        agent = model.model_validate(data)
+        agent = model.model_validate(data, context={"base_dir": base_dir or FsPath.cwd()})
     except ValidationError as exc:
         raise ConfigError(
             [_issue(error, data, source, model, registry) for error in exc.errors()]

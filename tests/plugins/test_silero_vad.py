@@ -1,0 +1,154 @@
+"""Silero VAD on real recorded speech: edges, timing, silence, per-call state, registration."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from audio_fixtures import espeak_pcm, frames, goforward, noise, pad, seconds_of, speech_bounds
+from pydantic import ValidationError
+
+from voiceflow.frames import FRAME_SECONDS, AudioFrame, VADEvent, VADKind
+from voiceflow.models import ensure_model_file
+from voiceflow.plugins import PluginRegistry
+from voiceflow.providers import ProviderError, ProviderKind, ProviderUnavailable, VADStream
+from voiceflow_silero import SILERO_V6, SileroConfig, SileroVAD
+
+pytestmark = pytest.mark.anyio
+
+LEAD = 1.0  # seconds of silence before the recording
+WINDOW = 0.032  # one Silero window
+
+
+@pytest.fixture(scope="module")
+async def vad() -> AsyncIterator[SileroVAD]:
+    provider = SileroVAD(SileroConfig())
+    await provider.prepare()
+    yield provider
+    await provider.aclose()
+
+
+def run(stream: VADStream, audio: list[AudioFrame]) -> list[VADEvent]:
+    return [event for frame in audio if (event := stream.process(frame)) is not None]
+
+
+async def test_finds_the_spoken_segment_of_a_real_recording(vad: SileroVAD) -> None:
+    pcm = pad(goforward(), before=LEAD, after=1.0)
+    start, end = speech_bounds(pcm)
+    t0 = 100.0  # frame times are absolute session times, not offsets into the clip
+    events = run(vad.create_stream(), frames(pcm, t0=t0))
+
+    assert [e.kind for e in events] == [VADKind.SPEECH_START, VADKind.SPEECH_END]
+    began, ended = events
+    assert began.t - t0 == pytest.approx(start, abs=0.1)
+    # Silero lets the faint final "s" of "meters" go a little early; never after the speech.
+    assert end - 0.3 <= ended.t - t0 <= end + 0.1
+    cfg = vad.config
+    # detected_at is the end of the frame that decided, at least start/stop_secs after the edge
+    # and at most one window (plus one frame of buffering) later.
+    assert cfg.start_secs <= began.detected_at - began.t <= cfg.start_secs + WINDOW + FRAME_SECONDS + 1e-6
+    assert cfg.stop_secs <= ended.detected_at - ended.t <= cfg.stop_secs + WINDOW + FRAME_SECONDS + 1e-6
+    assert round((began.detected_at - t0) / FRAME_SECONDS, 6).is_integer()
+
+
+async def test_speaking_flag_follows_the_edges(vad: SileroVAD) -> None:
+    stream = vad.create_stream()
+    states = []
+    for frame in frames(pad(goforward(), before=LEAD, after=1.0)):
+        event = stream.process(frame)
+        states.append(stream.speaking)
+        if event is not None:
+            assert stream.speaking == (event.kind is VADKind.SPEECH_START)
+    assert states[0] is False and states[-1] is False and any(states)
+
+
+@pytest.mark.parametrize("dbfs", [None, -60.0, -50.0])
+async def test_no_events_on_silence_or_quiet_noise(vad: SileroVAD, dbfs: float | None) -> None:
+    pcm = pad(b"", after=5.0) if dbfs is None else noise(5.0, dbfs=dbfs)
+    stream = vad.create_stream()
+    assert run(stream, frames(pcm)) == []
+    assert not stream.speaking
+
+
+async def test_two_pauses_make_two_segments_of_synthetic_speech(vad: SileroVAD) -> None:
+    first, second = espeak_pcm("Turn left at the lights."), espeak_pcm("Then stop.")
+    pcm = pad(first, before=0.5, after=1.0) + pad(second, after=1.0)
+    kinds = [e.kind for e in run(vad.create_stream(), frames(pcm))]
+    assert kinds == [VADKind.SPEECH_START, VADKind.SPEECH_END] * 2
+
+
+async def test_streams_are_independent_when_interleaved(vad: SileroVAD) -> None:
+    """Two calls on one provider: frame-by-frame interleaving must not leak state across them."""
+    speech = frames(pad(goforward(), before=LEAD, after=1.0))
+    quiet = frames(noise(seconds_of(b"".join(f.pcm for f in speech)), dbfs=-60.0))
+    alone = run(vad.create_stream(), speech)
+
+    caller, listener = vad.create_stream(), vad.create_stream()
+    from_caller, from_listener = [], []
+    for a, b in zip(speech, quiet, strict=True):
+        if (event := caller.process(a)) is not None:
+            from_caller.append(event)
+        if (event := listener.process(b)) is not None:
+            from_listener.append(event)
+    assert from_caller == alone
+    assert from_listener == []
+
+
+async def test_frames_need_not_align_with_model_windows(vad: SileroVAD) -> None:
+    """A shorter last frame, and odd frame sizes from a transport edge, are buffered correctly."""
+    pcm = pad(goforward(), before=LEAD, after=1.0)
+    odd = [AudioFrame(pcm[i : i + 2 * 300], t=i / 32000) for i in range(0, len(pcm), 2 * 300)]
+    kinds = [e.kind for e in run(vad.create_stream(), odd)]
+    assert kinds == [VADKind.SPEECH_START, VADKind.SPEECH_END]
+
+
+async def test_process_is_cheap(vad: SileroVAD) -> None:
+    audio = frames(pad(goforward(), before=LEAD, after=1.0))
+    stream = vad.create_stream()
+    run(stream, audio[:50])  # warm up
+    began = time.perf_counter()
+    run(stream, audio)
+    per_frame = (time.perf_counter() - began) / len(audio)
+    assert per_frame < 1e-3, f"{per_frame * 1e6:.0f} µs per 20 ms frame"
+
+
+async def test_registered_through_the_entry_point() -> None:
+    info = PluginRegistry(builtin_only=True).get(ProviderKind.VAD, "silero")
+    assert info.cls is SileroVAD
+    assert info.cls.config_model is SileroConfig
+
+
+def test_config_documents_every_field_and_validates() -> None:
+    for name, field in SileroConfig.model_fields.items():
+        if name != "timeouts":
+            assert field.description, name
+    with pytest.raises(ValidationError):
+        SileroConfig(sha256="0" * 64)  # a hash without a file to check it against
+    with pytest.raises(ValidationError):
+        SileroConfig(threshold=1.5)
+
+
+async def test_user_model_path_is_hash_checked(tmp_path: Path) -> None:
+    shipped = ensure_model_file(SILERO_V6)
+    ok = SileroVAD(SileroConfig(model_path=shipped, sha256=SILERO_V6.sha256))
+    await ok.prepare()
+    assert [e.kind for e in run(ok.create_stream(), frames(pad(goforward(), 0.5, 0.5)))] == [
+        VADKind.SPEECH_START,
+        VADKind.SPEECH_END,
+    ]
+
+    tampered = tmp_path / "silero.onnx"
+    data = bytearray(shipped.read_bytes())
+    data[-1] ^= 0xFF
+    tampered.write_bytes(bytes(data))
+    with pytest.raises(ProviderUnavailable, match="sha256"):
+        await SileroVAD(SileroConfig(model_path=tampered, sha256=SILERO_V6.sha256)).prepare()
+    with pytest.raises(ProviderUnavailable, match="does not exist"):
+        await SileroVAD(SileroConfig(model_path=tmp_path / "nope.onnx")).prepare()
+
+
+def test_create_stream_before_prepare_is_an_error() -> None:
+    with pytest.raises(ProviderError, match="prepare"):
+        SileroVAD(SileroConfig()).create_stream()

@@ -1,0 +1,215 @@
+"""Turn-taking on the virtual clock with scripted providers: barge-in, backchannels, unhappy paths.
+
+The caller audio is synthetic (noise bursts for the energy VAD) because these tests are about
+timing decisions; the same state machine runs on real speech and real models in test_offline_agent.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from harness import fake_agent, fake_registry, run_call
+from voiceflow.frames import SAMPLE_RATE
+from voiceflow.testing.fakes import silence, speech_like
+
+pytestmark = pytest.mark.anyio
+
+LONG_REPLY = (
+    "Well, there are many things to say about that. First of all, the weather today is mild. "
+    "Second, the trains are running on time. Third, the cafe on the corner opens at nine."
+)
+
+
+def agent(**overrides: Any) -> Any:
+    registry = fake_registry()
+    base: dict[str, Any] = {"prompt": {"system": "Be brief."}}
+    base.update(overrides)
+    return registry, fake_agent(registry, **base)
+
+
+def agent_track(call: Any) -> np.ndarray:
+    return call._agent.samples[: call._agent.length]
+
+
+async def test_barge_in_stops_audio_at_once_and_keeps_only_what_was_heard() -> None:
+    registry, cfg = agent(
+        stt=[{"provider": "scripted-stt", "lines": ["tell me everything", "stop please"]}],
+        llm=[{"provider": "scripted-llm", "replies": [LONG_REPLY, "Sure."]}],
+    )
+    caller = silence(0.3) + speech_like(0.8) + silence(2.5) + speech_like(1.0, seed=1) + silence(3.0)
+    result, call, pool = await run_call(cfg, registry, caller, start="immediately", lead_in=0)
+    first, second = result.timeline.turns
+    assert first.outcome == "interrupted"
+    assert first.heard_text and first.heard_text != first.agent_text
+    assert LONG_REPLY.startswith(first.heard_text.rstrip("…").rsplit(" ", 1)[0])
+    # The agent went quiet within a frame or two of the barge-in decision.
+    stop = first.marks["interrupted"] - first.origin
+    track = agent_track(call)
+    after = track[int((stop + 0.06) * SAMPLE_RATE) : int((stop + 1.0) * SAMPLE_RATE)]
+    assert np.abs(after).max() == 0
+    # The LLM saw only the heard part, marked as interrupted.
+    llm = next(p for p in pool._instances.values() if p.name == "scripted-llm")
+    context = llm.requests[-1]
+    assistant = [m for m in context if m.role == "assistant"]
+    assert assistant[0].content.startswith(first.heard_text)
+    assert "interrupted" in assistant[0].content
+    assert LONG_REPLY not in assistant[0].content
+    assert second.user_text == "stop please" and second.outcome == "completed"
+
+
+async def test_short_backchannel_does_not_interrupt() -> None:
+    registry, cfg = agent(
+        stt=[{"provider": "scripted-stt", "lines": ["tell me everything"]}],
+        llm=[{"provider": "scripted-llm", "replies": [LONG_REPLY]}],
+    )
+    # "mm-hm": 0.2 s of speech while the agent talks, under barge_in.min_speech (0.35 s).
+    caller = silence(0.3) + speech_like(0.8) + silence(2.5) + speech_like(0.2, seed=2) + silence(9.0)
+    result, _, _ = await run_call(cfg, registry, caller, start="immediately", lead_in=0)
+    assert [t.outcome for t in result.timeline.turns] == ["completed"]
+    assert result.timeline.turns[0].heard_text == LONG_REPLY
+
+
+async def test_barge_in_disabled_by_policy() -> None:
+    registry, cfg = agent(
+        stt=[{"provider": "scripted-stt", "lines": ["tell me everything", "hello?"]}],
+        llm=[{"provider": "scripted-llm", "replies": [LONG_REPLY, "Yes?"]}],
+        turn_taking={"barge_in": {"enabled": False}},
+    )
+    caller = silence(0.3) + speech_like(0.8) + silence(2.5) + speech_like(1.0, seed=1) + silence(9.0)
+    result, _, _ = await run_call(cfg, registry, caller, start="immediately", lead_in=0)
+    assert result.timeline.turns[0].outcome == "completed"
+    assert result.timeline.turns[0].heard_text == LONG_REPLY
+
+
+async def test_non_interruptible_greeting_plays_through() -> None:
+    registry, cfg = agent(
+        prompt={"system": "x", "greeting": {"text": LONG_REPLY, "interruptible": False}},
+        stt=[{"provider": "scripted-stt", "lines": ["hi"]}],
+    )
+    caller = silence(1.0) + speech_like(1.0) + silence(4.0)
+    result, _, _ = await run_call(cfg, registry, caller, start="immediately", lead_in=0)
+    assert result.timeline.turns[0].kind == "greeting"
+    assert result.timeline.turns[0].outcome == "completed"
+
+
+async def test_caller_resuming_while_agent_thinks_continues_the_same_turn() -> None:
+    registry, cfg = agent(
+        stt=[{"provider": "scripted-stt", "lines": ["my number is five five five", "one two three four"]}],
+        llm=[{"provider": "scripted-llm", "replies": ["Got it."], "first_token_delay": 0.6}],
+    )
+    # A 0.55 s pause: long enough to end the turn (min_silence 0.45), then the caller goes on
+    # while the LLM is still thinking.
+    caller = silence(0.3) + speech_like(1.0) + silence(0.7) + speech_like(1.0, seed=3) + silence(3.0)
+    result, _, pool = await run_call(cfg, registry, caller, start="immediately", lead_in=0)
+    completed = [t for t in result.timeline.turns if t.outcome == "completed"]
+    assert len(completed) == 1
+    assert completed[0].user_text == "my number is five five five one two three four"
+
+
+async def test_per_state_override_waits_longer() -> None:
+    registry, cfg = agent(
+        stt=[{"provider": "scripted-stt", "lines": ["five five five", "one two three"]}],
+        turn_taking={"states": {"digits": {"endpointing": {"min_silence": 1.5, "max_wait": 4.0}}}},
+    )
+    caller = silence(0.3) + speech_like(1.0) + silence(0.9) + speech_like(1.0, seed=3) + silence(3.0)
+    from harness import FileCall, FileTransportConfig
+    from voiceflow.clock import open_clock
+    from voiceflow.runtime.pool import ProviderPool
+    from voiceflow.runtime.runner import prepare
+    from voiceflow.runtime.session import Session
+
+    pool = ProviderPool(registry)
+    await prepare(cfg, pool)
+    call = FileCall(FileTransportConfig(start="immediately", lead_in=0), caller)
+    async with open_clock("virtual") as clock:
+        result = await _run_in_state(Session(cfg, pool, call, clock), "digits")
+    call.close()
+    turns = [t for t in result.timeline.turns if t.kind == "reply"]
+    assert len(turns) == 1 and turns[0].user_text == "five five five one two three"
+
+
+async def _run_in_state(session: Any, state: str) -> Any:
+    """Run a call whose conversation sits in ``state`` (set by tools in a later version)."""
+    from voiceflow.turns import manager as manager_module
+
+    cls = manager_module.TurnManager
+    init = cls.__init__
+
+    def patched(self: Any, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        self.conversation_state = state
+
+    cls.__init__ = patched  # type: ignore[method-assign]
+    try:
+        return await session.run()
+    finally:
+        cls.__init__ = init  # type: ignore[method-assign]
+
+
+async def test_silence_reprompts_then_says_goodbye_and_hangs_up() -> None:
+    registry, cfg = agent(
+        prompt={"system": "x", "greeting": {"text": "Hello."}},
+        unhappy_paths={"silence": {"reprompt_after": 3, "reprompts": ["Still there?"], "goodbye": "Bye now."}},
+    )
+    from harness import FileCall, FileTransportConfig
+    from voiceflow.clock import open_clock
+    from voiceflow.runtime.pool import ProviderPool
+    from voiceflow.runtime.runner import prepare
+    from voiceflow.runtime.session import Session
+
+    pool = ProviderPool(registry)
+    await prepare(cfg, pool)
+    call = FileCall(FileTransportConfig(), silence(30.0))
+    async with open_clock("virtual") as clock:
+        result = await Session(cfg, pool, call, clock).run()
+    call.close()
+    kinds = [(t.kind, t.agent_text) for t in result.timeline.turns]
+    assert kinds == [("greeting", "Hello."), ("reprompt", "Still there?"), ("goodbye", "Bye now.")]
+    assert result.ended_because == "goodbye"
+    gap = result.timeline.turns[1].marks["first_audio_out"] - result.timeline.turns[0].marks["reply_heard"]
+    assert 3.0 <= gap < 3.3
+
+
+async def test_empty_transcript_asks_to_repeat() -> None:
+    registry, cfg = agent(stt=[{"provider": "scripted-stt", "lines": [""]}])
+    result, _, _ = await run_call(cfg, registry, silence(0.3) + speech_like(0.8) + silence(3.0),
+                                  start="immediately", lead_in=0)
+    turn = result.timeline.turns[0]
+    assert turn.kind == "unclear" and turn.agent_text == cfg.unhappy_paths.unclear
+
+
+async def test_llm_failure_falls_back_then_apologises_when_all_fail() -> None:
+    registry, cfg = agent(
+        llm=[
+            {"provider": "scripted-llm", "fail": True},
+            {"provider": "scripted-llm", "replies": ["From the backup."], "first_token_delay": 0.05},
+        ],
+    )
+    result, _, _ = await run_call(cfg, registry, silence(0.3) + speech_like(0.8) + silence(3.0),
+                                  start="immediately", lead_in=0)
+    turn = result.timeline.turns[0]
+    assert turn.agent_text == "From the backup." and turn.outcome == "completed"
+    assert turn.fallbacks and "scripted failure" in turn.fallbacks[0]
+
+    registry, cfg = agent(llm=[{"provider": "scripted-llm", "fail": True}])
+    result, _, _ = await run_call(cfg, registry, silence(0.3) + speech_like(0.8) + silence(3.0),
+                                  start="immediately", lead_in=0)
+    assert [(t.kind, t.outcome) for t in result.timeline.turns] == [("reply", "failed"), ("apology", "completed")]
+
+
+async def test_llm_first_byte_timeout_moves_to_next_provider() -> None:
+    registry, cfg = agent(
+        llm=[
+            {"provider": "scripted-llm", "first_token_delay": 5.0, "timeouts": {"first_byte": 0.3}},
+            {"provider": "scripted-llm", "replies": ["Quick one."], "first_token_delay": 0.05},
+        ],
+    )
+    result, _, _ = await run_call(cfg, registry, silence(0.3) + speech_like(0.8) + silence(3.0),
+                                  start="immediately", lead_in=0)
+    turn = result.timeline.turns[0]
+    assert turn.agent_text == "Quick one."
+    assert "no output within 0.3 s" in turn.fallbacks[0]
+    assert turn.span("llm_ttfb") is not None and 0.3 < turn.span("llm_ttfb") < 0.6  # type: ignore[operator]
