@@ -93,7 +93,7 @@ def speech_bounds(pcm: bytes, below_peak_db: float = 25.0) -> tuple[float, float
     return float(loud[0] * hop / SAMPLE_RATE), float((loud[-1] + 1) * hop / SAMPLE_RATE)
 
 
-_NUMBERS = "zero one two three four five six seven eight nine ten eleven twelve".split()
+_NUMBERS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
 
 
 def normalize_text(text: str) -> list[str]:
@@ -109,7 +109,5 @@ def word_error_rate(reference: str, hypothesis: str) -> float:
     for i, ref_word in enumerate(ref, 1):
         prev_diag, row[0] = row[0], i
         for j, hyp_word in enumerate(hyp, 1):
-            prev_diag, row[j] = row[j], min(
-                row[j] + 1, row[j - 1] + 1, prev_diag + (ref_word != hyp_word)
-            )
+            prev_diag, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev_diag + (ref_word != hyp_word))
     return row[-1] / max(len(ref), 1)

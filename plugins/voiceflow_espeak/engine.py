@@ -16,6 +16,7 @@ import ctypes
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 LOCK = threading.Lock()
 """Held for every call into libespeak-ng: the library is process-global and not thread-safe."""
@@ -106,7 +107,7 @@ def _initialise() -> _Engine:
             raise EspeakError(f"espeak_Initialize failed ({rate}) with data at {data_path}")
         engine = _Engine(lib=lib, sample_rate=rate, callback=None)
 
-        def on_samples(wav: ctypes._Pointer[ctypes.c_short] | None, count: int, _events: int | None) -> int:
+        def on_samples(wav: Any, count: int, _events: int | None) -> int:
             sink = engine.sink
             if sink is None:
                 return 1

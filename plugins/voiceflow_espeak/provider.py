@@ -47,9 +47,7 @@ class EspeakTTS(TTSProvider[EspeakConfig]):
 
     def synthesize(self, text: str) -> AsyncIterator[TTSAudio]:
         """Stream PCM16 audio at 22,050 Hz, one buffer (~50 ms) or more per chunk."""
-        return iterate_in_thread(
-            lambda stop: self._chunks(text, stop), limiter=self._limiter, name="espeak"
-        )
+        return iterate_in_thread(lambda stop: self._chunks(text, stop), limiter=self._limiter, name="espeak")
 
     def _check_voice(self) -> None:
         engine.synthesize("", self.config.voice, self.config.rate, self.config.pitch, lambda _: True)

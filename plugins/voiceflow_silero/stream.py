@@ -30,14 +30,7 @@ _EPS = 1e-6  # float slack when comparing accumulated window durations with the 
 class SileroStream(VADStream):
     """One call's VAD: feed 20 ms frames to :meth:`process`, get speech start/end edges back."""
 
-    __slots__ = (
-        "_session", "_feeds", "_buf", "_fill", "_win_t", "_threshold", "_neg_threshold",
-        "_start_secs", "_stop_secs", "_speaking", "_run_start", "_silence_start", "last_prob",
-    )  # fmt: skip
-
-    def __init__(
-        self, session: Any, *, threshold: float, start_secs: float, stop_secs: float
-    ) -> None:
+    def __init__(self, session: Any, *, threshold: float, start_secs: float, stop_secs: float) -> None:
         self._session = session
         self._buf = np.zeros((1, CONTEXT + WINDOW), dtype=np.float32)
         state = np.zeros((1, 1, 128), dtype=np.float32)
@@ -51,12 +44,17 @@ class SileroStream(VADStream):
         self._speaking = False
         self._run_start: float | None = None
         self._silence_start: float | None = None
+        self._voiced_until = float("-inf")
         self.last_prob = 0.0
         """Speech probability of the most recent window (for meters and debugging)."""
 
     @property
     def speaking(self) -> bool:
         return self._speaking
+
+    @property
+    def voiced_until(self) -> float:
+        return self._voiced_until
 
     def process(self, frame: AudioFrame) -> VADEvent | None:
         samples = np.frombuffer(frame.pcm, dtype="<i2")
@@ -88,6 +86,8 @@ class SileroStream(VADStream):
 
     def _update(self, prob: float, win_start: float, win_end: float, now: float) -> VADEvent | None:
         """Hysteresis over window probabilities; edges carry the audio time of the edge itself."""
+        if prob >= (self._neg_threshold if self._speaking else self._threshold):
+            self._voiced_until = win_end
         if not self._speaking:
             if prob < self._threshold:
                 self._run_start = None

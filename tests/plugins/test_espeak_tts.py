@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import gc
 import threading
 import time
-from collections.abc import AsyncIterator
 from contextlib import aclosing
 
 import anyio
@@ -83,6 +85,15 @@ async def test_abort_stops_synthesis(espeak: EspeakTTS) -> None:
     assert 1.0 < samples.size / 22_050 < 4.0
 
 
+async def test_cancel_while_waiting_for_the_engine_leaks_nothing(espeak: EspeakTTS) -> None:
+    async with aclosing(espeak.synthesize(LONG)) as busy:
+        await anext(busy)  # this stream now holds the engine
+        with anyio.move_on_after(0.02) as scope:
+            await _pcm(espeak, SENTENCE)  # waits for the engine, then is cancelled
+        assert scope.cancelled_caught
+    gc.collect()  # an unclosed stream would surface here as an unraisable ResourceWarning
+
+
 async def test_rate_changes_duration() -> None:
     fast = EspeakTTS(EspeakConfig(provider="espeak", rate=300))
     slow = EspeakTTS(EspeakConfig(provider="espeak", rate=120, pitch=20))
@@ -137,3 +148,21 @@ async def test_coexists_with_piper(espeak: EspeakTTS) -> None:
     assert 1.0 < results["piper"].size / 22_050 < 4.0
     assert _rms(results["piper"]) > 1000
     await piper.aclose()
+
+
+def test_plugin_imports_without_the_offline_extras() -> None:
+    """`voiceflow plugins` and schema generation import every plugin: it must not need espeakng_loader."""
+    code = (
+        "import sys\n"
+        "for name in ('espeakng_loader',): sys.modules[name] = None\n"
+        "import anyio, voiceflow_espeak\n"
+        "from voiceflow.providers import ProviderUnavailable\n"
+        "provider = voiceflow_espeak.EspeakTTS(voiceflow_espeak.EspeakConfig(provider='espeak'))\n"
+        "try:\n"
+        "    anyio.run(provider.prepare)\n"
+        "except ProviderUnavailable as exc:\n"
+        "    assert 'pip install' in str(exc), exc\n"
+        "else:\n"
+        "    raise SystemExit('prepare() worked without its runtime')\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -4,6 +4,7 @@ temp VOICEFLOW_CACHE once per module."""
 
 from __future__ import annotations
 
+import itertools
 import statistics
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -13,13 +14,13 @@ from pathlib import Path
 import anyio
 import pytest
 from audio_fixtures import GOFORWARD_TEXT, espeak_pcm, frames, goforward, noise, pad, word_error_rate
+from voiceflow_whisper import WhisperConfig, WhisperStream, WhisperSTT
+from voiceflow_whisper.weights import MODEL_BIN
 
 from voiceflow.frames import Transcript
 from voiceflow.models import ModelError, ModelFile, ensure_model_file
 from voiceflow.plugins import PluginRegistry
 from voiceflow.providers import ProviderError, ProviderKind, ProviderUnavailable, STTStream
-from voiceflow_whisper import WhisperConfig, WhisperSTT, WhisperStream
-from voiceflow_whisper.weights import MODEL_BIN
 
 pytestmark = pytest.mark.anyio
 SENTENCE = "The quick brown fox jumps over the lazy dog."
@@ -59,6 +60,15 @@ async def final(stream: STTStream) -> Transcript:
             transcript = await anext(transcripts)
     assert transcript.is_final
     return transcript
+
+
+def flip_byte(path: Path, offset: int) -> None:
+    """Corrupt one byte in place: same size, different content."""
+    with open(path, "r+b") as handle:
+        handle.seek(offset)
+        byte = handle.read(1)
+        handle.seek(offset)
+        handle.write(bytes([byte[0] ^ 0xFF]))
 
 
 # --- with the real model --------------------------------------------------------------------
@@ -135,7 +145,7 @@ async def test_event_loop_keeps_running_while_decoding(stt: WhisperSTT) -> None:
         took = time.perf_counter() - began
         tg.cancel_scope.cancel()
     during = [t for t in ticks if t >= began]
-    gaps = [b - a for a, b in zip(ticks, ticks[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(ticks)]
     assert transcript.text
     assert len(during) >= took / 0.005 / 4, (len(during), took)
     assert max(gaps) < 0.1, max(gaps)
@@ -176,11 +186,7 @@ async def test_tampered_cache_files_are_replaced(stt: WhisperSTT, whisper_cache:
     model_dir = whisper_cache / "whisper-base"
     for name in ("model.bin", "tokenizer.json"):
         path = model_dir / name
-        with open(path, "r+b") as handle:  # same size, one byte flipped
-            handle.seek(1000)
-            byte = handle.read(1)
-            handle.seek(1000)
-            handle.write(bytes([byte[0] ^ 0xFF]))
+        flip_byte(path, 1000)
         stat = path.stat()
         path.touch()
         assert path.stat().st_mtime_ns != stat.st_mtime_ns or pytest.skip("coarse mtime")
@@ -240,4 +246,3 @@ def test_registered_and_documented() -> None:
     for name, field in WhisperConfig.model_fields.items():
         if name != "timeouts":
             assert field.description, name
-
