@@ -57,8 +57,16 @@ class LlamaCppConfig(ProviderConfig):
         1,
         ge=1,
         description=(
-            "CPU threads for generation and prompt processing. On 2 cores the LLM shares the CPU "
-            "with TTS: 1 LLM thread + 1 TTS thread measured best."
+            "CPU threads for generating tokens. On 2 cores the LLM shares the CPU with TTS while "
+            "it writes: 1 LLM thread + 1 TTS thread measured best."
+        ),
+    )
+    n_threads_batch: int | None = Field(
+        None,
+        ge=1,
+        description=(
+            "CPU threads for reading the prompt (before the first token, when STT is done and TTS "
+            "has not started, so more cores are free). Default: same as n_threads."
         ),
     )
     n_ctx: int = Field(2048, ge=256, description="Context window in tokens (prompt plus reply).")

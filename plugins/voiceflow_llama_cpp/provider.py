@@ -126,7 +126,7 @@ class LlamaCppLLM(LLMProvider[LlamaCppConfig]):
                 llama = llama_cpp.Llama(
                     model_path=str(path),
                     n_threads=config.n_threads,
-                    n_threads_batch=config.n_threads,
+                    n_threads_batch=config.n_threads_batch or config.n_threads,
                     n_ctx=config.n_ctx,
                     seed=config.seed if config.seed is not None else llama_cpp.LLAMA_DEFAULT_SEED,
                     verbose=False,

@@ -22,6 +22,7 @@ MARKS = (
     "endpoint",
     "llm_request",
     "llm_first_token",
+    "llm_done",
     "first_clause",
     "tts_request",
     "tts_first_audio",

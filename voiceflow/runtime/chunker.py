@@ -34,6 +34,26 @@ class ClauseChunker:
                 self._emitted += 1
                 yield clause
 
+    @property
+    def emitted(self) -> int:
+        return self._emitted
+
+    def cut_at_word(self, min_words: int) -> str | None:
+        """Force a clause out at the last complete word, if at least ``min_words`` are waiting.
+
+        Used for the first clause only when the LLM is slow to reach any punctuation: a slightly
+        less natural phrase break costs less than a caller listening to silence.
+        """
+        space = self._buffer.rstrip().rfind(" ")
+        if space <= 0:
+            return None
+        head = self._buffer[:space].strip()
+        if len(head.split()) < min_words:
+            return None
+        self._buffer = self._buffer[space:]
+        self._emitted += 1
+        return head
+
     def flush(self) -> Iterator[str]:
         clause, self._buffer = self._buffer.strip(), ""
         if clause:

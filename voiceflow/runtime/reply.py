@@ -103,12 +103,20 @@ class ReplyPipeline:
 
     async def _chunk(self, reply: Reply, text: AsyncIterator[str], out: ObjectSendStream[str]) -> None:
         chunker = ClauseChunker(self.chunking)
+        max_wait = self.chunking.first_clause_max_wait
+        first_delta: float | None = None
         async with out, aclosing(text) as deltas:  # type: ignore[type-var]
             async for delta in deltas:
                 reply.generated += delta
+                first_delta = self.clock.now() if first_delta is None else first_delta
                 for clause in chunker.push(delta):
                     reply.timeline.mark_once("first_clause", self.clock.now())
                     await out.send(clause)
+                if chunker.emitted == 0 and max_wait is not None and self.clock.now() - first_delta >= max_wait:
+                    forced = chunker.cut_at_word(self.chunking.first_clause_min_words)
+                    if forced is not None:
+                        reply.timeline.mark_once("first_clause", self.clock.now())
+                        await out.send(forced)
             for clause in chunker.flush():
                 reply.timeline.mark_once("first_clause", self.clock.now())
                 await out.send(clause)

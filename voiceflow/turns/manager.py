@@ -357,6 +357,7 @@ class TurnManager:
             async for delta in deltas:
                 turn.mark_once("llm_first_token", self.clock.now())
                 yield delta
+        turn.mark("llm_done", self.clock.now())
 
     def _first_heard(self, reply: Reply) -> None:
         self._inbox_send.send_nowait(ReplyHeard(reply))
