@@ -7,8 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
 VOICEFLOW = str(Path(sys.executable).parent / "voiceflow")
 
@@ -68,7 +66,7 @@ def test_validate_reports_file_line_field_and_suggestion(tmp_path: Path) -> None
         "recordings/capital.wav", str(ROOT / "agents/recordings/capital.wav")))
     result = voiceflow("validate", str(bad), str(ROOT / "agents/local.yaml"))
     assert result.returncode == 1
-    line = next(i for i, l in enumerate(bad.read_text().splitlines(), 1) if "min_silense" in l)
+    line = next(n for n, text in enumerate(bad.read_text().splitlines(), 1) if "min_silense" in text)
     assert f"{bad}:{line}:5: turn_taking.endpointing.min_silense: unknown field" in result.stderr
     assert "did you mean 'min_silence'?" in result.stderr
     assert "agents/local.yaml: ok" in result.stdout

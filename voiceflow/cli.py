@@ -86,7 +86,7 @@ def _with_file_transport(
         file_transport = registry.get(ProviderKind.TRANSPORT, "file").cls
     except PluginError as exc:
         raise _fail(str(exc)) from None
-    current = agent.transport.model_dump() if agent.transport.provider == "file" else {"provider": "file"}
+    current: dict[str, Any] = agent.transport.model_dump() if agent.transport.provider == "file" else {"provider": "file"}
     if input is not None:
         current["input"] = input
     if output is not None:

@@ -12,13 +12,13 @@ compute time as real time instead of skipping over it.
 from __future__ import annotations
 
 import threading
-from contextlib import AbstractContextManager
 from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import AbstractContextManager
 from typing import TypeVar
 
 import anyio
-import anyio.to_thread
 import anyio.lowlevel
+import anyio.to_thread
 from anyio import RunFinishedError, from_thread
 
 from voiceflow.clock import current_clock
@@ -97,7 +97,8 @@ async def iterate_in_thread(
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, RunFinishedError):
             pass
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer, not swallowed
-            _deliver(lambda: from_thread.run(send.send, _Failure(exc), token=token))
+            failure = _Failure(exc)
+            _deliver(lambda: from_thread.run(send.send, failure, token=token))
         finally:
             _deliver(lambda: from_thread.run_sync(send.close, token=token))
             _deliver(lambda: from_thread.run_sync(busy.exit, token=token))

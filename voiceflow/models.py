@@ -153,4 +153,5 @@ def _progress(total: int, label: str | None) -> _NoBar:
         from tqdm import tqdm
     except ImportError:
         return _NoBar()
-    return tqdm(total=total, desc=label, unit="B", unit_scale=True, leave=False)  # type: ignore[return-value]
+    bar: _NoBar = tqdm(total=total, desc=label, unit="B", unit_scale=True, leave=False)
+    return bar

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import typing
 from collections.abc import AsyncIterator, Iterator
 
 import anyio
@@ -88,7 +89,7 @@ class EspeakTTS(TTSProvider[EspeakConfig]):
                     elif isinstance(item, BaseException):
                         raise item
                     else:
-                        audio += item  # type: ignore[operator]
+                        audio += typing.cast(bytes, item)
                 if audio:
                     yield TTSAudio(bytes(audio), self._sample_rate)
         finally:

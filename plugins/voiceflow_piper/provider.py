@@ -111,7 +111,7 @@ class PiperTTS(TTSProvider[PiperConfig]):
         if peak < 1e-8:
             return np.zeros(audio.size, dtype="<i2").tobytes()
         scaled = np.clip(audio * (self.config.volume / peak), -1.0, 1.0) * 32767.0
-        return scaled.astype("<i2").tobytes()
+        return bytes(scaled.astype("<i2").tobytes())
 
     def _load(self) -> None:
         if self._voice is not None:

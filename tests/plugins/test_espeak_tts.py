@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
-import gc
 import threading
 import time
 from contextlib import aclosing

@@ -7,14 +7,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from audio_fixtures import espeak_pcm, frames, goforward, noise, pad, seconds_of, speech_bounds
 from pydantic import ValidationError
-from voiceflow_silero import SILERO_V6, SileroConfig, SileroVAD
 
+from audio_fixtures import espeak_pcm, frames, goforward, noise, pad, seconds_of, speech_bounds
 from voiceflow.frames import FRAME_SECONDS, AudioFrame, VADEvent, VADKind
 from voiceflow.models import ensure_model_file
 from voiceflow.plugins import PluginRegistry
 from voiceflow.providers import ProviderError, ProviderKind, ProviderUnavailable, VADStream
+from voiceflow_silero import SILERO_V6, SileroConfig, SileroVAD
 
 pytestmark = pytest.mark.anyio
 

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import anyio
 import pytest
-from audio_fixtures import GOFORWARD_TEXT, espeak_pcm, frames, goforward, noise, pad, word_error_rate
-from voiceflow_whisper import WhisperConfig, WhisperStream, WhisperSTT
-from voiceflow_whisper.weights import MODEL_BIN
 
+from audio_fixtures import GOFORWARD_TEXT, espeak_pcm, frames, goforward, noise, pad, word_error_rate
 from voiceflow.frames import Transcript
 from voiceflow.models import ModelError, ModelFile, ensure_model_file
 from voiceflow.plugins import PluginRegistry
 from voiceflow.providers import ProviderError, ProviderKind, ProviderUnavailable, STTStream
+from voiceflow_whisper import WhisperConfig, WhisperStream, WhisperSTT
+from voiceflow_whisper.weights import MODEL_BIN
 
 pytestmark = pytest.mark.anyio
 SENTENCE = "The quick brown fox jumps over the lazy dog."

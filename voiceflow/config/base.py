@@ -30,4 +30,4 @@ class ProviderConfig(Strict):
     """Settings common to every provider entry of a stage's chain."""
 
     provider: str = Field(description="Which registered provider this entry uses.")
-    timeouts: AttemptTimeouts = Field(default_factory=AttemptTimeouts)
+    timeouts: AttemptTimeouts = AttemptTimeouts()

@@ -67,8 +67,8 @@ def _not_installed(stage: str, kind: ProviderKind, empty: Any) -> Any:
 
     annotation = Annotated[Any, BeforeValidator(reject)]
     if isinstance(empty, list):
-        return (SkipJsonSchema[annotation], Field(default_factory=list))  # type: ignore[valid-type]
-    return (SkipJsonSchema[annotation], Field(None))  # type: ignore[valid-type]
+        return (SkipJsonSchema[annotation], Field(default_factory=list))  # type: ignore[misc]
+    return (SkipJsonSchema[annotation], Field(None))  # type: ignore[misc]
 
 
 def compose_agent_model(registry: PluginRegistry) -> type[BaseModel]:
@@ -90,7 +90,7 @@ def compose_agent_model(registry: PluginRegistry) -> type[BaseModel]:
         )
     else:
         fields["transport"] = _not_installed("transport", ProviderKind.TRANSPORT, None)
-    return create_model(  # type: ignore[call-overload,no-any-return]
+    return create_model(
         "Agent",
         __base__=AgentConfig,
         __doc__="A voiceflow agent: one file describes the whole voice agent.",

@@ -77,8 +77,8 @@ class TurnTakingPatch(Strict):
 
 
 class TurnTaking(Strict):
-    endpointing: Endpointing = Field(default_factory=Endpointing)
-    barge_in: BargeIn = Field(default_factory=BargeIn)
+    endpointing: Endpointing = Endpointing()
+    barge_in: BargeIn = BargeIn()
     states: dict[str, TurnTakingPatch] = Field(
         default_factory=dict,
         description="Per-conversation-state overrides, e.g. a longer min_silence while the caller "
@@ -121,7 +121,7 @@ class SilencePolicy(Strict):
 
 
 class UnhappyPaths(Strict):
-    silence: SilencePolicy = Field(default_factory=SilencePolicy)
+    silence: SilencePolicy = SilencePolicy()
     stage_failure: str = Field(
         "Sorry, I'm having trouble right now. Could you say that again?",
         description="Said when every provider of a stage's chain failed for this turn.",
@@ -186,8 +186,8 @@ class AgentCore(Strict):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
     prompt: Prompt
-    turn_taking: TurnTaking = Field(default_factory=TurnTaking)
-    unhappy_paths: UnhappyPaths = Field(default_factory=UnhappyPaths)
-    chunking: Chunking = Field(default_factory=Chunking)
-    context: Context = Field(default_factory=Context)
-    session: Session = Field(default_factory=Session)
+    turn_taking: TurnTaking = TurnTaking()
+    unhappy_paths: UnhappyPaths = UnhappyPaths()
+    chunking: Chunking = Chunking()
+    context: Context = Context()
+    session: Session = Session()

@@ -15,7 +15,7 @@ A test fails when this file is stale. Every block rejects unknown keys. Strings 
 
 def _type(prop: dict[str, Any]) -> str:
     if "$ref" in prop:
-        return prop["$ref"].rsplit("/", 1)[-1]
+        return str(prop["$ref"]).rsplit("/", 1)[-1]
     if "const" in prop:
         return json.dumps(prop["const"])
     if "enum" in prop:

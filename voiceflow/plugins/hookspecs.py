@@ -13,7 +13,7 @@ A plugin package declares itself in its ``pyproject.toml``::
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -28,7 +28,7 @@ ENTRY_POINT_GROUP = "voiceflow"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
-Register = Callable[["type[Provider]"], None]
+Register = Callable[["type[Provider[Any]]"], None]
 
 
 @hookspec

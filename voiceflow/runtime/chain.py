@@ -9,7 +9,7 @@ providers would repeat or garble what they heard, so a failure mid-stream ends t
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -59,7 +59,7 @@ class Chain(Generic[P]):
     clock: Clock
     observers: list[AttemptObserver] = field(default_factory=list)
 
-    async def stream(self, start: Callable[[P], AsyncIterator[T]]) -> AsyncIterator[T]:
+    async def stream(self, start: Callable[[P], AsyncIterator[T]]) -> AsyncGenerator[T, None]:
         """Items from the first provider that produces any; see the module docstring."""
         attempts: list[AttemptRecord] = []
         for provider in self.providers:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, field
+from typing import Any
 
 import anyio
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
@@ -84,7 +85,7 @@ class Reply:
 class ReplyPipeline:
     """What a reply needs from its session: the TTS chain, the transport, the clock, settings."""
 
-    tts: Chain[TTSProvider]
+    tts: Chain[TTSProvider[Any]]
     transport: CallTransport
     clock: Clock
     chunking: Chunking

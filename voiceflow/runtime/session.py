@@ -7,6 +7,7 @@ Everything else reacts to edges (speech started/ended, transcripts, playback mar
 from __future__ import annotations
 
 import itertools
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -128,6 +129,5 @@ class Session:
 
 def _played(mark: object, t: float) -> None:
     """Playback progress from the transport → the reply that produced the frame."""
-    reply, clause_index, through = mark  # type: ignore[misc]
-    assert isinstance(reply, Reply)
+    reply, clause_index, through = typing.cast(tuple[Reply, int, int], mark)
     reply.played(clause_index, through, t)

@@ -11,7 +11,7 @@ transcript of the speech. ``max_wait`` caps the wait for a slow recogniser so th
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +23,7 @@ from anyio.abc import ObjectReceiveStream, ObjectSendStream, TaskGroup
 from voiceflow.clock import Clock
 from voiceflow.config.compose import AgentConfig
 from voiceflow.config.models import TurnTaking
-from voiceflow.metrics.timeline import CallTimeline, TurnTimeline
+from voiceflow.metrics.timeline import CallTimeline
 from voiceflow.providers import CallTransport, LLMProvider, STTStream, VADStream
 from voiceflow.runtime.chain import AttemptRecord, Chain
 from voiceflow.runtime.reply import Reply, ReplyPipeline
@@ -78,7 +78,7 @@ class TurnManager:
         agent: AgentConfig,
         *,
         clock: Clock,
-        llm: Chain[LLMProvider],
+        llm: Chain[LLMProvider[Any]],
         pipeline: ReplyPipeline,
         stt: STTStream,
         vad: VADStream,
@@ -347,7 +347,7 @@ class TurnManager:
 
         self._spawn(run)
 
-    async def _llm_text(self) -> AsyncIterator[str]:
+    async def _llm_text(self) -> AsyncGenerator[str, None]:
         assert self.active is not None
         turn = self.active.reply.timeline
         messages = self.conversation.messages()

@@ -1,0 +1,102 @@
+"""The virtual clock skips idle waits but counts work; worker threads stop when asked."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import anyio
+import pytest
+
+from voiceflow.clock import VirtualClock, current_clock, using_clock
+from voiceflow.compute import StopFlag, iterate_in_thread, run_in_thread
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_idle_sleeps_jump_and_keep_order() -> None:
+    order: list[tuple[str, float]] = []
+    started = time.monotonic()
+    async with VirtualClock() as clock:
+
+        async def sleeper(name: str, seconds: float) -> None:
+            await clock.sleep(seconds)
+            order.append((name, round(clock.now(), 2)))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(sleeper, "late", 30.0)
+            tg.start_soon(sleeper, "early", 10.0)
+    assert [name for name, _ in order] == ["early", "late"]
+    assert order[0][1] == pytest.approx(10.0, abs=0.05) and order[1][1] == pytest.approx(30.0, abs=0.05)
+    assert time.monotonic() - started < 2  # 30 virtual seconds in (much) less than 2 real ones
+
+
+async def test_busy_work_counts_in_full() -> None:
+    async with VirtualClock() as clock, anyio.create_task_group() as tg:
+        with using_clock(clock):
+            woke: list[float] = []
+
+            async def sleeper() -> None:
+                await clock.sleep(5.0)
+                woke.append(clock.now())
+
+            tg.start_soon(sleeper)
+            before = clock.now()
+            await run_in_thread(time.sleep, 0.3)  # a "model" computing in a worker thread
+            elapsed = clock.now() - before
+    assert elapsed >= 0.3  # compute is not skipped over
+    assert woke and woke[0] == pytest.approx(5.0, abs=0.05)  # the idle wait still was
+
+
+async def test_current_clock_follows_the_task_context() -> None:
+    async with VirtualClock() as clock:
+        with using_clock(clock):
+            assert current_clock() is clock
+    assert current_clock() is not clock
+
+
+async def test_iterate_in_thread_streams_and_stops_promptly() -> None:
+    produced: list[int] = []
+    finished = threading.Event()
+
+    def counter(stop: StopFlag):  # type: ignore[no-untyped-def]
+        try:
+            for i in range(1000):
+                if stop.is_set():
+                    return
+                time.sleep(0.01)
+                produced.append(i)
+                yield i
+        finally:
+            finished.set()
+
+    limiter = anyio.CapacityLimiter(1)
+    got: list[int] = []
+    async with VirtualClock() as clock:
+        with using_clock(clock):
+            stream = iterate_in_thread(counter, limiter=limiter)
+            async for item in stream:
+                got.append(item)
+                if len(got) == 3:
+                    break
+            await stream.aclose()
+            stopped_at = time.monotonic()
+            # The next user of the same limiter only starts once the thread has really stopped.
+            async with limiter:
+                waited = time.monotonic() - stopped_at
+    assert got == [0, 1, 2]
+    assert finished.wait(1.0)
+    assert len(produced) < 15  # stopped within a few items, not after 1000
+    assert waited < 0.5
+
+
+async def test_iterate_in_thread_raises_the_producers_error() -> None:
+    def broken(stop: StopFlag):  # type: ignore[no-untyped-def]
+        yield 1
+        raise ValueError("model exploded")
+
+    items: list[int] = []
+    with pytest.raises(ValueError, match="model exploded"):
+        async for item in iterate_in_thread(broken):
+            items.append(item)
+    assert items == [1]
