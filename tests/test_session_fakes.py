@@ -31,3 +31,50 @@ async def test_greeting_then_answer_with_timeline() -> None:
     assert 0.6 < m2e < 1.2, reply.as_dict()
     assert result.ended_because == "end of input"
     assert wall < m2e * 3 + 2  # idle time (greeting playout, trailing silence) was skipped
+
+
+async def test_a_third_party_plugin_provider_runs_in_a_call() -> None:
+    """The example plugin package is installed like any other; its LLM answers a real call."""
+    registry = fake_registry()
+    agent = fake_agent(registry, llm=[{"provider": "echo", "prefix": "I heard"}])
+    result, _, _ = await run_call(agent, registry, silence(0.5) + speech_like(1.0) + silence(2.0))
+    reply = result.timeline.turns[1]
+    assert reply.providers["llm"] == "echo"
+    assert reply.heard_text == "I heard: what time is it."
+
+
+async def test_concurrent_calls_share_providers_but_nothing_else() -> None:
+    import anyio
+
+    registry = fake_registry()
+    agents = [
+        fake_agent(registry, stt=[{"provider": "scripted-stt", "lines": [f"question {i}"]}],
+                   llm=[{"provider": "echo"}])
+        for i in range(4)
+    ]
+    results: dict[int, object] = {}
+    from voiceflow.runtime.pool import ProviderPool
+
+    pool = ProviderPool(registry)
+
+    async def one(i: int) -> None:
+        result, _, _ = await run_call(agents[i], registry, silence(0.3 * i) + speech_like(1.0) + silence(2.0), pool=pool)
+        results[i] = result
+
+    async with anyio.create_task_group() as tg:
+        for i in range(4):
+            tg.start_soon(one, i)
+    for i in range(4):
+        reply = results[i].timeline.turns[1]  # type: ignore[attr-defined]
+        assert reply.heard_text == f"You said: question {i}."
+    assert len({id(p) for p in pool._instances.values()}) == len(pool._instances)
+
+
+async def test_max_call_length_says_goodbye_and_ends() -> None:
+    registry = fake_registry()
+    agent = fake_agent(registry, unhappy_paths={"max_call_seconds": 4, "max_call_goodbye": "Time is up."})
+    result, _, _ = await run_call(agent, registry, speech_like(1.0) + silence(1.0) + speech_like(6.0, seed=4) + silence(5.0))
+    last = result.timeline.turns[-1]
+    assert (last.kind, last.agent_text, last.outcome) == ("goodbye", "Time is up.", "completed")
+    assert result.ended_because == "goodbye"
+    assert last.marks["first_audio_out"] - last.origin < 4.5

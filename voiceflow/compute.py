@@ -100,10 +100,15 @@ async def iterate_in_thread(
             failure = _Failure(exc)
             _deliver(lambda: from_thread.run(send.send, failure, token=token))
         finally:
-            _deliver(lambda: from_thread.run_sync(send.close, token=token))
-            _deliver(lambda: from_thread.run_sync(busy.exit, token=token))
-            if limiter is not None:
-                _deliver(lambda: from_thread.run_sync(limiter.release_on_behalf_of, stop, token=token))
+            # One hop back to the loop, closing the stream last: once the consumer sees the end,
+            # this thread needs nothing more from the loop (which may then stop for good).
+            _deliver(lambda: from_thread.run_sync(finish, token=token))
+
+    def finish() -> None:
+        busy.exit()
+        if limiter is not None:
+            limiter.release_on_behalf_of(stop)
+        send.close()
 
     thread = threading.Thread(target=produce, name=name, daemon=True)
     busy.enter()

@@ -327,6 +327,8 @@ class TurnManager:
     ) -> None:
         self._timers_cancel("silence", "idle_end")
         turn = self.timeline.new_turn(kind)
+        # The manager's own log lines from here on, and the reply's tasks, carry this turn's id.
+        structlog.contextvars.bind_contextvars(turn_id=turn.index)
         if user_turn is not None:
             turn.marks.update(user_turn.marks)
             turn.user_text = user_turn.text
@@ -338,7 +340,7 @@ class TurnManager:
 
         async def run() -> None:
             error: BaseException | None = None
-            with structlog.contextvars.bound_contextvars(turn_id=turn.index), scope:
+            with scope:
                 try:
                     await self.pipeline.speak(reply, text())
                 except Exception as exc:  # noqa: BLE001 - reported to the state machine
@@ -405,7 +407,10 @@ class TurnManager:
         if reply.kind == "greeting":
             self.transport.notify("greeting_done")
         self.active = None
-        log.info("barge-in", heard=reply.timeline.heard_text)
+        if reply.first_heard is None:
+            log.info("caller went on before the reply was heard: reply cancelled", kind=reply.kind)
+        else:
+            log.info("barge-in", heard=reply.timeline.heard_text)
 
     # --- idle, hang-up ----------------------------------------------------------------------
 
