@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 VOICEFLOW = str(Path(sys.executable).parent / "voiceflow")
 
@@ -85,3 +87,29 @@ def test_run_with_a_missing_recording_is_a_clear_error(tmp_path: Path) -> None:
     result = voiceflow("run", "agents/local.yaml", "--input", str(tmp_path / "nope.wav"))
     assert result.returncode == 2
     assert "no such recording" in result.stderr and "nope.wav" in result.stderr
+
+
+@pytest.mark.slow
+def test_a_chain_entry_that_cannot_load_falls_back_and_an_empty_chain_is_a_clear_error(tmp_path: Path) -> None:
+    """Piper refuses a voice whose sha256 does not match; espeak, next in the chain, speaks."""
+    voice = tmp_path / "voice.onnx"
+    voice.write_bytes(b"not a voice")
+    (tmp_path / "voice.onnx.json").write_text("{}")
+    text = (ROOT / "agents/local.yaml").read_text().replace(
+        "recordings/capital.wav", str(ROOT / "agents/recordings/capital.wav"))
+    bad_piper = f"  - provider: piper\n    model_path: {voice}\n    sha256: {'a' * 64}\n"
+    agent = tmp_path / "fallback.yaml"
+    agent.write_text(text.replace("  - provider: piper\n    voice: joe\n", bad_piper))
+    result = voiceflow("run", str(agent), "--output", str(tmp_path / "call.wav"), "--log-format", "json")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "provider unavailable, using the rest of its chain" in result.stderr
+    timeline = json.loads((tmp_path / "call.timeline.json").read_text())
+    spoken = [t for t in timeline["turns"] if t["heard_text"]]
+    assert spoken and {t["providers"]["tts"] for t in spoken} == {"espeak"}
+
+    only_piper = text.replace("  - provider: piper\n    voice: joe\n", bad_piper)
+    only_piper = only_piper.replace("  - provider: espeak   # instant, robotic: used when Piper cannot load or stalls\n    voice: en-us\n", "")
+    agent.write_text(only_piper)
+    result = voiceflow("run", str(agent))
+    assert result.returncode == 1
+    assert "no tts provider could be prepared" in result.stderr and "sha256" in result.stderr

@@ -213,3 +213,18 @@ async def test_llm_first_byte_timeout_moves_to_next_provider() -> None:
     assert turn.agent_text == "Quick one."
     assert "no output within 0.3 s" in turn.fallbacks[0]
     assert turn.span("llm_ttfb") is not None and 0.3 < turn.span("llm_ttfb") < 0.6  # type: ignore[operator]
+
+
+async def test_recogniser_failure_costs_the_turn_not_the_call() -> None:
+    registry, cfg = agent(stt=[{"provider": "scripted-stt", "lines": ["second try"], "fail_on": [0]}])
+    caller = silence(0.3) + speech_like(0.8) + silence(6.0) + speech_like(0.8, seed=5) + silence(3.0)
+    result, _, _ = await run_call(cfg, registry, caller, start="immediately", lead_in=0)
+    assert [(t.kind, t.outcome) for t in result.timeline.turns] == [("apology", "completed"), ("reply", "completed")]
+    assert result.timeline.turns[1].user_text == "second try"
+
+
+async def test_empty_llm_reply_is_not_silence() -> None:
+    registry, cfg = agent(llm=[{"provider": "scripted-llm", "replies": [""]}])
+    result, _, _ = await run_call(cfg, registry, silence(0.3) + speech_like(0.8) + silence(3.0),
+                                  start="immediately", lead_in=0)
+    assert [(t.kind, t.outcome) for t in result.timeline.turns] == [("reply", "failed"), ("apology", "completed")]

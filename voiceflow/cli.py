@@ -73,10 +73,14 @@ def run(
             result.timeline.write(timeline_path)
         _print_summary(result, out_path, timeline_path)
 
+    from voiceflow.runtime.pool import NoProviderReady
+
     try:
         anyio.run(lambda: serve_agent(agent, registry, on_call_done=done))
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
+    except (NoProviderReady, PluginError) as exc:
+        raise _fail(f"{agent_file}: {exc}", 1) from None
 
 
 def _with_file_transport(

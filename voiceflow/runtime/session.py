@@ -120,8 +120,11 @@ class Session:
         await inbox.send(CallerAudioEnded())
 
     async def _pump_transcripts(self, stt: STTStream, inbox: anyio.abc.ObjectSendStream[Event]) -> None:
-        async for transcript in stt.transcripts():
-            await inbox.send(TranscriptReceived(transcript))
+        try:
+            async for transcript in stt.transcripts():
+                await inbox.send(TranscriptReceived(transcript))
+        except Exception as exc:  # noqa: BLE001 - turns end by max_wait; the call goes on
+            log.error("speech recognition stream failed", error=f"{type(exc).__name__}: {exc}")
 
     def _hang_up(self, reason: str) -> None:
         self.ended_because = reason

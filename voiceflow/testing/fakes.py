@@ -83,12 +83,15 @@ class ScriptedSTTConfig(ProviderConfig):
     provider: Literal["scripted-stt"] = "scripted-stt"
     lines: list[str] = Field(default_factory=list, description="Finals to return, one per finalize().")
     delay: float = Field(0.1, ge=0, description="Seconds from finalize() to the final transcript.")
+    fail_on: list[int] = Field(default_factory=list, description="finalize() calls (from 0) that raise.")
 
 
 class _ScriptedSTTStream(STTStream):
     def __init__(self, config: ScriptedSTTConfig) -> None:
         self._lines = list(config.lines)
         self._delay = config.delay
+        self._fail_on = set(config.fail_on)
+        self._finalized = 0
         self._send, self._receive = anyio.create_memory_object_stream[Transcript](64)
         self.frames = 0
 
@@ -99,6 +102,9 @@ class _ScriptedSTTStream(STTStream):
         clock = current_clock()
         with clock.busy():
             await clock.sleep(self._delay)
+        self._finalized += 1
+        if self._finalized - 1 in self._fail_on:
+            raise RuntimeError("scripted recogniser failure")
         text = self._lines.pop(0) if self._lines else ""
         await self._send.send(Transcript(text, True, clock.now()))
 

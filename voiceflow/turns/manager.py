@@ -23,6 +23,7 @@ from anyio.abc import ObjectReceiveStream, ObjectSendStream, TaskGroup
 from voiceflow.clock import Clock
 from voiceflow.config.compose import AgentConfig
 from voiceflow.config.models import TurnTaking
+from voiceflow.frames import Transcript
 from voiceflow.metrics.timeline import CallTimeline
 from voiceflow.providers import CallTransport, LLMProvider, STTStream, VADStream
 from voiceflow.runtime.chain import AttemptRecord, Chain
@@ -105,6 +106,7 @@ class TurnManager:
         self._barge_in_at: float | None = None
         self._caller_speaking = False
         self._input_ended = False
+        self._stt_failed = False
         self._reprompts = 0
         self._reply_ids = 0
         self._inbox_send, self._inbox = anyio.create_memory_object_stream[Event](1024)
@@ -204,9 +206,18 @@ class TurnManager:
         user.marks.setdefault("stt_finalize", self.clock.now())
         user.finals_expected += 1
         self.state = State.ENDPOINTING
-        self._spawn(self.stt.finalize)
+        self._spawn(self._finalize)
         self._timers_set("endpoint", max(self.clock.now(), event.t + endpointing.min_silence))
         self._timers_set("max_wait", self.clock.now() + endpointing.max_wait)
+
+    async def _finalize(self) -> None:
+        """Ask the STT for its final; a failing recogniser costs this turn, never the call."""
+        try:
+            await self.stt.finalize()
+        except Exception as exc:  # noqa: BLE001 - reported and turned into an apology
+            log.error("speech recognition failed", error=f"{type(exc).__name__}: {exc}")
+            self._stt_failed = True
+            await self._inbox_send.send(TranscriptReceived(Transcript("", True, self.clock.now())))
 
     def _on_TranscriptReceived(self, event: TranscriptReceived) -> None:
         user = self.user
@@ -236,8 +247,11 @@ class TurnManager:
         user.marks["endpoint"] = self.clock.now()
         self.user = None
         text = user.text
+        stt_failed, self._stt_failed = self._stt_failed, False
         if not text:
-            self._say("unclear", self.agent.unhappy_paths.unclear, user_turn=user)
+            paths = self.agent.unhappy_paths
+            kind, line = ("apology", paths.stage_failure) if stt_failed else ("unclear", paths.unclear)
+            self._say(kind, line, user_turn=user)
             return
         self.conversation.add_user(text)
         self._reprompts = 0
@@ -376,9 +390,12 @@ class TurnManager:
         if self.active is None or self.active.reply is not reply:
             return  # an interrupted reply: already accounted for in _interrupt
         self.active = None
-        if event.error is not None:
+        error = event.error
+        if error is None and reply.kind == "reply" and not reply.generated.strip():
+            error = RuntimeError("the LLM returned an empty reply")
+        if error is not None:
             turn.outcome = "failed"
-            log.error("reply failed", kind=reply.kind, error=str(event.error))
+            log.error("reply failed", kind=reply.kind, error=str(error))
             self.conversation.add_assistant(turn.heard_text, interrupted=True)
             if reply.kind not in ("apology", "goodbye"):
                 self._say("apology", self.agent.unhappy_paths.stage_failure)
