@@ -50,3 +50,13 @@ def test_forced_first_cut_needs_enough_words() -> None:
 def test_split_text_matches_streaming() -> None:
     text = "Hi, this is Joe. How can I help?"
     assert split_text(text, Chunking()) == feed(text)
+
+
+def test_forced_cut_never_ends_on_a_word_that_leans_on_the_next() -> None:
+    chunker = ClauseChunker(Chunking())
+    list(chunker.push("We could go to the movi"))
+    assert chunker.cut_at_word(3) == "We could go"
+    assert list(chunker.push("es later. ")) == ["to the movies later."]
+    chunker = ClauseChunker(Chunking())
+    list(chunker.push("I think that the "))
+    assert chunker.cut_at_word(3) is None  # "I think" is too short to stand alone

@@ -143,7 +143,7 @@ class Chunking(Strict):
     min_chars: int = Field(40, ge=1, description="Later clauses end at a comma only past this length.")
     max_chars: int = Field(220, ge=20, description="Force a cut at a space past this length.")
     first_clause_max_wait: float | None = Field(
-        0.3,
+        0.25,
         ge=0,
         description="Seconds after the LLM's first token to wait for punctuation before the first "
         "clause is cut at a word boundary anyway (null: always wait for punctuation).",

@@ -15,6 +15,12 @@ from voiceflow.config.models import Chunking
 
 _SENTENCE_END = re.compile(r"[.!?…]+[\"')\]]*(?=\s)|\n+")
 _SOFT_BREAK = re.compile(r"[,;:—–]+(?=\s)")
+_LEANING_WORDS = frozenset(
+    "a an the of to in on at for with by from into about and or but nor so as than if that "
+    "which who whom whose is are was were be been being am do does did have has had will would "
+    "can could should may might must my your his her its our their this these those i i'm "
+    "you we they it he she not no very more most".split()
+)
 _ABBREVIATIONS = frozenset({"mr.", "mrs.", "ms.", "dr.", "st.", "vs.", "e.g.", "i.e.", "etc.", "no."})
 
 
@@ -44,13 +50,18 @@ class ClauseChunker:
         Used for the first clause only when the LLM is slow to reach any punctuation: a slightly
         less natural phrase break costs less than a caller listening to silence.
         """
-        space = self._buffer.rstrip().rfind(" ")
-        if space <= 0:
+        complete = self._buffer[: self._buffer.rstrip().rfind(" ") + 1]  # drop a word in progress
+        words = complete.split()
+        # Never end on a word that leans on the next one ("the capital of | France"): the TTS
+        # would give it a falling, final intonation. Back up to a phrase boundary instead.
+        while len(words) >= min_words and words[-1].lower().strip("'\"") in _LEANING_WORDS:
+            words.pop()
+        if len(words) < min_words:
             return None
-        head = self._buffer[:space].strip()
-        if len(head.split()) < min_words:
-            return None
-        self._buffer = self._buffer[space:]
+        cut = 0
+        for word in words:
+            cut = self._buffer.index(word, cut) + len(word)
+        head, self._buffer = self._buffer[:cut].strip(), self._buffer[cut:]
         self._emitted += 1
         return head
 
