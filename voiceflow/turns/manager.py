@@ -28,6 +28,7 @@ from voiceflow.metrics.timeline import CallTimeline
 from voiceflow.providers import CallTransport, LLMProvider, STTStream, VADStream
 from voiceflow.runtime.chain import AttemptRecord, Chain
 from voiceflow.runtime.reply import Reply, ReplyPipeline
+from voiceflow.turns.barge_in import BargeInPolicy, Overlap
 from voiceflow.turns.context import Conversation
 from voiceflow.turns.events import (
     CallerAudioEnded,
@@ -43,9 +44,6 @@ from voiceflow.turns.events import (
 from voiceflow.turns.timers import Timers
 
 log = structlog.get_logger("voiceflow.turns")
-
-VOICE_GAP = 0.1
-"""Seconds without a voiced frame after which the caller counts as having stopped (for barge-in)."""
 
 
 @dataclass
@@ -103,7 +101,7 @@ class TurnManager:
         self.state = State.LISTENING
         self.user: UserTurn | None = None
         self.active: _ActiveReply | None = None
-        self._barge_in_at: float | None = None
+        self._overlap: Overlap | None = None
         self._caller_speaking = False
         self._input_ended = False
         self._stt_failed = False
@@ -172,26 +170,26 @@ class TurnManager:
 
     def _consider_barge_in(self, t: float) -> None:
         assert self.active is not None
-        policy = self.turn_taking.barge_in
         reply = self.active.reply
-        if not policy.enabled or not reply.interruptible:
-            return
-        heard_for = self.clock.now() - reply.first_heard if reply.first_heard is not None else 0.0
-        if reply.first_heard is not None and heard_for < policy.ignore_first:
-            return
-        self._barge_in_at = t
-        self._timers_set("barge_in", max(self.clock.now(), t + policy.min_speech))
+        self._overlap = self._policy().on_speech_start(
+            t, self.clock.now(), interruptible=reply.interruptible, first_heard=reply.first_heard
+        )
+        if self._overlap is not None:
+            self._timers_set("barge_in", self._overlap.check_at)
+
+    def _policy(self) -> BargeInPolicy:
+        return BargeInPolicy(self.turn_taking.barge_in)
 
     def _on_SpeechEnded(self, event: SpeechEnded) -> None:
         self._caller_speaking = False
-        if self._barge_in_at is not None:
-            started, self._barge_in_at = self._barge_in_at, None
+        if self._overlap is not None:
+            overlap, self._overlap = self._overlap, None
             self._timers_cancel("barge_in")
-            if event.t - started < self.turn_taking.barge_in.min_speech:
+            if not self._policy().long_enough(overlap, event.t):
                 # A backchannel or a cough: the agent talks on.
-                log.info("short speech over the agent ignored", seconds=round(event.t - started, 3))
+                log.info("short speech over the agent ignored", seconds=round(event.t - overlap.started, 3))
                 return
-            self._barge_in(started)  # long enough after all: interrupt, then end this segment
+            self._barge_in(overlap.started)  # long enough after all: interrupt, then end the segment
         user = self.user
         if user is None or self.state is not State.USER_SPEAKING:
             return
@@ -277,12 +275,12 @@ class TurnManager:
             self._end_user_turn()
 
     def _timer_barge_in(self) -> None:
-        if self.active is None or self._barge_in_at is None:
+        if self.active is None or self._overlap is None:
             return
-        if self.clock.now() - self.vad.voiced_until > VOICE_GAP:
+        if not self._policy().still_talking(self.clock.now(), self.vad.voiced_until):
             return  # the voice already stopped: SpeechEnded will judge how long it really was
-        t, self._barge_in_at = self._barge_in_at, None
-        self._barge_in(t)
+        overlap, self._overlap = self._overlap, None
+        self._barge_in(overlap.started)
 
     def _barge_in(self, t: float) -> None:
         """The caller really is talking over the agent (since audio time ``t``)."""
