@@ -78,3 +78,17 @@ async def test_max_call_length_says_goodbye_and_ends() -> None:
     assert (last.kind, last.agent_text, last.outcome) == ("goodbye", "Time is up.", "completed")
     assert result.ended_because == "goodbye"
     assert last.marks["first_audio_out"] - last.origin < 4.5
+
+
+async def test_the_same_call_on_the_real_clock_takes_real_time_and_agrees() -> None:
+    registry = fake_registry()
+    agent = fake_agent(registry, prompt={"system": "x"})
+    caller = silence(0.2) + speech_like(0.6) + silence(1.2)
+    started = time.monotonic()
+    real, _, _ = await run_call(agent, registry, caller, clock="real", start="immediately", lead_in=0)
+    wall = time.monotonic() - started
+    virtual, _, _ = await run_call(agent, registry, caller, start="immediately", lead_in=0)
+    assert wall >= 2.0  # the recording plays at its own pace
+    m2e_real, m2e_virtual = real.timeline.turns[0].mouth_to_ear, virtual.timeline.turns[0].mouth_to_ear
+    assert m2e_real is not None and m2e_virtual is not None
+    assert abs(m2e_real - m2e_virtual) < 0.1  # the virtual clock reports what a live call would
