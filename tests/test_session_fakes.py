@@ -92,3 +92,11 @@ async def test_the_same_call_on_the_real_clock_takes_real_time_and_agrees() -> N
     m2e_real, m2e_virtual = real.timeline.turns[0].mouth_to_ear, virtual.timeline.turns[0].mouth_to_ear
     assert m2e_real is not None and m2e_virtual is not None
     assert abs(m2e_real - m2e_virtual) < 0.1  # the virtual clock reports what a live call would
+
+
+async def test_the_llm_reads_the_system_prompt_while_the_greeting_plays() -> None:
+    registry = fake_registry()
+    agent = fake_agent(registry)
+    _, _, pool = await run_call(agent, registry, silence(0.5) + speech_like(1.0) + silence(2.0))
+    llm = next(p for p in pool._instances.values() if p.name == "scripted-llm")
+    assert [[(m.role, m.content) for m in w] for w in llm.warmed] == [[("system", "You are a test.")]]  # type: ignore[attr-defined]

@@ -153,6 +153,13 @@ class LLMProvider(Provider[C]):
     def stream(self, messages: Sequence[Message]) -> AsyncIterator[str]:
         """Stream the assistant's reply to ``messages`` as text deltas."""
 
+    async def warm(self, messages: Sequence[Message]) -> None:  # noqa: B027 - optional hook
+        """A call is starting with these messages (the system prompt): get ready for them.
+
+        Called while the greeting plays, so a local model can read the system prompt into its
+        cache before the caller's first question instead of after it. Optional.
+        """
+
 
 # --- TTS -------------------------------------------------------------------------------------
 

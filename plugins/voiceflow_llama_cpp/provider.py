@@ -55,6 +55,11 @@ class LlamaCppLLM(LLMProvider[LlamaCppConfig]):
         """Load the model once and warm it up, so the first caller does not pay the cold start."""
         await run_in_thread(self._load, limiter=self._limiter)
 
+    async def warm(self, messages: Sequence[Message]) -> None:
+        """Read the system prompt into the KV cache now; llama.cpp reuses a matching prefix."""
+        payload = [message.as_dict() for message in messages]
+        await run_in_thread(self._warm, payload, limiter=self._limiter)
+
     async def aclose(self) -> None:
         await run_in_thread(self._unload, limiter=self._limiter)
 
@@ -140,6 +145,10 @@ class LlamaCppLLM(LLMProvider[LlamaCppConfig]):
             messages=[{"role": "user", "content": "Hi"}], max_tokens=1, temperature=0.0
         )
         self._llama = llama
+
+    def _warm(self, payload: list[dict[str, str]]) -> None:
+        if self._llama is not None:
+            self._llama.create_chat_completion(messages=payload, max_tokens=1, temperature=0.0)
 
     def _unload(self) -> None:
         llama, self._llama = self._llama, None

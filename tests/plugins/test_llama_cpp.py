@@ -64,6 +64,17 @@ async def test_streams_several_deltas(smol: LlamaCppLLM) -> None:
     assert stamps[0] < stamps[-1] / 3, f"first delta at {stamps[0]:.3f}s, last at {stamps[-1]:.3f}s"
 
 
+async def test_warm_reads_the_prompt_and_leaves_the_model_ready(smol: LlamaCppLLM) -> None:
+    system = [Message("system", "You are a terse assistant for a bakery.")]
+    await smol.warm(system)
+    # The cache now starts with the system prompt: a request with that prefix streams as usual.
+    text = ""
+    async for delta in smol.stream([*system, Message("user", "Do you sell bread?")]):
+        text += delta
+    assert text.strip()
+    assert smol._llama.n_tokens > 0  # the KV cache holds the last prompt (+ reply)
+
+
 async def test_break_stops_generation_and_frees_model(smol: LlamaCppLLM) -> None:
     async with aclosing(smol.stream(PROMPT)) as deltas:
         async for _ in deltas:

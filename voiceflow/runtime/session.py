@@ -16,7 +16,7 @@ import structlog
 
 from voiceflow.clock import Clock, using_clock
 from voiceflow.config.compose import AgentConfig
-from voiceflow.frames import VADKind
+from voiceflow.frames import Message, VADKind
 from voiceflow.metrics.timeline import CallTimeline
 from voiceflow.providers import (
     CallTransport,
@@ -91,6 +91,7 @@ class Session:
                     tg.start_soon(self.transport.run, name="transport")
                     tg.start_soon(self._pump_caller_audio, vad, stt, manager.inbox, name="caller-audio")
                     tg.start_soon(self._pump_transcripts, stt, manager.inbox, name="transcripts")
+                    tg.start_soon(self._warm_llm, llm.providers[0], name="llm-warm-up")
                     await manager.run()
                     tg.cancel_scope.cancel()
             finally:
@@ -125,6 +126,13 @@ class Session:
                 await inbox.send(TranscriptReceived(transcript))
         except Exception as exc:  # noqa: BLE001 - turns end by max_wait; the call goes on
             log.error("speech recognition stream failed", error=f"{type(exc).__name__}: {exc}")
+
+    async def _warm_llm(self, llm: LLMProvider[Any]) -> None:
+        """Let the LLM read the system prompt while the greeting plays (best effort)."""
+        try:
+            await llm.warm([Message("system", self.agent.prompt.system)])
+        except Exception as exc:  # noqa: BLE001 - warming is an optimisation, never a failure
+            log.warning("LLM warm-up failed", error=f"{type(exc).__name__}: {exc}")
 
     def _hang_up(self, reason: str) -> None:
         self.ended_because = reason

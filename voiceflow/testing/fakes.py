@@ -144,7 +144,11 @@ class ScriptedLLM(LLMProvider[ScriptedLLMConfig]):
     def __init__(self, config: ScriptedLLMConfig) -> None:
         super().__init__(config)
         self.requests: list[list[Message]] = []
+        self.warmed: list[list[Message]] = []
         self.tokens_sent = 0
+
+    async def warm(self, messages: Sequence[Message]) -> None:
+        self.warmed.append(list(messages))
 
     async def stream(self, messages: Sequence[Message]) -> AsyncIterator[str]:
         self.requests.append(list(messages))
