@@ -113,3 +113,12 @@ def test_a_chain_entry_that_cannot_load_falls_back_and_an_empty_chain_is_a_clear
     result = voiceflow("run", str(agent))
     assert result.returncode == 1
     assert "no tts provider could be prepared" in result.stderr and "sha256" in result.stderr
+
+
+def test_run_with_a_recording_that_is_not_a_wav_is_a_clear_error(tmp_path: Path) -> None:
+    fake = tmp_path / "caller.mp3"
+    fake.write_bytes(b"ID3\x03\x00 definitely not a wav")
+    result = voiceflow("run", "agents/local.yaml", "--input", str(fake))
+    assert result.returncode == 2
+    assert "is not a WAV file" in result.stderr and "sox" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -11,6 +11,7 @@ moment it was sent or heard, so the gaps you hear in it are the gaps a caller wo
 
 from __future__ import annotations
 
+import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Literal
@@ -55,9 +56,21 @@ class FileTransportConfig(ProviderConfig):
 
     @field_validator("input")
     @classmethod
-    def _input_exists(cls, value: Path | None) -> Path | None:
-        if value is not None and not value.is_file():
+    def _input_is_a_wav(cls, value: Path | None) -> Path | None:
+        """Refuse a bad recording when the agent loads, not halfway into the call."""
+        if value is None:
+            return value
+        if not value.is_file():
             raise ValueError(f"no such recording: {value}")
+        try:
+            with wave.open(str(value), "rb") as wav:
+                width = wav.getsampwidth()
+        except (wave.Error, EOFError) as exc:
+            raise ValueError(f"{value} is not a WAV file ({exc}); convert it, e.g. with "
+                             "`sox in.mp3 -b 16 out.wav`") from None
+        if width != 2:
+            raise ValueError(f"{value} has {8 * width}-bit samples; 16-bit PCM WAV is needed "
+                             "(`sox in.wav -b 16 out.wav`)")
         return value
 
 

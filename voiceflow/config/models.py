@@ -18,7 +18,7 @@ from voiceflow.config.base import Strict
 class Utterance(Strict):
     """A fixed line the agent says, with its own barge-in rule."""
 
-    text: str = Field(min_length=1)
+    text: str = Field(min_length=1, description="What the agent says, word for word.")
     interruptible: bool = Field(
         True, description="Whether the caller can talk over this line (false for legal notices)."
     )
@@ -52,7 +52,7 @@ class Endpointing(Strict):
 class BargeIn(Strict):
     """When the caller's speech interrupts the agent."""
 
-    enabled: bool = True
+    enabled: bool = Field(True, description="Whether the caller can interrupt the agent at all.")
     min_speech: float = Field(
         0.35,
         ge=0,
@@ -77,8 +77,8 @@ class TurnTakingPatch(Strict):
 
 
 class TurnTaking(Strict):
-    endpointing: Endpointing = Endpointing()
-    barge_in: BargeIn = BargeIn()
+    endpointing: Endpointing = Field(Endpointing(), description="When the caller's turn is over.")
+    barge_in: BargeIn = Field(BargeIn(), description="When caller speech interrupts the agent.")
     states: dict[str, TurnTakingPatch] = Field(
         default_factory=dict,
         description="Per-conversation-state overrides, e.g. a longer min_silence while the caller "
@@ -116,12 +116,15 @@ class SilencePolicy(Strict):
         default_factory=lambda: ["Are you still there?"],
         description="Said in order, one per silence; when they run out the agent says goodbye.",
     )
-    goodbye: str = "I haven't heard from you, so I'll end the call now. Goodbye!"
-    hang_up: bool = True
+    goodbye: str = Field(
+        "I haven't heard from you, so I'll end the call now. Goodbye!",
+        description="Said after the last re-prompt went unanswered.",
+    )
+    hang_up: bool = Field(True, description="Hang up after the goodbye (false: keep listening).")
 
 
 class UnhappyPaths(Strict):
-    silence: SilencePolicy = SilencePolicy()
+    silence: SilencePolicy = Field(SilencePolicy(), description="Re-prompts and goodbye when the caller goes quiet.")
     stage_failure: str = Field(
         "Sorry, I'm having trouble right now. Could you say that again?",
         description="Said when every provider of a stage's chain failed for this turn.",
@@ -131,7 +134,10 @@ class UnhappyPaths(Strict):
         description="Said when the caller spoke but the transcript came back empty.",
     )
     max_call_seconds: float = Field(1800, gt=0, description="Longest call before the agent ends it.")
-    max_call_goodbye: str = "We've reached the time limit for this call. Goodbye!"
+    max_call_goodbye: str = Field(
+        "We've reached the time limit for this call. Goodbye!",
+        description="Said (not interruptible) when max_call_seconds is reached; then the call ends.",
+    )
 
 
 class Chunking(Strict):
@@ -183,11 +189,15 @@ class AgentCore(Strict):
     """The fields of an agent file that belong to voiceflow itself."""
 
     version: Literal[1] = Field(1, description="Agent file format version.")
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    description: str = ""
-    prompt: Prompt
-    turn_taking: TurnTaking = TurnTaking()
-    unhappy_paths: UnhappyPaths = UnhappyPaths()
-    chunking: Chunking = Chunking()
-    context: Context = Context()
-    session: Session = Session()
+    name: str = Field(
+        min_length=1,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="The agent's name, in logs and metrics (letters, digits, '.', '_', '-').",
+    )
+    description: str = Field("", description="Free text for people reading the file.")
+    prompt: Prompt = Field(description="The system prompt and the greeting.")
+    turn_taking: TurnTaking = Field(TurnTaking(), description="Endpointing and barge-in, with per-state overrides.")
+    unhappy_paths: UnhappyPaths = Field(UnhappyPaths(), description="Silence, failures, unclear speech, call length.")
+    chunking: Chunking = Field(Chunking(), description="How streamed LLM text is cut into clauses for TTS.")
+    context: Context = Field(Context(), description="What the LLM is shown of the conversation.")
+    session: Session = Field(Session(), description="Clock and end-of-call behaviour.")
