@@ -21,11 +21,16 @@ class Conversation:
         self._trim()
 
     def add_assistant(self, text: str, *, interrupted: bool = False) -> None:
-        """Record what the caller heard. An interruption is marked so the model does not assume
-        the caller got the rest, and nothing is recorded if nothing was heard."""
-        if not text.strip():
+        """Record what the caller heard; nothing if nothing was heard.
+
+        A cut-off reply ends in "…", the way a transcript shows speech that broke off. (A
+        bracketed note such as "[interrupted]" reads better to people, but small models copy it
+        into their next reply, and the TTS then says it aloud.)
+        """
+        text = text.strip()
+        if not text:
             return
-        content = f"{text} [interrupted by the caller]" if interrupted else text
+        content = text if not interrupted or text.endswith("…") else f"{text}…"
         self.history.append(Message("assistant", content, interrupted=interrupted))
         self._trim()
 
