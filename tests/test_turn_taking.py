@@ -98,7 +98,7 @@ async def test_non_interruptible_greeting_plays_through() -> None:
 async def test_caller_resuming_while_agent_thinks_continues_the_same_turn() -> None:
     registry, cfg = agent(
         stt=[{"provider": "scripted-stt", "lines": ["my number is five five five", "one two three four"]}],
-        llm=[{"provider": "scripted-llm", "replies": ["Got it."], "first_token_delay": 0.6}],
+        llm=[{"provider": "scripted-llm", "replies": ["Got it."], "first_token_delay": 1.5}],
     )
     # A 0.55 s pause: long enough to end the turn (min_silence 0.45), then the caller goes on
     # while the LLM is still thinking.
@@ -127,8 +127,10 @@ async def test_per_state_override_waits_longer() -> None:
     async with open_clock("virtual") as clock:
         result = await _run_in_state(Session(cfg, pool, call, clock), "digits")
     call.close()
-    turns = [t for t in result.timeline.turns if t.kind == "reply"]
+    turns = [t for t in result.timeline.turns if t.outcome == "completed"]
     assert len(turns) == 1 and turns[0].user_text == "five five five one two three"
+    # The reply started on the first final was held back, never heard, and dropped.
+    assert [t.outcome for t in result.timeline.turns if t.kind == "reply"] == ["discarded", "completed"]
 
 
 async def _run_in_state(session: Any, state: str) -> Any:
@@ -228,3 +230,12 @@ async def test_empty_llm_reply_is_not_silence() -> None:
     result, _, _ = await run_call(cfg, registry, silence(0.3) + speech_like(0.8) + silence(3.0),
                                   start="immediately", lead_in=0)
     assert [(t.kind, t.outcome) for t in result.timeline.turns] == [("reply", "failed"), ("apology", "completed")]
+
+
+async def test_without_preemption_the_reply_starts_at_the_endpoint() -> None:
+    registry, cfg = agent(turn_taking={"endpointing": {"preemptive": False}})
+    result, _, _ = await run_call(cfg, registry, silence(0.3) + speech_like(0.8) + silence(3.0),
+                                  start="immediately", lead_in=0)
+    (turn,) = result.timeline.turns
+    assert turn.marks["llm_request"] >= turn.marks["endpoint"]
+    assert "preemptive_start" not in turn.marks

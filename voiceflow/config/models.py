@@ -47,6 +47,12 @@ class Endpointing(Strict):
     min_speech: float = Field(
         0.15, ge=0, le=5, description="Shorter bursts of speech are noise, not a turn (coughs, clicks)."
     )
+    preemptive: bool = Field(
+        True,
+        description="Start the reply as soon as the final transcript is in, before min_silence "
+        "has passed; its audio is held until the turn is confirmed over, and it is dropped "
+        "unheard if the caller goes on.",
+    )
 
 
 class BargeIn(Strict):

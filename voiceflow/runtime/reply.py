@@ -48,6 +48,9 @@ class Reply:
     all_queued: bool = False
     first_heard: float | None = None
     finished: anyio.Event = field(default_factory=anyio.Event)
+    gate: anyio.Event | None = None
+    """While set and not yet open, audio is prepared but held back (a preemptive reply waits for
+    the caller's turn to be confirmed over)."""
 
     def played(self, clause_index: int, through: int, t: float) -> None:
         clause = self.clauses[clause_index]
@@ -143,6 +146,8 @@ class ReplyPipeline:
         clause.complete = True
 
     async def _play(self, reply: Reply, index: int, pcm: bytes) -> None:
+        if reply.gate is not None:
+            await reply.gate.wait()
         clause = reply.clauses[index]
         clause.queued += len(pcm) // 2
         await self.transport.play(OutFrame(AudioFrame(pcm), (reply, index, clause.queued)))

@@ -23,8 +23,8 @@ from anyio.abc import ObjectReceiveStream, ObjectSendStream, TaskGroup
 from voiceflow.clock import Clock
 from voiceflow.config.compose import AgentConfig
 from voiceflow.config.models import TurnTaking
-from voiceflow.frames import Transcript
-from voiceflow.metrics.timeline import CallTimeline
+from voiceflow.frames import Message, Transcript
+from voiceflow.metrics.timeline import CallTimeline, TurnTimeline
 from voiceflow.providers import CallTransport, LLMProvider, STTStream, VADStream
 from voiceflow.runtime.chain import AttemptRecord, Chain
 from voiceflow.runtime.reply import Reply, ReplyPipeline
@@ -69,6 +69,7 @@ class _ActiveReply:
     reply: Reply
     scope: anyio.CancelScope
     user_turn: UserTurn | None
+    speculative: bool = False
 
 
 class TurnManager:
@@ -105,6 +106,7 @@ class TurnManager:
         self._caller_speaking = False
         self._input_ended = False
         self._stt_failed = False
+        self._failed_speculation: UserTurn | None = None
         self._reprompts = 0
         self._reply_ids = 0
         self._inbox_send, self._inbox = anyio.create_memory_object_stream[Event](1024)
@@ -158,6 +160,8 @@ class TurnManager:
             self._consider_barge_in(event.t)
             return
         if self.user is not None and self.state is State.ENDPOINTING:
+            if self.active is not None and self.active.speculative:
+                self._drop_speculation()
             self.user.segment_start = event.t
             self.user.silence_ok = False
             self._timers_cancel("endpoint", "max_wait")
@@ -230,13 +234,29 @@ class TurnManager:
 
     def _maybe_end_turn(self) -> None:
         user = self.user
-        if (
-            self.state is State.ENDPOINTING
-            and user is not None
-            and user.silence_ok
-            and len(user.finals) >= user.finals_expected
-        ):
+        if self.state is not State.ENDPOINTING or user is None or len(user.finals) < user.finals_expected:
+            return
+        if user.silence_ok:
             self._end_user_turn()
+        elif self.turn_taking.endpointing.preemptive and self.active is None and user.text:
+            self._speculate(user)
+
+    def _speculate(self, user: UserTurn) -> None:
+        """Start the reply before the silence confirms the turn; hold its audio until it does."""
+        self._failed_speculation = None
+        self.conversation.add_user(user.text)
+        user.marks["preemptive_start"] = self.clock.now()
+        self._start_reply("reply", self._llm_reply(), interruptible=True, user_turn=user, gated=True)
+        self.state = State.ENDPOINTING
+
+    def _drop_speculation(self) -> None:
+        """The caller went on: the held reply was never heard; forget it."""
+        active = self.active
+        assert active is not None and active.speculative
+        active.scope.cancel()
+        active.reply.timeline.outcome = "discarded"
+        self.conversation.take_last_user()
+        self.active = None
 
     def _end_user_turn(self) -> None:
         user = self.user
@@ -244,7 +264,22 @@ class TurnManager:
         self._timers_cancel("endpoint", "max_wait")
         user.marks["endpoint"] = self.clock.now()
         self.user = None
+        active = self.active
+        if active is not None and active.speculative:
+            if active.user_turn is user and len(user.finals) >= user.finals_expected:
+                active.speculative = False
+                active.reply.timeline.marks.update(user.marks)
+                assert active.reply.gate is not None
+                active.reply.gate.set()
+                self.state = State.THINKING
+                return
+            self._drop_speculation()
         text = user.text
+        if self._failed_speculation is user and text:
+            self._failed_speculation = None
+            self.conversation.add_user(text)
+            self._say("apology", self.agent.unhappy_paths.stage_failure, user_turn=user)
+            return
         stt_failed, self._stt_failed = self._stt_failed, False
         if not text:
             paths = self.agent.unhappy_paths
@@ -253,7 +288,7 @@ class TurnManager:
             return
         self.conversation.add_user(text)
         self._reprompts = 0
-        self._start_reply("reply", self._llm_text, interruptible=True, user_turn=user)
+        self._start_reply("reply", self._llm_reply(), interruptible=True, user_turn=user)
 
     # --- timers -----------------------------------------------------------------------------
 
@@ -324,7 +359,7 @@ class TurnManager:
     # --- replies ----------------------------------------------------------------------------
 
     def _say(self, kind: str, text: str, *, interruptible: bool = True, user_turn: UserTurn | None = None) -> None:
-        async def fixed() -> AsyncIterator[str]:
+        async def fixed(turn: TurnTimeline) -> AsyncIterator[str]:
             yield text
 
         self._start_reply(kind, fixed, interruptible=interruptible, user_turn=user_turn)
@@ -332,10 +367,11 @@ class TurnManager:
     def _start_reply(
         self,
         kind: str,
-        text: Callable[[], AsyncIterator[str]],
+        text: Callable[[TurnTimeline], AsyncIterator[str]],
         *,
         interruptible: bool,
         user_turn: UserTurn | None = None,
+        gated: bool = False,
     ) -> None:
         self._timers_cancel("silence", "idle_end")
         turn = self.timeline.new_turn(kind)
@@ -345,26 +381,34 @@ class TurnManager:
             turn.marks.update(user_turn.marks)
             turn.user_text = user_turn.text
         self._reply_ids += 1
-        reply = Reply(self._reply_ids, kind, interruptible, turn, on_first_heard=self._first_heard)
+        reply = Reply(self._reply_ids, kind, interruptible, turn, on_first_heard=self._first_heard,
+                      gate=anyio.Event() if gated else None)
         scope = anyio.CancelScope()
-        self.active = _ActiveReply(reply, scope, user_turn)
+        self.active = _ActiveReply(reply, scope, user_turn, speculative=gated)
         self.state = State.THINKING
 
         async def run() -> None:
             error: BaseException | None = None
             with scope:
                 try:
-                    await self.pipeline.speak(reply, text())
+                    await self.pipeline.speak(reply, text(turn))
                 except Exception as exc:  # noqa: BLE001 - reported to the state machine
                     error = exc
             await self._inbox_send.send(ReplyEnded(reply, error, scope.cancel_called))
 
         self._spawn(run)
 
-    async def _llm_text(self) -> AsyncGenerator[str, None]:
-        assert self.active is not None
-        turn = self.active.reply.timeline
+    def _llm_reply(self) -> Callable[[TurnTimeline], AsyncGenerator[str, None]]:
+        """The LLM's reply to the conversation as it stands now (the context is taken now, not
+        when the reply task first runs)."""
         messages = self.conversation.messages()
+
+        def text(turn: TurnTimeline) -> AsyncGenerator[str, None]:
+            return self._llm_text(turn, messages)
+
+        return text
+
+    async def _llm_text(self, turn: TurnTimeline, messages: list[Message]) -> AsyncGenerator[str, None]:
         turn.mark("llm_request", self.clock.now())
         deltas = self.llm.stream(lambda provider: provider.stream(messages))
         async with aclosing(deltas):
@@ -386,7 +430,19 @@ class TurnManager:
         turn.agent_text = reply.generated
         turn.heard_text = reply.heard_text()
         if self.active is None or self.active.reply is not reply:
-            return  # an interrupted reply: already accounted for in _interrupt
+            return  # an interrupted or discarded reply: already accounted for
+        if self.active.speculative:
+            # It ended before the caller's turn was confirmed over, so nothing was heard. A
+            # failure is remembered (the endpoint apologises rather than waiting out the same
+            # timeouts again); anything else is dropped and the endpoint starts afresh.
+            user_turn = self.active.user_turn
+            failure = event.error or (None if reply.generated.strip() else RuntimeError("empty reply"))
+            self._drop_speculation()
+            if failure is not None:
+                turn.outcome = "failed"
+                log.error("reply failed", kind=reply.kind, error=str(failure))
+                self._failed_speculation = user_turn
+            return
         self.active = None
         error = event.error
         if error is None and reply.kind == "reply" and not reply.generated.strip():
