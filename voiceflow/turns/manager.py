@@ -11,9 +11,7 @@ transcript of the speech. ``max_wait`` caps the wait for a slow recogniser so th
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from contextlib import aclosing
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -23,11 +21,11 @@ from anyio.abc import ObjectReceiveStream, ObjectSendStream, TaskGroup
 from voiceflow.clock import Clock
 from voiceflow.config.compose import AgentConfig
 from voiceflow.config.models import TurnTaking
-from voiceflow.frames import Message, Transcript
-from voiceflow.metrics.timeline import CallTimeline, TurnTimeline
+from voiceflow.frames import Transcript
+from voiceflow.metrics.timeline import CallTimeline
 from voiceflow.providers import CallTransport, LLMProvider, STTStream, VADStream
 from voiceflow.runtime.chain import AttemptRecord, Chain
-from voiceflow.runtime.reply import Reply, ReplyPipeline
+from voiceflow.runtime.reply import ReplyPipeline
 from voiceflow.turns.barge_in import BargeInPolicy, Overlap
 from voiceflow.turns.context import Conversation
 from voiceflow.turns.events import (
@@ -41,35 +39,10 @@ from voiceflow.turns.events import (
     TimerFired,
     TranscriptReceived,
 )
+from voiceflow.turns.replies import ActiveReply, ReplyLauncher, TextSource, UserTurn, fixed_text, llm_text
 from voiceflow.turns.timers import Timers
 
 log = structlog.get_logger("voiceflow.turns")
-
-
-@dataclass
-class UserTurn:
-    """The caller's turn in progress: voiced segments, transcripts, and marks for the timeline."""
-
-    start: float
-    segment_start: float
-    voiced: float = 0.0
-    finals: list[str] = field(default_factory=list)
-    finals_expected: int = 0
-    interim: str = ""
-    silence_ok: bool = False
-    marks: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def text(self) -> str:
-        return " ".join(t for t in self.finals if t).strip() or self.interim.strip()
-
-
-@dataclass
-class _ActiveReply:
-    reply: Reply
-    scope: anyio.CancelScope
-    user_turn: UserTurn | None
-    speculative: bool = False
 
 
 class TurnManager:
@@ -101,17 +74,17 @@ class TurnManager:
         self.conversation_state: str | None = None
         self.state = State.LISTENING
         self.user: UserTurn | None = None
-        self.active: _ActiveReply | None = None
+        self.active: ActiveReply | None = None
         self._overlap: Overlap | None = None
         self._caller_speaking = False
         self._input_ended = False
         self._stt_failed = False
         self._failed_speculation: UserTurn | None = None
         self._reprompts = 0
-        self._reply_ids = 0
         self._inbox_send, self._inbox = anyio.create_memory_object_stream[Event](1024)
         self._tg: TaskGroup | None = None
         self._timers: Timers | None = None
+        self._launcher: ReplyLauncher | None = None
         llm.observers.append(self._on_attempt)
         pipeline.tts.observers.append(self._on_attempt)
 
@@ -134,6 +107,7 @@ class TurnManager:
         async with anyio.create_task_group() as tg:
             self._tg = tg
             self._timers = Timers(self.clock, tg, self._inbox_send)
+            self._launcher = ReplyLauncher(self.pipeline, self.timeline, self._inbox_send, self._spawn)
             self._timers.set("max_call", self.clock.now() + self.agent.unhappy_paths.max_call_seconds)
             greeting = self.agent.prompt.greeting
             if greeting is not None:
@@ -359,66 +333,26 @@ class TurnManager:
     # --- replies ----------------------------------------------------------------------------
 
     def _say(self, kind: str, text: str, *, interruptible: bool = True, user_turn: UserTurn | None = None) -> None:
-        async def fixed(turn: TurnTimeline) -> AsyncIterator[str]:
-            yield text
-
-        self._start_reply(kind, fixed, interruptible=interruptible, user_turn=user_turn)
+        self._start_reply(kind, fixed_text(text), interruptible=interruptible, user_turn=user_turn)
 
     def _start_reply(
         self,
         kind: str,
-        text: Callable[[TurnTimeline], AsyncIterator[str]],
+        source: TextSource,
         *,
         interruptible: bool,
         user_turn: UserTurn | None = None,
         gated: bool = False,
     ) -> None:
+        assert self._launcher is not None
         self._timers_cancel("silence", "idle_end")
-        turn = self.timeline.new_turn(kind)
-        # The manager's own log lines from here on, and the reply's tasks, carry this turn's id.
-        structlog.contextvars.bind_contextvars(turn_id=turn.index)
-        if user_turn is not None:
-            turn.marks.update(user_turn.marks)
-            turn.user_text = user_turn.text
-        self._reply_ids += 1
-        reply = Reply(self._reply_ids, kind, interruptible, turn, on_first_heard=self._first_heard,
-                      gate=anyio.Event() if gated else None)
-        scope = anyio.CancelScope()
-        self.active = _ActiveReply(reply, scope, user_turn, speculative=gated)
+        self.active = self._launcher.launch(
+            kind, source, interruptible=interruptible, user_turn=user_turn, gated=gated
+        )
         self.state = State.THINKING
 
-        async def run() -> None:
-            error: BaseException | None = None
-            with scope:
-                try:
-                    await self.pipeline.speak(reply, text(turn))
-                except Exception as exc:  # noqa: BLE001 - reported to the state machine
-                    error = exc
-            await self._inbox_send.send(ReplyEnded(reply, error, scope.cancel_called))
-
-        self._spawn(run)
-
-    def _llm_reply(self) -> Callable[[TurnTimeline], AsyncGenerator[str, None]]:
-        """The LLM's reply to the conversation as it stands now (the context is taken now, not
-        when the reply task first runs)."""
-        messages = self.conversation.messages()
-
-        def text(turn: TurnTimeline) -> AsyncGenerator[str, None]:
-            return self._llm_text(turn, messages)
-
-        return text
-
-    async def _llm_text(self, turn: TurnTimeline, messages: list[Message]) -> AsyncGenerator[str, None]:
-        turn.mark("llm_request", self.clock.now())
-        deltas = self.llm.stream(lambda provider: provider.stream(messages))
-        async with aclosing(deltas):
-            async for delta in deltas:
-                turn.mark_once("llm_first_token", self.clock.now())
-                yield delta
-        turn.mark("llm_done", self.clock.now())
-
-    def _first_heard(self, reply: Reply) -> None:
-        self._inbox_send.send_nowait(ReplyHeard(reply))
+    def _llm_reply(self) -> TextSource:
+        return llm_text(self.llm, self.clock, self.conversation.messages())
 
     def _on_ReplyHeard(self, event: ReplyHeard) -> None:
         if self.active is not None and self.active.reply is event.reply and self.state is State.THINKING:
@@ -465,7 +399,7 @@ class TurnManager:
             return
         self._became_idle()
 
-    def _interrupt(self, active: _ActiveReply) -> None:
+    def _interrupt(self, active: ActiveReply) -> None:
         """Barge-in: stop the reply at once, drop unheard audio, keep what was heard."""
         active.scope.cancel()
         self.transport.flush()

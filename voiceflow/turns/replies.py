@@ -1,0 +1,120 @@
+"""Launching agent replies: the turn manager decides *when*; this module knows *how*.
+
+A reply is a :class:`~voiceflow.runtime.reply.Reply` (what was said and heard), a cancel scope
+(what barge-in cancels), a timeline turn, and a task running the reply pipeline that reports back
+to the manager's inbox when it ends. Text comes from a source: the LLM, or a fixed line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import structlog
+from anyio.streams.memory import MemoryObjectSendStream
+
+from voiceflow.clock import Clock
+from voiceflow.frames import Message
+from voiceflow.metrics.timeline import CallTimeline, TurnTimeline
+from voiceflow.providers import LLMProvider
+from voiceflow.runtime.chain import Chain
+from voiceflow.runtime.reply import Reply, ReplyPipeline
+from voiceflow.turns.events import Event, ReplyEnded, ReplyHeard
+
+TextSource = Callable[[TurnTimeline], AsyncIterator[str]]
+"""Makes a reply's text stream; called inside the reply's task with the reply's timeline turn."""
+
+
+@dataclass
+class UserTurn:
+    """The caller's turn in progress: voiced segments, transcripts, and marks for the timeline."""
+
+    start: float
+    segment_start: float
+    voiced: float = 0.0
+    finals: list[str] = field(default_factory=list)
+    finals_expected: int = 0
+    interim: str = ""
+    silence_ok: bool = False
+    marks: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        return " ".join(t for t in self.finals if t).strip() or self.interim.strip()
+
+
+@dataclass
+class ActiveReply:
+    reply: Reply
+    scope: anyio.CancelScope
+    user_turn: UserTurn | None
+    speculative: bool = False
+
+
+def fixed_text(text: str) -> TextSource:
+    async def source(turn: TurnTimeline) -> AsyncIterator[str]:
+        yield text
+
+    return source
+
+
+def llm_text(llm: Chain[LLMProvider[Any]], clock: Clock, messages: list[Message]) -> TextSource:
+    """The LLM's reply to ``messages``, taken now (not when the reply task first runs)."""
+
+    async def source(turn: TurnTimeline) -> AsyncGenerator[str, None]:
+        turn.mark("llm_request", clock.now())
+        deltas = llm.stream(lambda provider: provider.stream(messages))
+        async with aclosing(deltas):
+            async for delta in deltas:
+                turn.mark_once("llm_first_token", clock.now())
+                yield delta
+        turn.mark("llm_done", clock.now())
+
+    return source
+
+
+@dataclass
+class ReplyLauncher:
+    pipeline: ReplyPipeline
+    timeline: CallTimeline
+    inbox: MemoryObjectSendStream[Event]
+    spawn: Callable[[Callable[[], Any]], None]
+    _ids: int = 0
+
+    def launch(
+        self,
+        kind: str,
+        source: TextSource,
+        *,
+        interruptible: bool,
+        user_turn: UserTurn | None = None,
+        gated: bool = False,
+    ) -> ActiveReply:
+        turn = self.timeline.new_turn(kind)
+        # The manager's own log lines from here on, and the reply's tasks, carry this turn's id.
+        structlog.contextvars.bind_contextvars(turn_id=turn.index)
+        if user_turn is not None:
+            turn.marks.update(user_turn.marks)
+            turn.user_text = user_turn.text
+        self._ids += 1
+        reply = Reply(self._ids, kind, interruptible, turn, on_first_heard=self._first_heard,
+                      gate=anyio.Event() if gated else None)
+        active = ActiveReply(reply, anyio.CancelScope(), user_turn, speculative=gated)
+
+        async def run() -> None:
+            error: BaseException | None = None
+            with active.scope:
+                try:
+                    await self.pipeline.speak(reply, source(turn))
+                except Exception as exc:  # noqa: BLE001 - reported to the state machine
+                    error = exc
+            await self.inbox.send(ReplyEnded(reply, error, active.scope.cancel_called))
+
+        self.spawn(run)
+        return active
+
+    def _first_heard(self, reply: Reply) -> None:
+        self.inbox.send_nowait(ReplyHeard(reply))
