@@ -239,3 +239,16 @@ async def test_without_preemption_the_reply_starts_at_the_endpoint() -> None:
     (turn,) = result.timeline.turns
     assert turn.marks["llm_request"] >= turn.marks["endpoint"]
     assert "preemptive_start" not in turn.marks
+
+
+async def test_a_slow_recogniser_never_stalls_the_turn() -> None:
+    registry, cfg = agent(
+        stt=[{"provider": "scripted-stt", "lines": ["too late"], "delay": 2.0}],
+        turn_taking={"endpointing": {"max_wait": 1.0}},
+    )
+    result, _, _ = await run_call(cfg, registry, silence(0.3) + speech_like(0.8) + silence(4.0),
+                                  start="immediately", lead_in=0)
+    turn = result.timeline.turns[0]
+    # No final within max_wait: the agent asks the caller to repeat instead of sitting silent.
+    assert turn.kind == "unclear"
+    assert turn.marks["endpoint"] - turn.marks["user_speech_end"] < 1.3

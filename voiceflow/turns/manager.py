@@ -179,7 +179,7 @@ class TurnManager:
             return
         user.marks["user_speech_end"] = event.t
         user.marks["vad_end_detected"] = event.detected_at
-        user.marks.setdefault("stt_finalize", self.clock.now())
+        user.marks["stt_finalize"] = self.clock.now()  # the last segment is the one waited for
         user.finals_expected += 1
         self.state = State.ENDPOINTING
         self._spawn(self._finalize)
@@ -279,9 +279,11 @@ class TurnManager:
             self._maybe_end_turn()
 
     def _timer_max_wait(self) -> None:
-        if self.state is State.ENDPOINTING and self.user is not None:
-            log.warning("final transcript late: ending the turn with what is known")
-            self._end_user_turn()
+        user = self.user
+        if self.state is State.ENDPOINTING and user is not None and len(user.finals) < user.finals_expected:
+            log.warning("final transcript late: going on with what is known")
+            user.finals_expected = len(user.finals)  # stop waiting; the silence rule still applies
+            self._maybe_end_turn()
 
     def _timer_barge_in(self) -> None:
         if self.active is None or self._overlap is None:
