@@ -29,7 +29,7 @@ from voiceflow.providers import (
     VADStream,
 )
 from voiceflow.runtime.chain import Chain
-from voiceflow.runtime.pool import ProviderPool
+from voiceflow.runtime.pool import NoProviderReady, ProviderPool
 from voiceflow.runtime.reply import Reply, ReplyPipeline
 from voiceflow.turns.events import CallerAudioEnded, Event, SpeechEnded, SpeechStarted, TranscriptReceived
 from voiceflow.turns.manager import TurnManager
@@ -63,14 +63,13 @@ class Session:
         with using_clock(self.clock), structlog.contextvars.bound_contextvars(session_id=self.call_id):
             timeline = CallTimeline(self.call_id, origin=self.clock.now())
             vad = await self._vad()
-            stt_provider: STTProvider[Any] = (await self.pool.chain(ProviderKind.STT, self.agent.stt))[0]  # type: ignore[assignment]
             llm = Chain[LLMProvider[Any]](
                 "llm", await self.pool.chain(ProviderKind.LLM, self.agent.llm), self.clock  # type: ignore[arg-type]
             )
             tts = Chain[TTSProvider[Any]](
                 "tts", await self.pool.chain(ProviderKind.TTS, self.agent.tts), self.clock  # type: ignore[arg-type]
             )
-            stt = await stt_provider.open_stream()
+            stt = await self._open_stt()
             self.transport.on_played(_played)
             manager = TurnManager(
                 self.agent,
@@ -100,6 +99,17 @@ class Session:
                 self.transport.notify("hangup", reason=self.ended_because)
             log.info("call ended", reason=self.ended_because, turns=len(timeline.turns))
             return CallResult(self.call_id, timeline, self.ended_because)
+
+    async def _open_stt(self) -> STTStream:
+        """The first STT of the chain that opens a stream for this call."""
+        errors: list[str] = []
+        for provider in await self.pool.chain(ProviderKind.STT, self.agent.stt):
+            try:
+                return await typing.cast(STTProvider[Any], provider).open_stream()
+            except Exception as exc:  # noqa: BLE001 - the next one may work
+                errors.append(f"{provider.name}: {type(exc).__name__}: {exc}")
+                log.warning("STT could not open a stream, trying the next", provider=provider.name, error=str(exc))
+        raise NoProviderReady("no stt provider could open a stream: " + "; ".join(errors))
 
     async def _vad(self) -> VADStream:
         providers = await self.pool.chain(ProviderKind.VAD, self.agent.vad)
