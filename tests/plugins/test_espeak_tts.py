@@ -53,15 +53,13 @@ async def test_speaks_a_sentence(espeak: EspeakTTS) -> None:
     assert _rms(samples) > 500
 
 
-async def test_first_audio_within_50_ms(espeak: EspeakTTS) -> None:
-    await _pcm(espeak, "Warm up.")
-    best = 1.0
-    for _ in range(3):
-        start = time.perf_counter()
-        async with aclosing(espeak.synthesize(SENTENCE)) as chunks:
-            await anext(chunks)
-        best = min(best, time.perf_counter() - start)
-    assert best < 0.05, f"first audio after {best * 1000:.1f} ms"
+async def test_first_audio_comes_before_the_rest_is_synthesised(espeak: EspeakTTS) -> None:
+    """Streaming, not batch: the first chunk is a small part of the clause (timings: benchmarks/)."""
+    async with aclosing(espeak.synthesize(LONG)) as chunks:
+        first = await anext(chunks)
+        rest = [chunk async for chunk in chunks]
+    total = len(first.pcm) + sum(len(chunk.pcm) for chunk in rest)
+    assert rest and len(first.pcm) < total / 3
 
 
 async def test_first_chunk_arrives_before_long_text_is_done(espeak: EspeakTTS) -> None:

@@ -105,17 +105,19 @@ async def test_cancel_stops_synthesis_and_frees_voice(piper: PiperTTS) -> None:
 @pytest.mark.slow
 async def test_length_scale_and_sentence_silence(piper: PiperTTS) -> None:
     text = "One moment. Let me check."
-    slow = PiperTTS(PiperConfig(provider="piper", length_scale=1.5))
+    # noise_w_scale 0: phoneme durations without random variation, so lengths compare exactly.
+    steady = PiperTTS(PiperConfig(provider="piper", noise_w_scale=0.0))
+    slow = PiperTTS(PiperConfig(provider="piper", length_scale=1.5, noise_w_scale=0.0))
     paused = PiperTTS(PiperConfig(provider="piper", sentence_silence=0.5))
-    await slow.prepare()
-    await paused.prepare()
+    for voice in (steady, slow, paused):
+        await voice.prepare()
     try:
-        normal = sum(len(chunk.pcm) for chunk in await _collect(piper, text)) / 2 / 22_050
+        normal = sum(len(chunk.pcm) for chunk in await _collect(steady, text)) / 2 / 22_050
         slower = sum(len(chunk.pcm) for chunk in await _collect(slow, text)) / 2 / 22_050
         chunks = await _collect(paused, text)
     finally:
-        await slow.aclose()
-        await paused.aclose()
+        for voice in (steady, slow, paused):
+            await voice.aclose()
     assert slower > normal * 1.3
     silences = [chunk for chunk in chunks if not any(chunk.pcm)]
     # one pause, between the sentences, never after the last one

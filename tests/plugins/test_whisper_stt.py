@@ -108,7 +108,7 @@ async def test_finalize_without_audio_is_prompt(stt: WhisperSTT) -> None:
     stream = await stt.open_stream()
     began = time.perf_counter()
     assert (await final(stream)).text == ""
-    assert time.perf_counter() - began < 0.05
+    assert time.perf_counter() - began < 0.1  # nothing decoded: a real decode takes ≥ 0.2 s
     await stream.aclose()
 
 
@@ -148,7 +148,7 @@ async def test_event_loop_keeps_running_while_decoding(stt: WhisperSTT) -> None:
     gaps = [b - a for a, b in itertools.pairwise(ticks)]
     assert transcript.text
     assert len(during) >= took / 0.005 / 4, (len(during), took)
-    assert max(gaps) < 0.1, max(gaps)
+    assert max(gaps) < took / 2, (max(gaps), took)  # a blocked loop would show one gap ≈ took
     await stream.aclose()
 
 
