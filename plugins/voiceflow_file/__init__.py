@@ -52,7 +52,7 @@ class FileTransportConfig(ProviderConfig):
         base = (info.context or {}).get("base_dir")
         if value is None or value.is_absolute() or base is None:
             return value
-        return Path(base) / value
+        return (Path(base) / value).resolve()
 
     @field_validator("input")
     @classmethod
