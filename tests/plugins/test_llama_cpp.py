@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -157,22 +155,3 @@ async def test_qwen_knows_paris() -> None:
     finally:
         await llm.aclose()
     assert "paris" in reply.lower(), reply
-
-
-def test_plugin_imports_without_the_offline_extras() -> None:
-    """`voiceflow plugins` and schema generation import every plugin: it must not need llama_cpp."""
-    code = (
-        "import sys\n"
-        "for name in ('llama_cpp',): sys.modules[name] = None\n"
-        "import anyio\n"
-        "from voiceflow_llama_cpp import LlamaCppConfig, LlamaCppLLM\n"
-        "from voiceflow.providers import ProviderUnavailable\n"
-        "provider = LlamaCppLLM(LlamaCppConfig(provider='llama-cpp'))\n"
-        "try:\n"
-        "    anyio.run(provider.prepare)\n"
-        "except ProviderUnavailable as exc:\n"
-        "    assert 'pip install' in str(exc), exc\n"
-        "else:\n"
-        "    raise SystemExit('prepare() worked without its runtime')\n"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
