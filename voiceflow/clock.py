@@ -155,7 +155,6 @@ class VirtualClock:
             if not self._sleepers:
                 await self._changed.wait()
                 continue
-            delay = self._sleepers[0][0] - self.now()
             if self._busy == 0 and await self._is_idle():
                 if self._busy == 0 and self._sleepers:
                     skip = self._sleepers[0][0] - self.now()
@@ -163,7 +162,10 @@ class VirtualClock:
                         self._offset += skip
                         self.jumped += skip
                 continue
-            with anyio.move_on_after(max(0.0, min(delay, 0.05))):
+            # Work is in flight: let real time pass until the next deadline or a change (a new
+            # sleeper, work finishing). Poll briefly when the loop itself is the busy one.
+            delay = self._sleepers[0][0] - self.now()
+            with anyio.move_on_after(max(0.0, min(delay, 0.05 if self._busy else 0.002))):
                 await self._changed.wait()
 
     def _wake_due(self) -> None:
@@ -172,15 +174,24 @@ class VirtualClock:
             heapq.heappop(self._sleepers)[2].set()
 
     async def _is_idle(self) -> bool:
-        """True when, after letting every runnable task run, none is left runnable."""
+        """True once every runnable task has run and blocked (checked a few times in a row).
+
+        Tasks the driver has just woken are runnable for a moment: yielding lets them run and
+        block again, which is far cheaper than giving up and waiting in real time.
+        """
         loop = _running_asyncio_loop()
-        for _ in range(self._idle_checks):
+        quiet = 0
+        for _ in range(64):
             await anyio.lowlevel.checkpoint()
             if self._busy:
                 return False
             if loop is not None and loop._ready:  # type: ignore[attr-defined]
-                return False
-        return True
+                quiet = 0
+                continue
+            quiet += 1
+            if quiet >= self._idle_checks:
+                return True
+        return False
 
 
 def _running_asyncio_loop() -> asyncio.AbstractEventLoop | None:
