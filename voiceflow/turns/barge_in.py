@@ -12,11 +12,22 @@ window, so a timer alone would count that window as speech and let a 0.2 s "mm-h
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 
 from voiceflow.config.models import BargeIn
 
-VOICE_GAP = 0.1
-"""Seconds without a voiced frame after which the caller counts as having stopped."""
+VOICE_GAP = 0.07
+"""Seconds without a voiced frame after which the caller counts as having stopped: a detector
+window (Silero's is 32 ms) plus a frame of hand-off, with a little slack."""
+
+RECHECK = 0.02
+"""How soon to look again while the caller is still voicing but not yet for long enough."""
+
+
+class Verdict(Enum):
+    INTERRUPT = "interrupt"
+    WAIT = "wait"
+    STOPPED = "stopped"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,9 +52,15 @@ class BargeInPolicy:
             return None  # echo warm-up: the agent's own first words may come back on the line
         return Overlap(t, max(now, t + self.settings.min_speech))
 
-    def still_talking(self, now: float, voiced_until: float) -> bool:
-        """At the overlap's check time: is the caller still voicing (interrupt now)?"""
-        return now - voiced_until <= VOICE_GAP
+    def judge(self, overlap: Overlap, now: float, voiced_until: float) -> Verdict:
+        """At a check: interrupt once the voiced span reaches ``min_speech``; keep watching while
+        the caller is still voicing; otherwise the speech already stopped short, and the end of
+        speech (:meth:`long_enough`) will settle it."""
+        if voiced_until - overlap.started >= self.settings.min_speech:
+            return Verdict.INTERRUPT
+        if now - voiced_until <= VOICE_GAP:
+            return Verdict.WAIT
+        return Verdict.STOPPED
 
     def long_enough(self, overlap: Overlap, speech_end: float) -> bool:
         """At the end of the overlapping speech: was it long enough to count after all?"""

@@ -26,7 +26,7 @@ from voiceflow.metrics.timeline import CallTimeline
 from voiceflow.providers import CallTransport, LLMProvider, STTStream, VADStream
 from voiceflow.runtime.chain import AttemptRecord, Chain
 from voiceflow.runtime.reply import ReplyPipeline
-from voiceflow.turns.barge_in import BargeInPolicy, Overlap
+from voiceflow.turns.barge_in import RECHECK, BargeInPolicy, Overlap, Verdict
 from voiceflow.turns.context import Conversation
 from voiceflow.turns.events import (
     CallerAudioEnded,
@@ -288,10 +288,13 @@ class TurnManager:
     def _timer_barge_in(self) -> None:
         if self.active is None or self._overlap is None:
             return
-        if not self._policy().still_talking(self.clock.now(), self.vad.voiced_until):
-            return  # the voice already stopped: SpeechEnded will judge how long it really was
-        overlap, self._overlap = self._overlap, None
-        self._barge_in(overlap.started)
+        verdict = self._policy().judge(self._overlap, self.clock.now(), self.vad.voiced_until)
+        if verdict is Verdict.WAIT:
+            self._timers_set("barge_in", self.clock.now() + RECHECK)
+        elif verdict is Verdict.INTERRUPT:
+            overlap, self._overlap = self._overlap, None
+            self._barge_in(overlap.started)
+        # STOPPED: the voice ended short of min_speech; SpeechEnded will settle it.
 
     def _barge_in(self, t: float) -> None:
         """The caller really is talking over the agent (since audio time ``t``)."""
