@@ -1,8 +1,9 @@
 """The provider API: what a plugin implements to add a VAD, STT, LLM, TTS or transport.
 
 Built-in providers (under ``plugins/``) use nothing but this module, :mod:`voiceflow.frames`,
-:mod:`voiceflow.config.base`, :mod:`voiceflow.compute`, :mod:`voiceflow.models` and
-:mod:`voiceflow.audio`; a third-party package can do everything they do.
+:mod:`voiceflow.config.base`, :mod:`voiceflow.compute`, :mod:`voiceflow.models`,
+:mod:`voiceflow.audio`, :mod:`voiceflow.clock` and :mod:`voiceflow.plugins.hookspecs`; a
+third-party package can do everything they do.
 
 Conventions every provider follows:
 
