@@ -121,6 +121,9 @@ async def iterate_in_thread(
                 yield item  # type: ignore[misc]
     finally:
         stop.set()
+        # Also closed here, not only by the thread: if the loop stops before the thread's last
+        # hand-back arrives, the stream must not be left open (the thread then sees it closed).
+        send.close()
 
 
 class _BusyMarker:
