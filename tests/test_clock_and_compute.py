@@ -100,3 +100,26 @@ async def test_iterate_in_thread_raises_the_producers_error() -> None:
         async for item in iterate_in_thread(broken):
             items.append(item)
     assert items == [1]
+
+
+def test_a_loop_that_ends_before_its_producer_thread_leaks_nothing() -> None:
+    import gc
+
+    handed_back = threading.Event()
+
+    def slow(stop: StopFlag):  # type: ignore[no-untyped-def]
+        yield 1
+        time.sleep(0.2)  # the consumer and its event loop are gone by now
+        handed_back.set()
+        yield 2
+
+    async def consume_one() -> None:
+        stream = iterate_in_thread(slow)
+        async for _ in stream:
+            break
+        await stream.aclose()
+
+    anyio.run(consume_one)
+    assert handed_back.wait(2.0)
+    time.sleep(0.05)
+    gc.collect()  # an unclosed stream would raise ResourceWarning here (an error under pytest)
