@@ -20,8 +20,21 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field
 
 CHUNK = 4 * 1024 * 1024
+
+ExpectedSha256 = Annotated[
+    str | None,
+    Field(
+        None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="Expected sha256 (lower-case hex) of model_path; a file that differs is refused.",
+    ),
+]
+"""The ``sha256:`` field a provider config offers next to a user-supplied ``model_path``."""
 
 
 class ModelError(Exception):

@@ -8,7 +8,7 @@ from typing import Literal, Self
 from pydantic import Field, model_validator
 
 from voiceflow.config.base import ProviderConfig
-from voiceflow.models import ModelFile, PackagePart
+from voiceflow.models import ExpectedSha256, ModelFile, PackagePart
 
 ModelName = Literal["qwen2.5-0.5b", "smollm2-135m"]
 
@@ -48,11 +48,7 @@ class LlamaCppConfig(ProviderConfig):
         ),
     )
     model_path: Path | None = Field(None, description="Any GGUF chat model on disk; overrides model.")
-    sha256: str | None = Field(
-        None,
-        pattern=r"^[0-9a-f]{64}$",
-        description="Expected sha256 of model_path; the file is refused if it differs.",
-    )
+    sha256: ExpectedSha256 = None
     n_threads: int = Field(
         1,
         ge=1,

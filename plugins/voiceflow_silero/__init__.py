@@ -15,7 +15,7 @@ from pydantic import Field, model_validator
 
 from voiceflow.compute import run_in_thread
 from voiceflow.config.base import ProviderConfig
-from voiceflow.models import ModelError, ModelFile, PackagePart, ensure_model_file, verify
+from voiceflow.models import ExpectedSha256, ModelError, ModelFile, PackagePart, ensure_model_file, verify
 from voiceflow.plugins.hookspecs import Register, hookimpl
 from voiceflow.providers import ProviderError, ProviderUnavailable, VADProvider
 from voiceflow_silero.stream import SileroStream
@@ -71,11 +71,7 @@ class SileroConfig(ProviderConfig):
         description="Use this Silero ONNX file instead of the one shipped in faster-whisper. It "
         "must take inputs input/h/c like the faster-whisper v6 export (16 kHz only).",
     )
-    sha256: str | None = Field(
-        None,
-        pattern=r"^[0-9a-f]{64}$",
-        description="Expected sha256 of model_path; when set, a file that does not match is refused.",
-    )
+    sha256: ExpectedSha256 = None
 
     @model_validator(mode="after")
     def _sha_needs_path(self) -> SileroConfig:
