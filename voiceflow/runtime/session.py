@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -44,7 +44,6 @@ class CallResult:
     call_id: str
     timeline: CallTimeline
     ended_because: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Session:
@@ -57,7 +56,6 @@ class Session:
         self.clock = clock
         self.call_id = transport.call_id or f"call-{next(_call_numbers)}"
         self.ended_because = ""
-        self._scope: anyio.CancelScope | None = None
 
     async def run(self) -> CallResult:
         with using_clock(self.clock), structlog.contextvars.bound_contextvars(session_id=self.call_id):
@@ -86,7 +84,6 @@ class Session:
             log.info("call started", agent=self.agent.name)
             try:
                 async with anyio.create_task_group() as tg:
-                    self._scope = tg.cancel_scope
                     tg.start_soon(self.transport.run, name="transport")
                     tg.start_soon(self._pump_caller_audio, vad, stt, manager.inbox, name="caller-audio")
                     tg.start_soon(self._pump_transcripts, stt, manager.inbox, name="transcripts")

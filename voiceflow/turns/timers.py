@@ -45,6 +45,3 @@ class Timers:
 
     def consumed(self, name: str) -> None:
         self._scopes.pop(name, None)
-
-    def active(self, name: str) -> bool:
-        return name in self._scopes
