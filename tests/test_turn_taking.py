@@ -252,3 +252,18 @@ async def test_a_slow_recogniser_never_stalls_the_turn() -> None:
     # No final within max_wait: the agent asks the caller to repeat instead of sitting silent.
     assert turn.kind == "unclear"
     assert turn.marks["endpoint"] - turn.marks["user_speech_end"] < 1.3
+
+
+async def test_failure_mid_reply_is_recorded_and_apologised_for_without_switching() -> None:
+    registry, cfg = agent(
+        llm=[
+            {"provider": "scripted-llm", "replies": [LONG_REPLY], "fail_after_words": 12},
+            {"provider": "scripted-llm", "replies": ["Never used."]},
+        ],
+    )
+    result, _, _ = await run_call(cfg, registry, silence(0.3) + speech_like(0.8) + silence(12.0),
+                                  start="immediately", lead_in=0)
+    failed, apology = result.timeline.turns[:2]
+    assert failed.outcome == "failed" and "mid-stream" in failed.fallbacks[0]
+    assert "Never used." not in failed.agent_text  # no switch once the caller had heard words
+    assert apology.kind == "apology" and apology.outcome == "completed"

@@ -65,14 +65,16 @@ class Chain(Generic[P]):
         for provider in self.providers:
             timeouts = provider.config.timeouts
             requested = self.clock.now()
-            iterator = start(provider)
+            iterator: AsyncIterator[T] | None = None
             try:
+                iterator = start(provider)  # a provider may fail already when asked to start
                 first = await self._next(iterator, timeouts.first_byte)
             except StopAsyncIteration:
                 self._record(attempts, provider, requested, self.clock.now(), None)
                 return
             except Exception as exc:  # noqa: BLE001 - any provider failure means "try the next"
-                await _close(iterator)
+                if iterator is not None:
+                    await _close(iterator)
                 self._record(attempts, provider, requested, None, _describe(exc, timeouts.first_byte))
                 log.warning("provider failed, falling back", stage=self.stage,
                             provider=provider.name, error=attempts[-1].error)
@@ -86,10 +88,8 @@ class Chain(Generic[P]):
                     except StopAsyncIteration:
                         return
                     except Exception as exc:  # noqa: BLE001
-                        attempts.append(
-                            AttemptRecord(self.stage, provider.name, requested, None,
-                                          "mid-stream: " + _describe(exc, timeouts.idle))
-                        )
+                        self._record(attempts, provider, requested, None,
+                                     "mid-stream: " + _describe(exc, timeouts.idle))
                         raise StageFailed(self.stage, attempts) from exc
                     yield item
             finally:

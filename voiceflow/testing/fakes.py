@@ -133,6 +133,7 @@ class ScriptedLLMConfig(ProviderConfig):
     first_token_delay: float = Field(0.1, ge=0)
     token_delay: float = Field(0.02, ge=0)
     fail: bool = Field(False, description="Raise before the first token (to test fallback).")
+    fail_after_words: int | None = Field(None, ge=1, description="Raise after this many words.")
 
 
 class ScriptedLLM(LLMProvider[ScriptedLLMConfig]):
@@ -159,6 +160,8 @@ class ScriptedLLM(LLMProvider[ScriptedLLMConfig]):
         replies = self.config.replies
         text = replies[min(len(self.requests), len(replies)) - 1]
         for i, word in enumerate(text.split(" ")):
+            if i and i == self.config.fail_after_words:
+                raise RuntimeError("scripted failure mid-reply")
             if i:
                 await clock.sleep(self.config.token_delay)
             self.tokens_sent += 1

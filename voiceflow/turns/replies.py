@@ -110,7 +110,7 @@ class ReplyLauncher:
                 try:
                     await self.pipeline.speak(reply, source(turn))
                 except Exception as exc:  # noqa: BLE001 - reported to the state machine
-                    error = exc
+                    error = _root_cause(exc)
             await self.inbox.send(ReplyEnded(reply, error, active.scope.cancel_called))
 
         self.spawn(run)
@@ -118,3 +118,10 @@ class ReplyLauncher:
 
     def _first_heard(self, reply: Reply) -> None:
         self.inbox.send_nowait(ReplyHeard(reply))
+
+
+def _root_cause(exc: Exception) -> Exception:
+    """The reply's own task group wraps a stage failure in an ExceptionGroup; report the failure."""
+    while isinstance(exc, ExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
