@@ -31,7 +31,7 @@ from enum import Enum
 from typing import Any, ClassVar, Generic, TypeVar
 
 from voiceflow.config.base import ProviderConfig
-from voiceflow.frames import AudioFrame, Message, Transcript, TTSAudio, VADEvent
+from voiceflow.frames import AudioFrame, Message, Transcript, TTSAudio, VADEvent, VADKind
 
 
 class ProviderKind(str, Enum):
@@ -48,6 +48,10 @@ class ProviderError(Exception):
 
 class ProviderUnavailable(ProviderError):
     """The provider cannot work at all here (missing package, model file, key or server)."""
+
+
+class ProviderTimeout(ProviderError):
+    """A provider call did not answer within its deadline (the runtime raises it, never a plugin)."""
 
 
 C = TypeVar("C", bound=ProviderConfig)
@@ -104,6 +108,17 @@ class VADStream(ABC):
         window). The default is a coarse answer from :attr:`speaking`; precise detectors override.
         """
         return float("inf") if self.speaking else float("-inf")
+
+    def finish(self, t: float) -> VADEvent | None:
+        """The caller's audio ended at audio time ``t``: close an open speech segment.
+
+        The end of input is an endpoint: a recording cut mid-word, or a caller whose line drops
+        while talking, must still end the turn rather than leave it open forever. The default
+        ends the segment at :attr:`voiced_until` (or ``t``); detectors rarely need to override it.
+        """
+        if not self.speaking:
+            return None
+        return VADEvent(VADKind.SPEECH_END, min(self.voiced_until, t), t)
 
 
 class VADProvider(Provider[C]):

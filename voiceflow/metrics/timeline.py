@@ -58,6 +58,8 @@ class TurnTimeline:
     heard_text: str = ""
     outcome: str = "pending"
     fallbacks: list[str] = field(default_factory=list)
+    failure: str | None = None
+    """Why this turn failed, or which failure it apologises for (already redacted)."""
 
     def mark(self, name: str, t: float) -> None:
         self.marks[name] = t
@@ -86,6 +88,7 @@ class TurnTimeline:
             "outcome": self.outcome,
             "providers": self.providers,
             "fallbacks": self.fallbacks,
+            "failure": self.failure,
             "marks": {name: round(t - self.origin, 4) for name, t in ordered},
             "spans": {
                 name: round(value, 4)

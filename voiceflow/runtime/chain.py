@@ -2,9 +2,14 @@
 
 The chain, not the provider, owns timing: it stamps the request and the first item (TTFB) for the
 timeline, enforces the per-attempt ``first_byte`` and ``idle`` timeouts, and moves to the next
-provider when one fails *before producing anything*. Once output has reached the caller, switching
-providers would repeat or garble what they heard, so a failure mid-stream ends the stream with
-:class:`StageFailed` and the turn manager decides what to say.
+provider when one fails *before producing anything*: raising, timing out, producing nothing at all
+(``nonempty``), or producing an item its stage cannot use (``check``: a TTS chunk of odd length,
+an LLM delta that is not text). A failure after output has started ends the stream with
+:class:`StageFailed` naming the provider that served it (``served_by``); the caller decides
+whether the rest can move on (TTS resumes the unspoken text on the next provider, see
+:mod:`voiceflow.runtime.reply`) or the turn manager must apologise.
+
+Error texts pass through the agent's redactor before they reach the timeline or the log.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ import structlog
 
 from voiceflow.clock import Clock
 from voiceflow.providers import Provider
+from voiceflow.runtime.deadline import close_within
+from voiceflow.redaction import redact
 
 T = TypeVar("T")
 P = TypeVar("P", bound=Provider[Any])
@@ -37,11 +44,13 @@ class AttemptRecord:
 
 
 class StageFailed(Exception):
-    """Every provider in the chain failed (or one failed after its output had started)."""
+    """Every provider in the chain failed (or one failed after its output had started:
+    ``served_by`` is then its index in the chain)."""
 
-    def __init__(self, stage: str, attempts: list[AttemptRecord]) -> None:
+    def __init__(self, stage: str, attempts: list[AttemptRecord], served_by: int | None = None) -> None:
         self.stage = stage
         self.attempts = attempts
+        self.served_by = served_by
         reasons = "; ".join(f"{a.provider}: {a.error}" for a in attempts if a.error)
         super().__init__(f"{stage} failed ({reasons})")
 
@@ -59,19 +68,34 @@ class Chain(Generic[P]):
     clock: Clock
     observers: list[AttemptObserver] = field(default_factory=list)
 
-    async def stream(self, start: Callable[[P], AsyncIterator[T]]) -> AsyncGenerator[T, None]:
-        """Items from the first provider that produces any; see the module docstring."""
+    async def stream(
+        self,
+        start: Callable[[P], AsyncIterator[T]],
+        *,
+        first: int = 0,
+        check: Callable[[T], None] | None = None,
+        nonempty: bool = False,
+        served: Callable[[int], None] | None = None,
+    ) -> AsyncGenerator[T, None]:
+        """Items from the first provider (from index ``first``) that produces any; see the module
+        docstring. ``check`` raises on an unusable item; ``nonempty`` makes an empty stream a
+        failure rather than an answer; ``served`` hears the index of the provider that answered
+        (so the next request can start there instead of waiting out a broken one again)."""
         attempts: list[AttemptRecord] = []
-        for provider in self.providers:
+        for index in range(first, len(self.providers)):
+            provider = self.providers[index]
             timeouts = provider.config.timeouts
             requested = self.clock.now()
             iterator: AsyncIterator[T] | None = None
             try:
                 iterator = start(provider)  # a provider may fail already when asked to start
-                first = await self._next(iterator, timeouts.first_byte)
-            except StopAsyncIteration:
-                self._record(attempts, provider, requested, self.clock.now(), None)
-                return
+                try:
+                    item = await self._next(iterator, timeouts.first_byte, check)
+                except StopAsyncIteration:
+                    if not nonempty:
+                        self._record(attempts, provider, requested, self.clock.now(), None)
+                        return
+                    raise EmptyStream("produced nothing") from None
             except Exception as exc:  # noqa: BLE001 - any provider failure means "try the next"
                 if iterator is not None:
                     await _close(iterator)
@@ -80,25 +104,29 @@ class Chain(Generic[P]):
                             provider=provider.name, error=attempts[-1].error)
                 continue
             self._record(attempts, provider, requested, self.clock.now(), None)
+            if served is not None:
+                served(index)
             try:
-                yield first
                 while True:
+                    yield item
                     try:
-                        item = await self._next(iterator, timeouts.idle)
+                        item = await self._next(iterator, timeouts.idle, check)
                     except StopAsyncIteration:
                         return
                     except Exception as exc:  # noqa: BLE001
                         self._record(attempts, provider, requested, None,
                                      "mid-stream: " + _describe(exc, timeouts.idle))
-                        raise StageFailed(self.stage, attempts) from exc
-                    yield item
+                        raise StageFailed(self.stage, attempts, served_by=index) from exc
             finally:
                 await _close(iterator)
         raise StageFailed(self.stage, attempts)
 
-    async def _next(self, iterator: AsyncIterator[T], timeout: float) -> T:
+    async def _next(self, iterator: AsyncIterator[T], timeout: float, check: Callable[[T], None] | None) -> T:
         with self.clock.busy(), anyio.fail_after(timeout):
-            return await anext(iterator)
+            item = await anext(iterator)
+        if check is not None:
+            check(item)
+        return item
 
     def _record(
         self, attempts: list[AttemptRecord], provider: P, requested: float,
@@ -110,14 +138,29 @@ class Chain(Generic[P]):
             observer(record)
 
 
+class EmptyStream(Exception):
+    """A provider ended its stream without producing anything where something was needed."""
+
+
+class BadItem(Exception):
+    """A provider produced an item its stage cannot use (raised by a chain's ``check``)."""
+
+
 def _describe(exc: BaseException, timeout: float) -> str:
     if isinstance(exc, TimeoutError):
         return f"no output within {timeout:g} s"
-    return f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, EmptyStream | BadItem):
+        return str(exc)
+    return redact(f"{type(exc).__name__}: {exc}")
+
+
+CLOSE_SECONDS = 2.0
+"""How long a provider's stream may take to clean up after we stopped reading it."""
 
 
 async def _close(iterator: AsyncIterator[Any]) -> None:
     aclose = getattr(iterator, "aclose", None)
     if aclose is not None:
-        with anyio.CancelScope(shield=True):
-            await aclose()
+        problem = await close_within(CLOSE_SECONDS, aclose)
+        if problem is not None:
+            log.warning("provider stream did not close cleanly", error=problem)

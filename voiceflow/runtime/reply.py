@@ -22,7 +22,7 @@ from voiceflow.config.models import Chunking
 from voiceflow.frames import FRAME_BYTES, AudioFrame, TTSAudio
 from voiceflow.metrics.timeline import TurnTimeline
 from voiceflow.providers import CallTransport, OutFrame, TTSProvider
-from voiceflow.runtime.chain import Chain
+from voiceflow.runtime.chain import BadItem, Chain, StageFailed
 from voiceflow.runtime.chunker import ClauseChunker
 
 
@@ -51,6 +51,9 @@ class Reply:
     gate: anyio.Event | None = None
     """While set and not yet open, audio is prepared but held back (a preemptive reply waits for
     the caller's turn to be confirmed over)."""
+    tts_from: int = 0
+    """Where in the TTS chain this reply's next clause starts: once a provider failed, the rest
+    of the reply goes to the one that took over, without waiting out the broken one again."""
 
     def played(self, clause_index: int, through: int, t: float) -> None:
         clause = self.clauses[clause_index]
@@ -132,17 +135,34 @@ class ReplyPipeline:
                 await self._speak_clause(reply, len(reply.clauses) - 1)
 
     async def _speak_clause(self, reply: Reply, index: int) -> None:
+        """Speak one clause; if the TTS dies mid-clause, the next provider says the rest of it."""
         clause = reply.clauses[index]
         reply.timeline.mark_once("tts_request", self.clock.now())
-        framer = _Framer()
-        audio = self.tts.stream(lambda provider: provider.synthesize(clause.text))
-        async with aclosing(audio):
-            async for chunk in audio:
-                reply.timeline.mark_once("tts_first_audio", self.clock.now())
-                for pcm in framer.push(chunk):
-                    await self._play(reply, index, pcm)
-        for pcm in framer.finish():
-            await self._play(reply, index, pcm)
+        text = clause.text
+
+        def served(provider_index: int) -> None:
+            reply.tts_from = provider_index
+
+        while text:
+            framer = _Framer()
+            audio = self.tts.stream(
+                lambda provider: provider.synthesize(text),
+                first=reply.tts_from, check=check_tts_audio, nonempty=True, served=served,
+            )
+            try:
+                async with aclosing(audio):
+                    async for chunk in audio:
+                        reply.timeline.mark_once("tts_first_audio", self.clock.now())
+                        for pcm in framer.push(chunk):
+                            await self._play(reply, index, pcm)
+                text = ""
+            except StageFailed as failure:
+                if failure.served_by is None or failure.served_by + 1 >= len(self.tts.providers):
+                    raise
+                reply.tts_from = failure.served_by + 1
+                text = unspoken_rest(text, framer.seconds)
+            for pcm in framer.finish():
+                await self._play(reply, index, pcm)
         clause.complete = True
 
     async def _play(self, reply: Reply, index: int, pcm: bytes) -> None:
@@ -153,14 +173,53 @@ class ReplyPipeline:
         await self.transport.play(OutFrame(AudioFrame(pcm), (reply, index, clause.queued)))
 
 
+SPOKEN_CHARS_PER_SECOND = 15.0
+"""A typical TTS speaking rate (about 170 words a minute), to tell how far into a clause a voice
+had got when it failed."""
+
+
+def unspoken_rest(text: str, seconds: float) -> str:
+    """The words of ``text`` not yet said after ``seconds`` of its audio, starting one word early:
+    repeating a word sounds like a self-correction, skipping one loses meaning."""
+    words = text.split()
+    budget = seconds * SPOKEN_CHARS_PER_SECOND
+    said = 0
+    used = 0.0
+    for word in words:
+        if used + len(word) > budget:
+            break
+        used += len(word) + 1
+        said += 1
+    return " ".join(words[max(0, said - 1) :])
+
+
+MIN_TTS_RATE, MAX_TTS_RATE = 4_000, 384_000
+
+
+def check_tts_audio(chunk: TTSAudio) -> None:
+    """Refuse audio the framer cannot use, so the chain treats it as that provider's failure."""
+    if not isinstance(chunk, TTSAudio):
+        raise BadItem(f"produced {type(chunk).__name__}, not TTSAudio")
+    if not isinstance(chunk.pcm, bytes | bytearray):
+        raise BadItem(f"produced audio as {type(chunk.pcm).__name__}, not bytes")
+    if len(chunk.pcm) % 2:
+        raise BadItem(f"produced {len(chunk.pcm)} bytes of PCM16: not a whole number of samples")
+    rate = chunk.sample_rate
+    if isinstance(rate, bool) or not isinstance(rate, int) or not MIN_TTS_RATE <= rate <= MAX_TTS_RATE:
+        raise BadItem(f"produced audio at sample rate {rate!r} (expected {MIN_TTS_RATE}–{MAX_TTS_RATE} Hz)")
+
+
 class _Framer:
     """TTS chunks at any rate and size → 20 ms frames at the internal rate."""
 
     def __init__(self) -> None:
         self._resampler: Resampler | None = None
         self._pending = bytearray()
+        self.seconds = 0.0
+        """Audio received so far, in seconds."""
 
     def push(self, chunk: TTSAudio) -> list[bytes]:
+        self.seconds += len(chunk.pcm) / (2 * chunk.sample_rate)
         if self._resampler is None or self._resampler.in_rate != chunk.sample_rate:
             tail = self._resampler.process(b"", last=True) if self._resampler else b""
             self._pending += tail

@@ -1,7 +1,7 @@
 """One call: the task group that joins transport, VAD, STT, turn manager and replies.
 
-Per-frame work is only what must happen per frame: one VAD call and one hand-off to the STT.
-Everything else reacts to edges (speech started/ended, transcripts, playback marks).
+Per-frame work is only what must happen per frame: one VAD call and one hand-off to the STT's
+queue. Everything else reacts to edges (speech started/ended, transcripts, playback marks).
 """
 
 from __future__ import annotations
@@ -16,22 +16,26 @@ import structlog
 
 from voiceflow.clock import Clock, using_clock
 from voiceflow.config.compose import AgentConfig
-from voiceflow.frames import Message, VADKind
+from voiceflow.frames import Message, VADEvent, VADKind
 from voiceflow.metrics.timeline import CallTimeline
-from voiceflow.providers import (
-    CallTransport,
-    LLMProvider,
-    ProviderKind,
-    STTProvider,
-    STTStream,
-    TTSProvider,
-    VADProvider,
-    VADStream,
-)
-from voiceflow.runtime.chain import Chain
+from voiceflow.providers import CallTransport, LLMProvider, ProviderKind, TTSProvider
+from voiceflow.redaction import redact
+from voiceflow.runtime.chain import Chain, StageFailed
+from voiceflow.runtime.deadline import within
 from voiceflow.runtime.pool import NoProviderReady, ProviderPool
+from voiceflow.runtime.recognizer import Recognizer, RecognizerFailed, RecognizerUnavailable
 from voiceflow.runtime.reply import Reply, ReplyPipeline
-from voiceflow.turns.events import CallerAudioEnded, Event, SpeechEnded, SpeechStarted, TranscriptReceived
+from voiceflow.runtime.voice_activity import VoiceActivity
+from voiceflow.turns.events import (
+    CallerAudioEnded,
+    Event,
+    HangUpRequested,
+    RecognitionFailed,
+    SpeechEnded,
+    SpeechStarted,
+    StageDown,
+    TranscriptReceived,
+)
 from voiceflow.turns.manager import TurnManager
 
 log = structlog.get_logger("voiceflow.session")
@@ -47,7 +51,13 @@ class CallResult:
 
 
 class Session:
-    """Run one call of ``agent`` over ``transport`` on ``clock``, with providers from ``pool``."""
+    """Run one call of ``agent`` over ``transport`` on ``clock``, with providers from ``pool``.
+
+    A session never raises for a provider's sake: a stage that cannot start is said to the caller
+    (``unhappy_paths.unavailable``) and the call ends; a stage that fails mid-call costs a turn.
+    Its :attr:`timeline` exists from the start, so whoever stops a call early (Ctrl-C, a drain)
+    still gets what happened so far from :meth:`result`.
+    """
 
     def __init__(self, agent: AgentConfig, pool: ProviderPool, transport: CallTransport, clock: Clock) -> None:
         self.agent = agent
@@ -56,20 +66,47 @@ class Session:
         self.clock = clock
         self.call_id = transport.call_id or f"call-{next(_call_numbers)}"
         self.ended_because = ""
+        self.timeline = CallTimeline(self.call_id, origin=clock.now())
+        self._manager: TurnManager | None = None
+        self._hang_up_reason: str | None = None
+
+    def result(self, ended_because: str | None = None) -> CallResult:
+        """What happened so far (the whole call once :meth:`run` has returned)."""
+        return CallResult(self.call_id, self.timeline, ended_because or self.ended_because)
+
+    def request_hang_up(self, reason: str) -> None:
+        """End the call from outside (a signal, a drain): the manager hangs up at its next step."""
+        self._hang_up_reason = reason
+        if self._manager is not None:
+            try:
+                self._manager.inbox.send_nowait(HangUpRequested(reason))
+            except (anyio.WouldBlock, anyio.ClosedResourceError, anyio.BrokenResourceError):
+                pass
 
     async def run(self) -> CallResult:
         with using_clock(self.clock), structlog.contextvars.bound_contextvars(session_id=self.call_id):
-            timeline = CallTimeline(self.call_id, origin=self.clock.now())
-            vad = await self._vad()
+            unavailable: list[str] = []
+            tts_providers = await self._providers(ProviderKind.TTS, self.agent.tts, unavailable)
+            if not tts_providers:
+                # Nothing can be said: end at once, and say why in the result and the log.
+                self.ended_because = f"unavailable: {unavailable[0]}"
+                log.error("call cannot start", reason=unavailable[0])
+                return self.result()
+            vad = VoiceActivity(await self._providers(ProviderKind.VAD, self.agent.vad, unavailable))  # type: ignore[arg-type]
+            if not vad.available:
+                unavailable.append("vad: no voice activity detector could start")
             llm = Chain[LLMProvider[Any]](
-                "llm", await self.pool.chain(ProviderKind.LLM, self.agent.llm), self.clock  # type: ignore[arg-type]
+                "llm", await self._providers(ProviderKind.LLM, self.agent.llm, unavailable), self.clock  # type: ignore[arg-type]
             )
-            tts = Chain[TTSProvider[Any]](
-                "tts", await self.pool.chain(ProviderKind.TTS, self.agent.tts), self.clock  # type: ignore[arg-type]
-            )
-            stt = await self._open_stt()
+            tts = Chain[TTSProvider[Any]]("tts", tts_providers, self.clock)  # type: ignore[arg-type]
+            stt = Recognizer(await self._providers(ProviderKind.STT, self.agent.stt, unavailable))  # type: ignore[arg-type]
+            if stt.providers:
+                try:
+                    await stt.open()
+                except RecognizerUnavailable as exc:
+                    unavailable.append(str(exc))
             self.transport.on_played(_played)
-            manager = TurnManager(
+            manager = self._manager = TurnManager(
                 self.agent,
                 clock=self.clock,
                 llm=llm,
@@ -77,72 +114,104 @@ class Session:
                 stt=stt,
                 vad=vad,
                 transport=self.transport,
-                timeline=timeline,
+                timeline=self.timeline,
                 hang_up=self._hang_up,
                 caller_audio_end_is_hangup=self.transport.caller_audio_end_is_hangup,
+                unavailable="; ".join(unavailable) or None,
             )
+            if self._hang_up_reason is not None:
+                self.request_hang_up(self._hang_up_reason)
             log.info("call started", agent=self.agent.name)
             try:
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(self.transport.run, name="transport")
-                    tg.start_soon(self._pump_caller_audio, vad, stt, manager.inbox, name="caller-audio")
-                    tg.start_soon(self._pump_transcripts, stt, manager.inbox, name="transcripts")
-                    tg.start_soon(self._warm_llm, llm.providers[0], name="llm-warm-up")
+                    if unavailable:
+                        tg.start_soon(self._discard_caller_audio, name="caller-audio")
+                    else:
+                        tg.start_soon(self._pump_caller_audio, vad, stt, manager.inbox, name="caller-audio")
+                        tg.start_soon(stt.run, name="stt")
+                        tg.start_soon(self._pump_recognizer, stt, manager.inbox, name="transcripts")
+                        tg.start_soon(self._warm_llm, llm.providers[0], name="llm-warm-up")
                     await manager.run()
                     tg.cancel_scope.cancel()
             finally:
-                with anyio.CancelScope(shield=True):
-                    await stt.aclose()
+                await stt.aclose()
                 self.transport.notify("hangup", reason=self.ended_because)
-            log.info("call ended", reason=self.ended_because, turns=len(timeline.turns))
-            return CallResult(self.call_id, timeline, self.ended_because)
+            log.info("call ended", reason=self.ended_because, turns=len(self.timeline.turns))
+            return self.result()
 
-    async def _open_stt(self) -> STTStream:
-        """The first STT of the chain that opens a stream for this call."""
-        errors: list[str] = []
-        for provider in await self.pool.chain(ProviderKind.STT, self.agent.stt):
-            try:
-                return await typing.cast(STTProvider[Any], provider).open_stream()
-            except Exception as exc:  # noqa: BLE001 - the next one may work
-                errors.append(f"{provider.name}: {type(exc).__name__}: {exc}")
-                log.warning("STT could not open a stream, trying the next", provider=provider.name, error=str(exc))
-        raise NoProviderReady("no stt provider could open a stream: " + "; ".join(errors))
-
-    async def _vad(self) -> VADStream:
-        providers = await self.pool.chain(ProviderKind.VAD, self.agent.vad)
-        provider: VADProvider[Any] = providers[0]  # type: ignore[assignment]
-        return provider.create_stream()
+    async def _providers(self, kind: ProviderKind, configs: Any, unavailable: list[str]) -> list[Any]:
+        """The stage's prepared providers; an empty list (and the reason noted) if none is ready."""
+        try:
+            return await self.pool.chain(kind, configs)
+        except NoProviderReady as exc:
+            unavailable.append(str(exc))
+            return []
 
     async def _pump_caller_audio(
-        self, vad: VADStream, stt: STTStream, inbox: anyio.abc.ObjectSendStream[Event]
+        self, vad: VoiceActivity, stt: Recognizer, inbox: anyio.abc.ObjectSendStream[Event]
     ) -> None:
-        """The hot path: each caller frame goes through the VAD and on to the STT."""
-        async for frame in self.transport.caller_audio():
-            edge = vad.process(frame)
-            await stt.send(frame)
-            if edge is not None:
-                if edge.kind is VADKind.SPEECH_START:
-                    await inbox.send(SpeechStarted(edge.t))
-                else:
-                    await inbox.send(SpeechEnded(edge.t, edge.detected_at))
-        await inbox.send(CallerAudioEnded())
+        """The hot path: each caller frame goes through the VAD and on to the STT's queue.
 
-    async def _pump_transcripts(self, stt: STTStream, inbox: anyio.abc.ObjectSendStream[Event]) -> None:
+        The end of the caller's audio is an endpoint: speech still open then is ended there, so a
+        recording cut mid-word, or a line that drops while the caller talks, still gets its turn.
+        """
+        end: float | None = None
         try:
-            async for transcript in stt.transcripts():
-                await inbox.send(TranscriptReceived(transcript))
-        except Exception as exc:  # noqa: BLE001 - turns end by max_wait; the call goes on
-            log.error("speech recognition stream failed", error=f"{type(exc).__name__}: {exc}")
+            try:
+                async for frame in self.transport.caller_audio():
+                    try:
+                        edge = vad.process(frame)
+                    except StageFailed as failure:
+                        await inbox.send(StageDown("vad", str(failure)))
+                        return
+                    stt.send(frame)
+                    end = frame.t + frame.duration
+                    if edge is not None:
+                        await inbox.send(_edge_event(edge))
+            except Exception as exc:  # noqa: BLE001 - a broken transport is a hung-up caller
+                log.error("caller audio failed: treating it as a hang-up", error=redact(f"{type(exc).__name__}: {exc}"))
+            edge = vad.finish(end) if end is not None else None
+            if edge is not None:
+                await inbox.send(_edge_event(edge))
+            await inbox.send(CallerAudioEnded())
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            pass  # the turn manager has finished: the call is ending
+
+    async def _discard_caller_audio(self) -> None:
+        """The call is only being told it cannot be served: keep the line drained meanwhile."""
+        try:
+            async for _ in self.transport.caller_audio():
+                pass
+        except Exception as exc:  # noqa: BLE001 - the call is ending anyway
+            log.warning("caller audio failed", error=redact(f"{type(exc).__name__}: {exc}"))
+
+    async def _pump_recognizer(self, stt: Recognizer, inbox: anyio.abc.ObjectSendStream[Event]) -> None:
+        try:
+            async for output in stt.outputs:
+                if isinstance(output, RecognizerFailed):
+                    await inbox.send(RecognitionFailed(output.provider, output.error))
+                else:
+                    await inbox.send(TranscriptReceived(output))
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            pass
 
     async def _warm_llm(self, llm: LLMProvider[Any]) -> None:
         """Let the LLM read the system prompt while the greeting plays (best effort)."""
         try:
-            await llm.warm([Message("system", self.agent.prompt.system)])
+            await within(llm.config.timeouts.prepare, "warm",
+                         lambda: llm.warm([Message("system", self.agent.prompt.system)]))
         except Exception as exc:  # noqa: BLE001 - warming is an optimisation, never a failure
-            log.warning("LLM warm-up failed", error=f"{type(exc).__name__}: {exc}")
+            log.warning("LLM warm-up failed", error=redact(f"{type(exc).__name__}: {exc}"))
 
     def _hang_up(self, reason: str) -> None:
         self.ended_because = reason
+
+
+def _edge_event(edge: VADEvent) -> Event:
+    if edge.kind is VADKind.SPEECH_START:
+        return SpeechStarted(edge.t)
+    return SpeechEnded(edge.t, edge.detected_at)
 
 
 def _played(mark: object, t: float) -> None:

@@ -86,12 +86,20 @@ class ScriptedSTTConfig(ProviderConfig):
     fail_on: list[int] = Field(default_factory=list, description="finalize() calls (from 0) that raise.")
 
 
-class _ScriptedSTTStream(STTStream):
+class _Script:
+    """The lines and failures still to come. Shared by the streams of one provider instance, so
+    a stream the runtime opens to replace a failed one carries on with the script."""
+
     def __init__(self, config: ScriptedSTTConfig) -> None:
-        self._lines = list(config.lines)
+        self.lines = list(config.lines)
+        self.fail_on = set(config.fail_on)
+        self.finalized = 0
+
+
+class _ScriptedSTTStream(STTStream):
+    def __init__(self, config: ScriptedSTTConfig, script: _Script | None = None) -> None:
+        self._script = script or _Script(config)
         self._delay = config.delay
-        self._fail_on = set(config.fail_on)
-        self._finalized = 0
         self._send, self._receive = anyio.create_memory_object_stream[Transcript](64)
         self.frames = 0
 
@@ -102,10 +110,11 @@ class _ScriptedSTTStream(STTStream):
         clock = current_clock()
         with clock.busy():
             await clock.sleep(self._delay)
-        self._finalized += 1
-        if self._finalized - 1 in self._fail_on:
+        script = self._script
+        script.finalized += 1
+        if script.finalized - 1 in script.fail_on:
             raise RuntimeError("scripted recogniser failure")
-        text = self._lines.pop(0) if self._lines else ""
+        text = script.lines.pop(0) if script.lines else ""
         await self._send.send(Transcript(text, True, clock.now()))
 
     async def transcripts(self) -> AsyncIterator[Transcript]:
@@ -123,8 +132,12 @@ class ScriptedSTT(STTProvider[ScriptedSTTConfig]):
     name = "scripted-stt"
     config_model = ScriptedSTTConfig
 
+    def __init__(self, config: ScriptedSTTConfig) -> None:
+        super().__init__(config)
+        self._script = _Script(config)
+
     async def open_stream(self) -> STTStream:
-        return _ScriptedSTTStream(self.config)
+        return _ScriptedSTTStream(self.config, self._script)
 
 
 class ScriptedLLMConfig(ProviderConfig):

@@ -59,4 +59,38 @@ class CallerAudioEnded:
     """The transport has no more caller audio (hang-up, or the end of a file)."""
 
 
-Event = SpeechStarted | SpeechEnded | TranscriptReceived | TimerFired | ReplyHeard | ReplyEnded | CallerAudioEnded
+@dataclass(frozen=True, slots=True)
+class RecognitionFailed:
+    """The speech recogniser failed; audio since its last final may never get one."""
+
+    provider: str
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class StageDown:
+    """A stage the call cannot go on without is gone (every VAD of the chain failed)."""
+
+    stage: str
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class HangUpRequested:
+    """Someone outside the call ends it now (Ctrl-C, SIGTERM, an operator)."""
+
+    reason: str
+
+
+Event = (
+    SpeechStarted
+    | SpeechEnded
+    | TranscriptReceived
+    | TimerFired
+    | ReplyHeard
+    | ReplyEnded
+    | CallerAudioEnded
+    | RecognitionFailed
+    | StageDown
+    | HangUpRequested
+)

@@ -12,7 +12,7 @@ transcript of the speech. ``max_wait`` caps the wait for a slow recogniser so th
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, assert_never
 
 import anyio
 import structlog
@@ -21,20 +21,25 @@ from anyio.abc import ObjectReceiveStream, ObjectSendStream, TaskGroup
 from voiceflow.clock import Clock
 from voiceflow.config.compose import AgentConfig
 from voiceflow.config.models import TurnTaking
-from voiceflow.frames import Transcript
 from voiceflow.metrics.timeline import CallTimeline
-from voiceflow.providers import CallTransport, LLMProvider, STTStream, VADStream
+from voiceflow.providers import CallTransport, LLMProvider
+from voiceflow.redaction import redact
 from voiceflow.runtime.chain import AttemptRecord, Chain
+from voiceflow.runtime.recognizer import Recognizer
 from voiceflow.runtime.reply import ReplyPipeline
+from voiceflow.runtime.voice_activity import VoiceActivity
 from voiceflow.turns.barge_in import RECHECK, BargeInPolicy, Overlap, Verdict
 from voiceflow.turns.context import Conversation
 from voiceflow.turns.events import (
     CallerAudioEnded,
     Event,
+    HangUpRequested,
+    RecognitionFailed,
     ReplyEnded,
     ReplyHeard,
     SpeechEnded,
     SpeechStarted,
+    StageDown,
     State,
     TimerFired,
     TranscriptReceived,
@@ -53,12 +58,13 @@ class TurnManager:
         clock: Clock,
         llm: Chain[LLMProvider[Any]],
         pipeline: ReplyPipeline,
-        stt: STTStream,
-        vad: VADStream,
+        stt: Recognizer,
+        vad: VoiceActivity,
         transport: CallTransport,
         timeline: CallTimeline,
         hang_up: Callable[[str], None],
         caller_audio_end_is_hangup: bool = True,
+        unavailable: str | None = None,
     ) -> None:
         self.agent = agent
         self.clock = clock
@@ -70,6 +76,8 @@ class TurnManager:
         self.timeline = timeline
         self.hang_up = hang_up
         self.caller_audio_end_is_hangup = caller_audio_end_is_hangup
+        self.unavailable = unavailable
+        """Set when a stage cannot serve this call at all: the agent says so and hangs up."""
         self.conversation = Conversation(agent.prompt.system, agent.context.max_turns)
         self.conversation_state: str | None = None
         self.state = State.LISTENING
@@ -78,7 +86,8 @@ class TurnManager:
         self._overlap: Overlap | None = None
         self._caller_speaking = False
         self._input_ended = False
-        self._stt_failed = False
+        self._stt_failure: str | None = None
+        self._end_reason = "goodbye"
         self._failed_speculation: UserTurn | None = None
         self._reprompts = 0
         self._inbox_send, self._inbox = anyio.create_memory_object_stream[Event](1024)
@@ -110,7 +119,9 @@ class TurnManager:
             self._launcher = ReplyLauncher(self.pipeline, self.timeline, self._inbox_send, self._spawn)
             self._timers.set("max_call", self.clock.now() + self.agent.unhappy_paths.max_call_seconds)
             greeting = self.agent.prompt.greeting
-            if greeting is not None:
+            if self.unavailable is not None:
+                self._give_up(self.unavailable)
+            elif greeting is not None:
                 self._say("greeting", greeting.text, interruptible=greeting.interruptible)
             else:
                 self.transport.notify("greeting_done")
@@ -121,14 +132,38 @@ class TurnManager:
     async def _loop(self, inbox: ObjectReceiveStream[Event]) -> None:
         async with inbox:
             async for event in inbox:
-                handler = getattr(self, f"_on_{type(event).__name__}")
-                handler(event)
+                self._dispatch(event)
                 if self.state is State.ENDED:
                     return
 
+    def _dispatch(self, event: Event) -> None:
+        match event:
+            case SpeechStarted():
+                self._on_speech_started(event)
+            case SpeechEnded():
+                self._on_speech_ended(event)
+            case TranscriptReceived():
+                self._on_transcript(event)
+            case TimerFired():
+                self._on_timer(event)
+            case ReplyHeard():
+                self._on_reply_heard(event)
+            case ReplyEnded():
+                self._on_reply_ended(event)
+            case CallerAudioEnded():
+                self._on_caller_audio_ended()
+            case RecognitionFailed():
+                self._on_recognition_failed(event)
+            case StageDown():
+                self._give_up(f"{event.stage}: {event.error}")
+            case HangUpRequested():
+                self._end(event.reason)
+            case _:
+                assert_never(event)
+
     # --- caller speech ----------------------------------------------------------------------
 
-    def _on_SpeechStarted(self, event: SpeechStarted) -> None:
+    def _on_speech_started(self, event: SpeechStarted) -> None:
         self._caller_speaking = True
         if self.active is not None and self.state in (State.THINKING, State.SPEAKING):
             self._consider_barge_in(event.t)
@@ -158,7 +193,7 @@ class TurnManager:
     def _policy(self) -> BargeInPolicy:
         return BargeInPolicy(self.turn_taking.barge_in)
 
-    def _on_SpeechEnded(self, event: SpeechEnded) -> None:
+    def _on_speech_ended(self, event: SpeechEnded) -> None:
         self._caller_speaking = False
         if self._overlap is not None:
             overlap, self._overlap = self._overlap, None
@@ -182,20 +217,20 @@ class TurnManager:
         user.marks["stt_finalize"] = self.clock.now()  # the last segment is the one waited for
         user.finals_expected += 1
         self.state = State.ENDPOINTING
-        self._spawn(self._finalize)
+        self.stt.finalize()
         self._timers_set("endpoint", max(self.clock.now(), event.t + endpointing.min_silence))
         self._timers_set("max_wait", self.clock.now() + endpointing.max_wait)
 
-    async def _finalize(self) -> None:
-        """Ask the STT for its final; a failing recogniser costs this turn, never the call."""
-        try:
-            await self.stt.finalize()
-        except Exception as exc:  # noqa: BLE001 - reported and turned into an apology
-            log.error("speech recognition failed", error=f"{type(exc).__name__}: {exc}")
-            self._stt_failed = True
-            await self._inbox_send.send(TranscriptReceived(Transcript("", True, self.clock.now())))
+    def _on_recognition_failed(self, event: RecognitionFailed) -> None:
+        """A failing recogniser costs this turn, never the call: stop waiting for finals that
+        cannot come; the turn ends with what is known, or with the apology."""
+        self._stt_failure = f"stt/{event.provider}: {event.error}"
+        user = self.user
+        if user is not None and self.state is State.ENDPOINTING and len(user.finals) < user.finals_expected:
+            user.finals_expected = len(user.finals)
+            self._maybe_end_turn()
 
-    def _on_TranscriptReceived(self, event: TranscriptReceived) -> None:
+    def _on_transcript(self, event: TranscriptReceived) -> None:
         user = self.user
         if user is None:
             return
@@ -254,11 +289,13 @@ class TurnManager:
             self.conversation.add_user(text)
             self._say("apology", self.agent.unhappy_paths.stage_failure, user_turn=user)
             return
-        stt_failed, self._stt_failed = self._stt_failed, False
+        stt_failure, self._stt_failure = self._stt_failure, None
         if not text:
             paths = self.agent.unhappy_paths
-            kind, line = ("apology", paths.stage_failure) if stt_failed else ("unclear", paths.unclear)
-            self._say(kind, line, user_turn=user)
+            if stt_failure is not None:
+                self._say("apology", paths.stage_failure, user_turn=user, failure=stt_failure)
+            else:
+                self._say("unclear", paths.unclear, user_turn=user)
             return
         self.conversation.add_user(text)
         self._reprompts = 0
@@ -266,12 +303,24 @@ class TurnManager:
 
     # --- timers -----------------------------------------------------------------------------
 
-    def _on_TimerFired(self, event: TimerFired) -> None:
+    def _on_timer(self, event: TimerFired) -> None:
         assert self._timers is not None
         if not self._timers.is_current(event):
             return
         self._timers.consumed(event.name)
-        getattr(self, f"_timer_{event.name}")()
+        match event.name:
+            case "endpoint":
+                self._timer_endpoint()
+            case "max_wait":
+                self._timer_max_wait()
+            case "barge_in":
+                self._timer_barge_in()
+            case "silence":
+                self._timer_silence()
+            case "idle_end":
+                self._timer_idle_end()
+            case "max_call":
+                self._timer_max_call()
 
     def _timer_endpoint(self) -> None:
         if self.user is not None:
@@ -282,6 +331,12 @@ class TurnManager:
         user = self.user
         if self.state is State.ENDPOINTING and user is not None and len(user.finals) < user.finals_expected:
             log.warning("final transcript late: going on with what is known")
+            if not user.text:
+                # Nothing at all came back: that is the recogniser failing, not unclear speech.
+                max_wait = self.turn_taking.endpointing.max_wait
+                self._stt_failure = (
+                    f"stt/{self.stt.provider_name}: no final transcript within max_wait {max_wait:g} s"
+                )
             user.finals_expected = len(user.finals)  # stop waiting; the silence rule still applies
             self._maybe_end_turn()
 
@@ -337,8 +392,24 @@ class TurnManager:
 
     # --- replies ----------------------------------------------------------------------------
 
-    def _say(self, kind: str, text: str, *, interruptible: bool = True, user_turn: UserTurn | None = None) -> None:
+    def _say(
+        self, kind: str, text: str, *, interruptible: bool = True, user_turn: UserTurn | None = None,
+        failure: str | None = None,
+    ) -> None:
         self._start_reply(kind, fixed_text(text), interruptible=interruptible, user_turn=user_turn)
+        if failure is not None:
+            assert self.active is not None
+            self.active.reply.timeline.failure = redact(failure)
+
+    def _give_up(self, reason: str) -> None:
+        """A stage cannot serve this call: say so, then hang up."""
+        if self._end_reason != "goodbye":
+            return  # already saying it
+        log.error("call cannot go on", reason=reason)
+        self._end_reason = f"unavailable: {reason}"
+        if self.active is not None:
+            self._interrupt(self.active)
+        self._say("goodbye", self.agent.unhappy_paths.unavailable, interruptible=False, failure=reason)
 
     def _start_reply(
         self,
@@ -359,15 +430,17 @@ class TurnManager:
     def _llm_reply(self) -> TextSource:
         return llm_text(self.llm, self.clock, self.conversation.messages())
 
-    def _on_ReplyHeard(self, event: ReplyHeard) -> None:
+    def _on_reply_heard(self, event: ReplyHeard) -> None:
         if self.active is not None and self.active.reply is event.reply and self.state is State.THINKING:
             self.state = State.SPEAKING
 
-    def _on_ReplyEnded(self, event: ReplyEnded) -> None:
+    def _on_reply_ended(self, event: ReplyEnded) -> None:
         reply = event.reply
         turn = reply.timeline
         turn.agent_text = reply.generated
         turn.heard_text = reply.heard_text()
+        if reply.kind == "greeting":
+            self.transport.notify("greeting_done")  # however it ended: the caller may go on
         if self.active is None or self.active.reply is not reply:
             return  # an interrupted or discarded reply: already accounted for
         if self.active.speculative:
@@ -379,6 +452,7 @@ class TurnManager:
             self._drop_speculation()
             if failure is not None:
                 turn.outcome = "failed"
+                turn.failure = redact(str(failure))
                 log.error("reply failed", kind=reply.kind, error=str(failure))
                 self._failed_speculation = user_turn
             return
@@ -388,19 +462,18 @@ class TurnManager:
             error = RuntimeError("the LLM returned an empty reply")
         if error is not None:
             turn.outcome = "failed"
+            turn.failure = redact(str(error))
             log.error("reply failed", kind=reply.kind, error=str(error))
             self.conversation.add_assistant(turn.heard_text, interrupted=True)
             if reply.kind not in ("apology", "goodbye"):
-                self._say("apology", self.agent.unhappy_paths.stage_failure)
+                self._say("apology", self.agent.unhappy_paths.stage_failure, failure=str(error))
                 return
         else:
             turn.outcome = "completed"
             if reply.kind == "reply":
                 self.conversation.add_assistant(reply.generated.strip())
-        if reply.kind == "greeting":
-            self.transport.notify("greeting_done")
         if reply.kind == "goodbye":
-            self._end("goodbye")
+            self._end(self._end_reason)
             return
         self._became_idle()
 
@@ -427,14 +500,14 @@ class TurnManager:
     def _became_idle(self) -> None:
         self.state = State.LISTENING
         if self._caller_speaking:
-            self._on_SpeechStarted(SpeechStarted(self.clock.now()))
+            self._on_speech_started(SpeechStarted(self.clock.now()))
             return
         if self._input_ended:
             self._timers_set("idle_end", self.clock.now() + self.agent.session.end_when_idle_after_input)
         else:
             self._timers_set("silence", self.clock.now() + self.agent.unhappy_paths.silence.reprompt_after)
 
-    def _on_CallerAudioEnded(self, event: CallerAudioEnded) -> None:
+    def _on_caller_audio_ended(self) -> None:
         self._input_ended = True
         if self.caller_audio_end_is_hangup:
             self._end("caller hung up")

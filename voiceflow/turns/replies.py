@@ -20,7 +20,7 @@ from voiceflow.clock import Clock
 from voiceflow.frames import Message
 from voiceflow.metrics.timeline import CallTimeline, TurnTimeline
 from voiceflow.providers import LLMProvider
-from voiceflow.runtime.chain import Chain
+from voiceflow.runtime.chain import BadItem, Chain
 from voiceflow.runtime.reply import Reply, ReplyPipeline
 from voiceflow.turns.events import Event, ReplyEnded, ReplyHeard
 
@@ -66,7 +66,7 @@ def llm_text(llm: Chain[LLMProvider[Any]], clock: Clock, messages: list[Message]
 
     async def source(turn: TurnTimeline) -> AsyncGenerator[str, None]:
         turn.mark("llm_request", clock.now())
-        deltas = llm.stream(lambda provider: provider.stream(messages))
+        deltas = llm.stream(lambda provider: provider.stream(messages), check=check_text_delta, nonempty=True)
         async with aclosing(deltas):
             async for delta in deltas:
                 turn.mark_once("llm_first_token", clock.now())
@@ -74,6 +74,12 @@ def llm_text(llm: Chain[LLMProvider[Any]], clock: Clock, messages: list[Message]
         turn.mark("llm_done", clock.now())
 
     return source
+
+
+def check_text_delta(delta: str) -> None:
+    """An LLM must stream text; anything else is that provider's failure, not a crash."""
+    if not isinstance(delta, str):
+        raise BadItem(f"produced {type(delta).__name__}, not text")
 
 
 @dataclass

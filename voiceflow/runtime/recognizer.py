@@ -1,0 +1,253 @@
+"""A call's speech recognition: the STT chain behind one stream that can fail without harm.
+
+Two promises to the rest of the call:
+
+* **The caller-audio path never waits for the recogniser.** Frames go into a bounded queue
+  (:data:`QUEUE_SECONDS` of audio) and a sender task forwards them, so a slow socket cannot delay
+  the VAD or a barge-in decision. When the queue is full the recogniser is not keeping up; new
+  frames are dropped (counted, logged once per stall) rather than blocking the caller's audio, and
+  the stall itself soon becomes a failure through the ``idle`` deadline on ``send``.
+* **A failing recogniser costs a turn, never the call.** Every call into the provider has a
+  deadline (``connect`` to open, ``idle`` per ``send``, ``first_byte`` for ``finalize``). Any
+  exception, deadline or a transcript stream that ends on its own is reported as
+  :class:`RecognizerFailed` (the turn manager apologises for that turn) and the stream is
+  replaced: the next provider of the chain first, wrapping around, retried with a back-off while
+  none opens. Audio that arrives while no stream is open is dropped, and a finalize request then
+  fails at once, so no turn waits for a final that cannot come.
+
+Speech-start hints and finalize requests travel through the same queue as the audio, so the
+provider sees them in order: every frame of an utterance before it is asked for its final.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import anyio
+import structlog
+from anyio.abc import ObjectReceiveStream
+
+from voiceflow.frames import FRAME_SECONDS, AudioFrame, Transcript
+from voiceflow.providers import ProviderTimeout, STTProvider, STTStream
+from voiceflow.redaction import redact
+from voiceflow.runtime.deadline import close_within, within
+
+log = structlog.get_logger("voiceflow.stt")
+
+QUEUE_SECONDS = 5.0
+"""Caller audio the recogniser may fall behind by before frames are dropped."""
+
+RETRY_FIRST, RETRY_MAX = 0.5, 30.0
+"""Back-off between attempts to open a new stream when none of the chain opens."""
+
+
+@dataclass(frozen=True, slots=True)
+class RecognizerFailed:
+    """The recogniser failed; speech since the last final may have no transcript."""
+
+    provider: str
+    error: str
+
+
+RecognizerOutput = Transcript | RecognizerFailed
+
+
+class _Finalize:
+    """Marker in the audio queue: ask for the final transcript of everything sent before it."""
+
+
+_FINALIZE: Final = _Finalize()
+
+
+@dataclass(frozen=True, slots=True)
+class _SpeechStarted:
+    t: float
+
+
+_Item = AudioFrame | _Finalize | _SpeechStarted
+
+
+class Recognizer:
+    def __init__(self, providers: Sequence[STTProvider[Any]]) -> None:
+        self.providers = list(providers)
+        capacity = round(QUEUE_SECONDS / FRAME_SECONDS)
+        self._queue_send, self._queue = anyio.create_memory_object_stream[_Item](capacity)
+        self._out_send, self._out = anyio.create_memory_object_stream[RecognizerOutput](256)
+        self._stream: STTStream | None = None
+        self._index = 0
+        self._dropped = 0
+
+    @property
+    def outputs(self) -> ObjectReceiveStream[RecognizerOutput]:
+        """Transcripts and failures, in the order they happened."""
+        return self._out
+
+    @property
+    def provider_name(self) -> str:
+        return self.providers[self._index].name if self.providers else "none"
+
+    # --- the caller side (never blocks) ------------------------------------------------------
+
+    def send(self, frame: AudioFrame) -> None:
+        try:
+            self._queue_send.send_nowait(frame)
+        except anyio.WouldBlock:
+            if self._dropped == 0:
+                log.warning("speech recogniser is not keeping up: dropping caller audio",
+                            provider=self.provider_name, queued_seconds=QUEUE_SECONDS)
+            self._dropped += 1
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            pass
+
+    def finalize(self) -> None:
+        try:
+            self._queue_send.send_nowait(_FINALIZE)
+        except anyio.WouldBlock:
+            self._report(f"fell more than {QUEUE_SECONDS:g} s behind the caller")
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            pass
+
+    def speech_started(self, t: float) -> None:
+        try:
+            self._queue_send.send_nowait(_SpeechStarted(t))
+        except (anyio.WouldBlock, anyio.ClosedResourceError, anyio.BrokenResourceError):
+            pass  # a hint: a recogniser this far behind is failing anyway
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Open the first stream the chain offers; raises if none opens."""
+        errors = await self._open_from(0)
+        if self._stream is None:
+            raise RecognizerUnavailable("no stt provider could open a stream: " + "; ".join(errors))
+
+    async def run(self) -> None:
+        """Feed the stream and read its transcripts until :meth:`aclose`; replace it on failure."""
+        retry = RETRY_FIRST
+        async with self._out_send:
+            while True:
+                if self._stream is None:
+                    errors = await self._open_from(self._index + 1)
+                    if self._stream is None:
+                        log.warning("no speech recogniser could open a stream", errors=errors)
+                        if not await self._idle_for(retry):
+                            return
+                        retry = min(RETRY_MAX, retry * 2)
+                        continue
+                    retry = RETRY_FIRST
+                stream = self._stream
+                assert stream is not None
+                failure, more = await self._serve(stream)
+                self._stream = None
+                problem = await close_within(self._timeouts().connect, stream.aclose)
+                if problem is not None:
+                    log.warning("speech recogniser did not close cleanly", error=problem)
+                if failure is not None:
+                    self._report(failure)
+                if not more:
+                    return
+
+    async def aclose(self) -> None:
+        """The call is over: no more audio; the stream is closed (within its deadline)."""
+        for end in (self._queue_send, self._queue, self._out_send, self._out):
+            end.close()
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            problem = await close_within(self._timeouts().connect, stream.aclose)
+            if problem is not None:
+                log.warning("speech recogniser did not close cleanly", error=problem)
+
+    # --- internals ---------------------------------------------------------------------------
+
+    def _timeouts(self) -> Any:
+        return self.providers[self._index].config.timeouts
+
+    async def _open_from(self, start: int) -> list[str]:
+        errors: list[str] = []
+        count = len(self.providers)
+        for step in range(count):
+            index = (start + step) % count
+            provider = self.providers[index]
+            try:
+                self._stream = await within(
+                    provider.config.timeouts.connect, "open stream", provider.open_stream
+                )
+            except Exception as exc:  # noqa: BLE001 - the next one may work
+                errors.append(redact(f"{provider.name}: {type(exc).__name__}: {exc}"))
+                log.warning("STT could not open a stream, trying the next", provider=provider.name,
+                            error=errors[-1])
+                continue
+            self._index = index
+            self._dropped = 0
+            return errors
+        return errors
+
+    async def _serve(self, stream: STTStream) -> tuple[str | None, bool]:
+        """Run one stream until it fails (the error) or the call ends (``more`` is False)."""
+        failure: str | None = None
+        more = True
+        timeouts = self._timeouts()
+
+        async with anyio.create_task_group() as tg:
+
+            async def feed() -> None:
+                nonlocal failure, more
+                try:
+                    async for item in self._queue:
+                        if isinstance(item, _Finalize):
+                            await within(timeouts.first_byte, "finalize", stream.finalize)
+                        elif isinstance(item, _SpeechStarted):
+                            stream.speech_started(item.t)
+                        else:
+                            await within(timeouts.idle, "send", lambda: stream.send(item))
+                    more = False
+                except Exception as exc:  # noqa: BLE001 - becomes a failed turn
+                    failure = _describe(exc)
+                tg.cancel_scope.cancel()
+
+            async def listen() -> None:
+                nonlocal failure
+                try:
+                    async for transcript in stream.transcripts():
+                        if not isinstance(transcript, Transcript) or not isinstance(transcript.text, str):
+                            failure = f"produced {type(transcript).__name__}, not a Transcript"
+                            break
+                        await self._out_send.send(transcript)
+                    else:
+                        failure = failure or "the transcript stream ended"
+                except Exception as exc:  # noqa: BLE001 - becomes a failed turn
+                    failure = failure or _describe(exc)
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(feed)
+            tg.start_soon(listen)
+        return failure, more
+
+    async def _idle_for(self, seconds: float) -> bool:
+        """While no stream is open: drop audio, fail finalize requests at once; False once the
+        call has ended."""
+        with anyio.move_on_after(seconds):
+            async for item in self._queue:
+                if isinstance(item, _Finalize):
+                    self._report("no speech recogniser is available")
+            return False
+        return True
+
+    def _report(self, error: str) -> None:
+        log.error("speech recognition failed", provider=self.provider_name, error=error)
+        try:
+            self._out_send.send_nowait(RecognizerFailed(self.provider_name, error))
+        except (anyio.WouldBlock, anyio.ClosedResourceError, anyio.BrokenResourceError):
+            pass
+
+
+class RecognizerUnavailable(Exception):
+    """No provider of the STT chain could open a stream for this call."""
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ProviderTimeout):
+        return str(exc)  # "finalize: no answer within 4 s" says it all
+    return redact(f"{type(exc).__name__}: {exc}")

@@ -1,0 +1,100 @@
+"""A call's voice-activity detection: the VAD chain behind one per-frame call.
+
+``process`` is synchronous and runs for every 20 ms frame, so a deadline cannot guard it; what
+can go wrong is an exception (a model that breaks on odd input, a plugin bug). Then the next VAD
+of the chain takes over with a fresh stream from the next frame on. An open speech segment is
+carried over as a speech-end edge at the last voiced time the failed stream reported, so the turn
+manager is never left waiting for the end of a segment no detector knows about. When no VAD is
+left, :class:`StageFailed` tells the session the call cannot go on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import structlog
+
+from voiceflow.frames import AudioFrame, VADEvent, VADKind
+from voiceflow.providers import VADProvider, VADStream
+from voiceflow.redaction import redact
+from voiceflow.runtime.chain import AttemptRecord, StageFailed
+
+log = structlog.get_logger("voiceflow.vad")
+
+
+class VoiceActivity:
+    def __init__(self, providers: Sequence[VADProvider[Any]]) -> None:
+        self._providers = list(providers)
+        self._index = -1
+        self._stream: VADStream | None = None
+        self._attempts: list[AttemptRecord] = []
+        self._next_stream(0.0)
+
+    @property
+    def available(self) -> bool:
+        return self._stream is not None
+
+    @property
+    def voiced_until(self) -> float:
+        return self._stream.voiced_until if self._stream is not None else float("-inf")
+
+    @property
+    def speaking(self) -> bool:
+        return self._stream.speaking if self._stream is not None else False
+
+    def process(self, frame: AudioFrame) -> VADEvent | None:
+        while self._stream is not None:
+            stream = self._stream
+            try:
+                edge = stream.process(frame)
+                if edge is not None and not isinstance(edge, VADEvent):
+                    raise TypeError(f"process() returned {type(edge).__name__}, not a VADEvent")
+                return edge
+            except Exception as exc:  # noqa: BLE001 - the next VAD takes over
+                carried = self._fail(stream, exc, frame.t)
+                if carried is not None:
+                    return carried
+        raise StageFailed("vad", self._attempts)
+
+    def finish(self, t: float) -> VADEvent | None:
+        """The caller's audio ended at ``t``: an open segment ends (the end of input is an endpoint)."""
+        stream = self._stream
+        if stream is None:
+            return None
+        try:
+            return stream.finish(t)
+        except Exception as exc:  # noqa: BLE001
+            return self._fail(stream, exc, t)
+
+    def _fail(self, stream: VADStream, exc: Exception, t: float) -> VADEvent | None:
+        name = self._providers[self._index].name
+        error = redact(f"{type(exc).__name__}: {exc}")
+        self._attempts.append(AttemptRecord("vad", name, t, None, error))
+        log.error("voice activity detector failed, using the next", provider=name, error=error)
+        was_speaking = _safely(lambda: stream.speaking, False)
+        voiced_until = _safely(lambda: stream.voiced_until, t)
+        self._next_stream(t)
+        if was_speaking:
+            return VADEvent(VADKind.SPEECH_END, min(voiced_until, t), t)
+        return None
+
+    def _next_stream(self, t: float) -> None:
+        self._stream = None
+        while self._index + 1 < len(self._providers):
+            self._index += 1
+            provider = self._providers[self._index]
+            try:
+                self._stream = provider.create_stream()
+                return
+            except Exception as exc:  # noqa: BLE001
+                error = redact(f"{type(exc).__name__}: {exc}")
+                self._attempts.append(AttemptRecord("vad", provider.name, t, None, error))
+                log.error("voice activity detector could not start", provider=provider.name, error=error)
+
+
+def _safely(read: Any, default: Any) -> Any:
+    try:
+        return read()
+    except Exception:  # noqa: BLE001 - the stream is already known to be broken
+        return default
