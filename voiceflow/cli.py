@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import anyio
 import typer
+from pydantic import ValidationError
 
+from voiceflow.audio import AudioFileError, check_recording, display_path
 from voiceflow.config.compose import AgentConfig
 from voiceflow.config.errors import ConfigError
 from voiceflow.config.loader import load_agent
@@ -55,16 +59,23 @@ def run(
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "info",
 ) -> None:
     """Run an agent: on a recording with --input, else on the transport its YAML names."""
-    if log_format not in ("console", "json"):
-        raise _fail("--log-format must be 'console' or 'json'")
-    fmt: LogFormat = "json" if log_format == "json" else "console"
-    configure_logging(fmt, log_level)
+    fmt, level = _log_options(log_format, log_level)
+    if input is not None:
+        try:
+            check_recording(input)
+        except AudioFileError as exc:
+            raise _fail(f"--input: {exc}") from None
+    configure_logging(fmt, level)
     registry = PluginRegistry()
     agent = _load(agent_file, registry)
     if input is not None or output is not None or realtime:
         agent = _with_file_transport(agent, registry, input, output, realtime)
     out_path = getattr(agent.transport, "output", None)
     timeline_path = timeline or (Path(out_path).with_suffix(".timeline.json") if out_path else None)
+    _check_destinations(
+        getattr(agent.transport, "input", None),
+        [("--output" if output else "transport.output", out_path), ("--timeline" if timeline else "timeline", timeline_path)],
+    )
 
     from voiceflow.runtime.runner import serve_agent
 
@@ -98,9 +109,80 @@ def _with_file_transport(
     current["realtime"] = realtime or current.get("realtime", False)
     try:
         config = file_transport.config_model.model_validate(current, context={"base_dir": Path.cwd()})
-    except Exception as exc:  # noqa: BLE001 - pydantic's message names the field
-        raise _fail(f"--input/--output: {exc}") from None
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = str(error["loc"][0]) if error["loc"] else ("output" if output is not None else "input")
+        given = {"input": input, "output": output}.get(field)
+        label = f"--{field}" if given is not None else f"transport.{field}"
+        raise _fail(f"{label}: {error['msg'].removeprefix('Value error, ')}") from None
     return agent.model_copy(update={"transport": config})
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def _log_options(log_format: str, log_level: str) -> tuple[LogFormat, str]:
+    fmt, level = log_format.lower(), log_level.lower()
+    if fmt not in ("console", "json"):
+        raise _fail(f"--log-format must be 'console' or 'json' (got {log_format!r})")
+    if level not in LOG_LEVELS:
+        raise _fail(f"--log-level must be one of {', '.join(LOG_LEVELS)} (got {log_level!r})")
+    return ("json" if fmt == "json" else "console"), level
+
+
+def _check_destinations(recording: Path | None, destinations: list[tuple[str, Path | None]]) -> None:
+    """Refuse, before any model loads, a path the call's results could not be written to: they
+    are written only once the call is over, and a failure then would lose the whole call."""
+    checked: list[tuple[str, Path]] = []
+    for label, path in destinations:
+        if path is None:
+            continue
+        problem = _unwritable(path)
+        if problem is None and recording is not None and _same_file(path, recording):
+            problem = "is the input recording; writing there would overwrite it"
+        for other_label, other in checked:
+            if problem is None and _same_file(path, other):
+                problem = f"is the same file as {other_label}"
+        if problem is not None:
+            raise _fail(f"{label}: {display_path(path)} {problem}")
+        checked.append((label, path))
+
+
+def _unwritable(path: Path) -> str | None:
+    """Why ``path`` cannot be written, or None; probed by really opening it (a read-only mount or
+    an ACL fools permission bits), without changing an existing file."""
+    try:
+        mode: int | None = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        mode = None
+    except OSError as exc:
+        return f"cannot be checked ({exc.strerror})"
+    if mode is not None and stat.S_ISDIR(mode):
+        return "is a directory; give a file name"
+    if mode is not None and not stat.S_ISREG(mode):
+        return "exists and is not a regular file"
+    parent = path.parent
+    if not os.path.isdir(parent):
+        exists = os.path.lexists(parent)
+        return f"cannot be written: {display_path(parent)} {'is not a folder' if exists else 'does not exist'}"
+    try:
+        if mode is not None:
+            open(path, "ab").close()
+        else:
+            open(path, "xb").close()
+            os.unlink(path)
+    except OSError as exc:
+        return f"cannot be written ({exc.strerror})"
+    return None
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def _print_summary(result: CallResult, wav: Any, timeline: Path | None) -> None:

@@ -62,8 +62,8 @@ class FileTransportConfig(ProviderConfig):
     @model_validator(mode="after")
     def _output_is_not_the_input(self) -> FileTransportConfig:
         if self.input is not None and self.output is not None and same_file(self.input, self.output):
-            raise ValueError(f"output {display_path(self.output)} is the input recording; "
-                             "writing the call there would overwrite it")
+            raise ValueError(f"input and output are the same file ({display_path(self.output)}); "
+                             "writing the call there would overwrite the recording")
         return self
 
 
