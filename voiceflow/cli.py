@@ -15,8 +15,8 @@ from pydantic import ValidationError
 
 from voiceflow.audio import AudioFileError, check_recording, display_path
 from voiceflow.config.compose import AgentConfig
-from voiceflow.config.errors import ConfigError
-from voiceflow.config.loader import load_agent
+from voiceflow.config.errors import ConfigError, one_line
+from voiceflow.config.loader import internal_error, load_agent
 from voiceflow.logging import LogFormat, configure_logging
 from voiceflow.plugins.registry import PluginError, PluginRegistry
 from voiceflow.providers import ProviderKind
@@ -42,6 +42,8 @@ def _load(path: Path, registry: PluginRegistry) -> AgentConfig:
         return load_agent(path, registry)
     except ConfigError as exc:
         raise _fail(str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - a bug of ours still ends in one line, not a traceback
+        raise _fail(str(internal_error(str(path), exc))) from None
 
 
 @app.command()
@@ -164,7 +166,8 @@ def _unwritable(path: Path) -> str | None:
     parent = path.parent
     if not os.path.isdir(parent):
         exists = os.path.lexists(parent)
-        return f"cannot be written: {display_path(parent)} {'is not a folder' if exists else 'does not exist'}"
+        problem = f"{display_path(parent)} is not a folder" if exists else f"folder {display_path(parent)} does not exist"
+        return f"cannot be written: {problem}"
     try:
         if mode is not None:
             open(path, "ab").close()
@@ -216,10 +219,13 @@ def validate(files: Annotated[list[Path], typer.Argument(help="Agent files to ch
     for path in files:
         try:
             load_agent(path, registry)
-            typer.echo(f"{path}: ok")
+            typer.echo(f"{one_line(str(path))}: ok")
         except ConfigError as exc:
             failed += 1
             typer.echo(str(exc), err=True)
+        except Exception as exc:  # noqa: BLE001 - a bug of ours: one line for this file, then the next
+            failed += 1
+            typer.echo(str(internal_error(str(path), exc)), err=True)
     if failed:
         raise typer.Exit(1)
 

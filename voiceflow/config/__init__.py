@@ -6,5 +6,6 @@ top level stays import-light so that providers can import their config base from
 
 from voiceflow.config.base import AttemptTimeouts, ProviderConfig, Strict
 from voiceflow.config.errors import ConfigError, ConfigIssue
+from voiceflow.config.limits import YamlLimits
 
-__all__ = ["AttemptTimeouts", "ConfigError", "ConfigIssue", "ProviderConfig", "Strict"]
+__all__ = ["AttemptTimeouts", "ConfigError", "ConfigIssue", "ProviderConfig", "Strict", "YamlLimits"]

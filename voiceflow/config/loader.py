@@ -1,43 +1,49 @@
-"""Loading an agent file: YAML with positions → interpolation → pydantic → clear errors."""
+"""Loading an agent file: bytes → YAML with positions → interpolation → pydantic → clear errors.
+
+Whatever the file holds, the caller gets an :class:`AgentConfig` or a :class:`ConfigError`, one
+line per problem: reading, decoding and parsing refuse what is too big, too deep or not text
+(:mod:`~voiceflow.config.reading`, :mod:`~voiceflow.config.yaml_compose`); anything unexpected
+below is still reported as an issue of that file, never as a traceback.
+"""
 
 from __future__ import annotations
 
-import difflib
-import types
 import typing
 from collections.abc import Mapping
 from pathlib import Path as FsPath
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic import ValidationError
 
 from voiceflow.config.compose import AgentConfig
-from voiceflow.config.errors import ConfigError, ConfigIssue, format_path
-from voiceflow.config.yaml_source import Path, SourceMap, load_yaml
+from voiceflow.config.errors import ConfigError, ConfigIssue
+from voiceflow.config.explain import PLANNED_TRANSPORTS, issue_for
+from voiceflow.config.limits import DEFAULT_LIMITS, YamlLimits
+from voiceflow.config.reading import read_agent_text
+from voiceflow.config.yaml_source import load_yaml
 
 if TYPE_CHECKING:
-    from pydantic_core import ErrorDetails
-
     from voiceflow.plugins.registry import PluginRegistry
 
-PLANNED_TRANSPORTS = {
-    "web": "the browser transport",
-    "twilio": "the Twilio Media Streams phone transport",
-    "local": "the local sound-device transport",
-}
-"""Transports the project plans but this version does not ship, to say so instead of 'unknown'."""
-
+__all__ = ["PLANNED_TRANSPORTS", "YamlLimits", "load_agent", "parse_agent"]
 
 def load_agent(
-    path: str | FsPath, registry: PluginRegistry, env: Mapping[str, str] | None = None
+    path: str | FsPath,
+    registry: PluginRegistry,
+    env: Mapping[str, str] | None = None,
+    *,
+    limits: YamlLimits = DEFAULT_LIMITS,
 ) -> AgentConfig:
     """Read and validate an agent file. Raises :class:`ConfigError` listing every problem."""
     filename = str(path)
     try:
-        text = FsPath(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError([ConfigIssue(filename, None, None, (), f"cannot read: {exc.strerror}")]) from None
-    return parse_agent(text, filename, registry, env, base_dir=FsPath(path).resolve().parent)
+        text = read_agent_text(path, limits)
+        base_dir = FsPath(path).resolve().parent
+    except ConfigError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, never a traceback
+        raise internal_error(filename, exc) from exc
+    return parse_agent(text, filename, registry, env, base_dir=base_dir, limits=limits)
 
 
 def parse_agent(
@@ -47,161 +53,51 @@ def parse_agent(
     env: Mapping[str, str] | None = None,
     *,
     base_dir: FsPath | None = None,
+    limits: YamlLimits = DEFAULT_LIMITS,
 ) -> AgentConfig:
     """Validate agent YAML text. Relative paths in provider configs resolve against ``base_dir``
     (the agent file's folder), passed to validators as ``info.context["base_dir"]``."""
-    data, source = load_yaml(text, filename, env)
+    try:
+        return _parse(text, filename, registry, env, base_dir, limits)
+    except ConfigError as exc:
+        if len(exc.issues) <= limits.max_issues:
+            raise
+        rest = len(exc.issues) - limits.max_issues
+        summary = ConfigIssue(
+            filename, None, None, (),
+            f"{rest} more problems not listed (limit max_issues={limits.max_issues}); fix these first",
+        )
+        raise ConfigError([*exc.issues[: limits.max_issues], summary]) from None
+    except Exception as exc:  # noqa: BLE001 - see load_agent
+        raise internal_error(filename, exc) from exc
+
+
+def internal_error(filename: str, exc: BaseException) -> ConfigError:
+    """A bug of ours met while checking ``filename``, as an issue of that file."""
+    message = f"internal error while checking this file ({type(exc).__name__}: {exc}); please report it"
+    return ConfigError([ConfigIssue(filename, None, None, (), message)])
+
+
+def _parse(
+    text: str,
+    filename: str,
+    registry: PluginRegistry,
+    env: Mapping[str, str] | None,
+    base_dir: FsPath | None,
+    limits: YamlLimits,
+) -> AgentConfig:
+    data, source = load_yaml(text, filename, env, limits)
+    model = registry.agent_model
+    if data is None:
+        required = [name for name, field in model.model_fields.items() if field.is_required()]
+        message = "the file is empty (only blank lines or comments)"
+        if required:
+            message += f"; an agent file needs at least: {', '.join(required)}"
+        raise ConfigError([ConfigIssue(filename, 1, 1, (), message)])
     if not isinstance(data, dict):
         raise ConfigError([ConfigIssue(filename, 1, 1, (), "an agent file must be a mapping of fields")])
-    model = registry.agent_model
     try:
         agent = model.model_validate(data, context={"base_dir": base_dir or FsPath.cwd()})
     except ValidationError as exc:
-        raise ConfigError(
-            [_issue(error, data, source, model, registry) for error in exc.errors()]
-        ) from None
+        raise ConfigError([issue_for(error, data, source, model, registry) for error in exc.errors()]) from None
     return typing.cast(AgentConfig, agent)
-
-
-# --- turning pydantic errors into issues ---------------------------------------------------
-
-
-def _issue(
-    error: ErrorDetails, data: Any, source: SourceMap, model: type[BaseModel], registry: PluginRegistry
-) -> ConfigIssue:
-    loc = tuple(error["loc"])
-    path = _data_path(data, loc)
-    kind = error["type"]
-    if kind == "extra_forbidden":
-        key = str(loc[-1])
-        owner = _model_at(model, loc[:-1])
-        known = sorted(owner.model_fields) if owner else []
-        message = f"unknown field {key!r}" + _suggest(key, known)
-        if known:
-            message += f" (allowed here: {', '.join(known)})"
-        return _at(source, path, message, key=True)
-    if kind in {"union_tag_invalid", "union_tag_not_found"} or (
-        kind == "literal_error" and loc and loc[-1] == "provider"
-    ):
-        return _provider_issue(error, data, source, path, registry)
-    if kind == "missing":
-        return _at(source, path[:-1], f"missing required field {str(loc[-1])!r}")
-    message = error["msg"].removeprefix("Value error, ")
-    if not _is_secret(model, loc) and not isinstance(error.get("input"), dict | list):
-        message += f", got {error.get('input')!r}"
-    return _at(source, path, message)
-
-
-def _provider_issue(
-    error: ErrorDetails, data: Any, source: SourceMap, path: Path, registry: PluginRegistry
-) -> ConfigIssue:
-    from voiceflow.config.compose import STAGES
-    from voiceflow.providers import ProviderKind
-
-    stage = str(path[0]) if path else ""
-    kinds = {name: kind for name, kind, _ in STAGES} | {"transport": ProviderKind.TRANSPORT}
-    names = [i.name for i in registry.providers(kinds[stage])] if stage in kinds else []
-    block = path if path and path[-1] != "provider" else path[:-1]
-    given = _get(data, (*block, "provider"))
-    if given is None:
-        return _at(source, block, f"missing 'provider:' (one of: {', '.join(names)})")
-    if stage == "transport" and given in PLANNED_TRANSPORTS:
-        message = (
-            f"{PLANNED_TRANSPORTS[given]} ({given!r}) is not built yet in this version of "
-            "voiceflow; use 'provider: file' or run with --input FILE.wav"
-        )
-    else:
-        message = (
-            f"unknown {stage} provider {given!r}" + _suggest(str(given), names)
-            + f" (installed: {', '.join(names) or 'none'}; `voiceflow plugins` lists them)"
-        )
-    return _at(source, (*block, "provider"), message)
-
-
-def _at(source: SourceMap, path: Path, message: str, *, key: bool = False) -> ConfigIssue:
-    position = source.position(path, key=key)
-    line, column = position if position else (None, None)
-    return ConfigIssue(source.filename, line, column, path, message)
-
-
-def _suggest(word: str, options: list[str]) -> str:
-    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _data_path(data: Any, loc: tuple[Any, ...]) -> Path:
-    """Pydantic's location minus the parts that are not in the file (union tags, validators)."""
-    path: list[str | int] = []
-    node = data
-    for part in loc:
-        if isinstance(node, dict) and isinstance(part, str) and part in node:
-            path.append(part)
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-            path.append(part)
-            node = node[part]
-        elif isinstance(node, dict) and isinstance(part, str) and part not in node:
-            if part in _tags(node):
-                continue
-            path.append(part)
-            node = None
-    return tuple(path)
-
-
-def _tags(node: dict[str, Any]) -> set[str]:
-    provider = node.get("provider")
-    return {provider} if isinstance(provider, str) else set()
-
-
-def _get(data: Any, path: Path) -> Any:
-    for part in path:
-        try:
-            data = data[part]
-        except (KeyError, IndexError, TypeError):
-            return None
-    return data
-
-
-def _unwrap(annotation: Any) -> list[Any]:
-    """The concrete types an annotation may hold (through Annotated, Optional and unions)."""
-    origin = typing.get_origin(annotation)
-    if origin is typing.Annotated:
-        return _unwrap(typing.get_args(annotation)[0])
-    if origin in (typing.Union, types.UnionType):
-        return [t for arg in typing.get_args(annotation) for t in _unwrap(arg)]
-    return [annotation]
-
-
-def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
-    """Which config model sits at ``loc`` (for listing its fields in an error)."""
-    candidates: list[Any] = [model]
-    for part in loc:
-        following: list[Any] = []
-        for candidate in candidates:
-            origin = typing.get_origin(candidate)
-            if isinstance(candidate, type) and issubclass(candidate, BaseModel):
-                if isinstance(part, str) and part in candidate.model_fields:
-                    following += _unwrap(candidate.model_fields[part].annotation)
-                elif _provider_tag(candidate) == part:
-                    following.append(candidate)
-            elif origin is list and isinstance(part, int):
-                following += _unwrap(typing.get_args(candidate)[0])
-            elif origin is dict:
-                following += _unwrap(typing.get_args(candidate)[1])
-        candidates = following
-    models = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
-    return models[0] if len(models) == 1 else None
-
-
-def _provider_tag(model: type[BaseModel]) -> str | None:
-    field = model.model_fields.get("provider")
-    if field is None or typing.get_origin(field.annotation) is not Literal:
-        return None
-    return str(typing.get_args(field.annotation)[0])
-
-
-def _is_secret(model: type[BaseModel], loc: tuple[Any, ...]) -> bool:
-    owner = _model_at(model, loc[:-1]) if loc else None
-    if owner is None or not isinstance(loc[-1], str) or loc[-1] not in owner.model_fields:
-        return any(word in format_path(loc).lower() for word in ("key", "secret", "token", "password"))
-    return SecretStr in _unwrap(owner.model_fields[loc[-1]].annotation)
