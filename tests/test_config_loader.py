@@ -491,7 +491,13 @@ def test_model_level_rule_points_at_its_block(registry: PluginRegistry) -> None:
     issue = only_issue(text, registry)
     assert issue.path == ("chunking",)
     assert issue.line == line_of(text, "chunking") + 1  # the block's value starts on the next line
-    assert issue.message == "first_min_chars must not exceed max_chars"
+    assert issue.message == "first_min_chars must not exceed max_chars (50)"
+
+
+def test_min_chars_above_max_chars_is_refused_with_the_limit(registry: PluginRegistry) -> None:
+    issue = only_issue(VALID + "chunking: {min_chars: 300, first_min_chars: 400, max_chars: 220}\n", registry)
+    assert issue.path == ("chunking",)
+    assert issue.message == "first_min_chars must not exceed max_chars and min_chars must not exceed max_chars (220)"
 
 
 def test_every_problem_is_reported_at_once(registry: PluginRegistry) -> None:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal, Self
 
 from pydantic import Field, model_validator
 
-from voiceflow.config.base import ProviderConfig
+from voiceflow.config.base import ModelFilePath, ProviderConfig
 from voiceflow.models import ExpectedSha256, ModelFile, PackagePart
 
 ModelName = Literal["qwen2.5-0.5b", "smollm2-135m"]
@@ -47,11 +46,14 @@ class LlamaCppConfig(ProviderConfig):
             "(tiny and fast, replies are nonsense: for tests). Ignored when model_path is set."
         ),
     )
-    model_path: Path | None = Field(None, description="Any GGUF chat model on disk; overrides model.")
+    model_path: ModelFilePath | None = Field(
+        None, description="Any GGUF chat model on disk (relative to the agent file); overrides model."
+    )
     sha256: ExpectedSha256 = None
     n_threads: int = Field(
         1,
         ge=1,
+        le=256,
         description=(
             "CPU threads for generating tokens. On 2 cores the LLM shares the CPU with TTS while "
             "it writes: 1 LLM thread + 1 TTS thread measured best."
@@ -60,19 +62,20 @@ class LlamaCppConfig(ProviderConfig):
     n_threads_batch: int | None = Field(
         None,
         ge=1,
+        le=256,
         description=(
             "CPU threads for reading the prompt (before the first token, when STT is done and TTS "
             "has not started, so more cores are free). Default: same as n_threads."
         ),
     )
-    n_ctx: int = Field(2048, ge=256, description="Context window in tokens (prompt plus reply).")
-    max_tokens: int = Field(120, ge=1, description="Longest reply in tokens; spoken replies should be short.")
+    n_ctx: int = Field(2048, ge=256, le=131_072, description="Context window in tokens (prompt plus reply).")
+    max_tokens: int = Field(120, ge=1, le=4096, description="Longest reply in tokens; spoken replies should be short.")
     temperature: float = Field(
         0.7, ge=0.0, le=2.0, description="Sampling temperature; 0 is greedy (deterministic)."
     )
     top_p: float = Field(0.9, gt=0.0, le=1.0, description="Nucleus sampling probability mass.")
     seed: int | None = Field(
-        None, ge=0, description="Random seed for sampling; unset means a different seed per process."
+        None, ge=0, le=2**32 - 1, description="Random seed for sampling; unset means a different seed per process."
     )
     weight_repacking: Literal["auto", "on", "off"] = Field(
         "auto",

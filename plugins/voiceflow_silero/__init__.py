@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from voiceflow.compute import run_in_thread
-from voiceflow.config.base import ProviderConfig
+from voiceflow.config.base import ModelFilePath, ProviderConfig
 from voiceflow.models import ExpectedSha256, ModelError, ModelFile, PackagePart, ensure_model_file, verify
 from voiceflow.plugins.hookspecs import Register, hookimpl
 from voiceflow.providers import ProviderError, ProviderUnavailable, VADProvider
@@ -66,7 +66,7 @@ class SileroConfig(ProviderConfig):
         description="onnxruntime intra-op threads. One is fastest for this tiny model (work runs "
         "inline on the event loop, no thread hand-off) and leaves the cores to STT, LLM and TTS.",
     )
-    model_path: Path | None = Field(
+    model_path: ModelFilePath | None = Field(
         None,
         description="Use this Silero ONNX file instead of the one shipped in faster-whisper. It "
         "must take inputs input/h/c like the faster-whisper v6 export (16 kHz only).",

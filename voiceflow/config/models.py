@@ -117,7 +117,9 @@ def _overlay(base: _M, patch: _M | None) -> _M:
 class SilencePolicy(Strict):
     """What to do when the caller goes quiet after the agent has finished speaking."""
 
-    reprompt_after: float = Field(8.0, gt=0, description="Seconds of caller silence before a re-prompt.")
+    reprompt_after: float = Field(
+        8.0, gt=0, le=600, description="Seconds of caller silence before a re-prompt."
+    )
     reprompts: list[str] = Field(
         default_factory=lambda: ["Are you still there?"],
         description="Said in order, one per silence; when they run out the agent says goodbye.",
@@ -139,7 +141,9 @@ class UnhappyPaths(Strict):
         "Sorry, I didn't catch that. Could you say it again?",
         description="Said when the caller spoke but the transcript came back empty.",
     )
-    max_call_seconds: float = Field(1800, gt=0, description="Longest call before the agent ends it.")
+    max_call_seconds: float = Field(
+        1800, gt=0, le=86_400, description="Longest call before the agent ends it."
+    )
     max_call_goodbye: str = Field(
         "We've reached the time limit for this call. Goodbye!",
         description="Said (not interruptible) when max_call_seconds is reached; then the call ends.",
@@ -150,30 +154,38 @@ class Chunking(Strict):
     """How LLM text is cut into clauses for TTS: the first clause early, the rest natural."""
 
     first_min_chars: int = Field(
-        12, ge=1, description="The first clause may end at a comma once it is this long."
+        12, ge=1, le=2000, description="The first clause may end at a comma once it is this long."
     )
-    min_chars: int = Field(40, ge=1, description="Later clauses end at a comma only past this length.")
-    max_chars: int = Field(220, ge=20, description="Force a cut at a space past this length.")
+    min_chars: int = Field(
+        40, ge=1, le=2000, description="Later clauses end at a comma only past this length."
+    )
+    max_chars: int = Field(220, ge=20, le=2000, description="Force a cut at a space past this length.")
     first_clause_max_wait: float | None = Field(
         0.25,
         ge=0,
+        le=10,
         description="Seconds after the LLM's first token to wait for punctuation before the first "
         "clause is cut at a word boundary anyway (null: always wait for punctuation).",
     )
     first_clause_min_words: int = Field(
-        3, ge=1, description="The earliest word-boundary cut of the first clause."
+        3, ge=1, le=100, description="The earliest word-boundary cut of the first clause."
     )
 
     @model_validator(mode="after")
     def _limits(self) -> Chunking:
-        if self.first_min_chars > self.max_chars:
-            raise ValueError("first_min_chars must not exceed max_chars")
+        too_long = [
+            f"{name} must not exceed max_chars"
+            for name in ("first_min_chars", "min_chars")
+            if getattr(self, name) > self.max_chars
+        ]
+        if too_long:
+            raise ValueError(f"{' and '.join(too_long)} ({self.max_chars})")
         return self
 
 
 class Context(Strict):
     max_turns: int = Field(
-        20, ge=1, description="Keep at most this many caller/agent exchanges in the LLM context."
+        20, ge=1, le=1000, description="Keep at most this many caller/agent exchanges in the LLM context."
     )
 
 
@@ -186,6 +198,7 @@ class Session(Strict):
     end_when_idle_after_input: float = Field(
         1.0,
         gt=0,
+        le=600,
         description="File runs: once the caller's recording has ended and the agent is idle this "
         "long, the call ends.",
     )
