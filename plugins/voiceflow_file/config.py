@@ -78,9 +78,9 @@ def check_output_path(path: Path) -> None:
     parent = path.parent
     parent_mode = _mode(parent)
     if parent_mode is None:
-        raise ValueError(f"{shown}: folder {display_path(parent)} does not exist")
+        raise ValueError(f"{shown} cannot be written: folder {display_path(parent)} does not exist")
     if not stat.S_ISDIR(parent_mode):
-        raise ValueError(f"{shown}: {display_path(parent)} is not a folder")
+        raise ValueError(f"{shown} cannot be written: {display_path(parent)} is not a folder")
     if not os.access(parent, os.W_OK | os.X_OK) or (mode is not None and not os.access(path, os.W_OK)):
         raise ValueError(f"{shown} cannot be written (permission denied)")
 
