@@ -256,16 +256,35 @@ async def test_a_slow_recogniser_never_stalls_the_turn() -> None:
     assert turn.marks["endpoint"] - turn.marks["user_speech_end"] < 1.3
 
 
-async def test_failure_mid_reply_is_recorded_and_apologised_for_without_switching() -> None:
+async def test_an_llm_failing_mid_reply_is_continued_by_the_next_one() -> None:
     registry, cfg = agent(
         llm=[
             {"provider": "scripted-llm", "replies": [LONG_REPLY], "fail_after_words": 12},
-            {"provider": "scripted-llm", "replies": ["Never used."]},
+            {"provider": "scripted-llm", "replies": ["and that is all."]},
         ],
+    )
+    result, _, pool = await run_call(cfg, registry, silence(0.3) + speech_like(0.8) + silence(12.0),
+                                     start="immediately", lead_in=0)
+    reply = result.timeline.turns[0]
+    first_words = " ".join(LONG_REPLY.split()[:12])
+    assert reply.outcome == "completed" and "mid-stream" in reply.fallbacks[0]
+    assert reply.agent_text == f"{first_words} and that is all."  # one reply, nothing repeated
+    assert reply.heard_text == reply.agent_text
+    backup = [p for p in pool.instances() if getattr(p.config, "replies", None) == ["and that is all."]][0]
+    request = backup.requests[-1]  # type: ignore[attr-defined]
+    assert (request[-2].role, request[-2].content) == ("assistant", first_words)
+    assert request[-1].role == "system" and "Continue it" in request[-1].content
+
+
+async def test_an_llm_failing_mid_reply_without_a_backup_is_apologised_for() -> None:
+    registry, cfg = agent(
+        llm=[{"provider": "scripted-llm", "replies": [LONG_REPLY], "fail_after_words": 12}],
     )
     result, _, _ = await run_call(cfg, registry, silence(0.3) + speech_like(0.8) + silence(12.0),
                                   start="immediately", lead_in=0)
     failed, apology = result.timeline.turns[:2]
     assert failed.outcome == "failed" and "mid-stream" in failed.fallbacks[0]
-    assert "Never used." not in failed.agent_text  # no switch once the caller had heard words
+    assert failed.failure == "llm failed (scripted-llm: mid-stream: RuntimeError: scripted failure mid-reply)"
     assert apology.kind == "apology" and apology.outcome == "completed"
+
+

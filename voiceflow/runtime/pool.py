@@ -27,7 +27,7 @@ from pydantic import BaseModel, SecretStr
 
 from voiceflow.config.base import ProviderConfig
 from voiceflow.plugins.registry import PluginRegistry
-from voiceflow.providers import Provider, ProviderKind, ProviderUnavailable
+from voiceflow.providers import Provider, ProviderError, ProviderKind, ProviderUnavailable
 from voiceflow.redaction import redact
 from voiceflow.runtime.deadline import close_within, within
 
@@ -70,7 +70,7 @@ class ProviderPool:
             try:
                 await within(config.timeouts.prepare, "prepare", provider.prepare)
             except Exception as exc:
-                error = redact(f"{type(exc).__name__}: {exc}")
+                error = redact(str(exc) if isinstance(exc, ProviderError) else f"{type(exc).__name__}: {exc}")
                 backoff = self.backoff if failure is None else min(self.max_backoff, failure.backoff * 2)
                 self._failures[key] = _Failure(error, anyio.current_time() + backoff, backoff)
                 await close_within(config.timeouts.connect, provider.aclose)

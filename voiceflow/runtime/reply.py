@@ -19,7 +19,7 @@ from anyio.abc import ObjectReceiveStream, ObjectSendStream
 from voiceflow.audio import Resampler
 from voiceflow.clock import Clock
 from voiceflow.config.models import Chunking
-from voiceflow.frames import FRAME_BYTES, AudioFrame, TTSAudio
+from voiceflow.frames import FRAME_BYTES, SAMPLE_RATE, AudioFrame, TTSAudio
 from voiceflow.metrics.timeline import TurnTimeline
 from voiceflow.providers import CallTransport, OutFrame, TTSProvider
 from voiceflow.runtime.chain import BadItem, Chain, StageFailed
@@ -51,6 +51,8 @@ class Reply:
     gate: anyio.Event | None = None
     """While set and not yet open, audio is prepared but held back (a preemptive reply waits for
     the caller's turn to be confirmed over)."""
+    drained: anyio.Event | None = None
+    """Set once everything queued so far has been heard (waited for after a failure)."""
     tts_from: int = 0
     """Where in the TTS chain this reply's next clause starts: once a provider failed, the rest
     of the reply goes to the one that took over, without waiting out the broken one again."""
@@ -64,6 +66,8 @@ class Reply:
             if self.on_first_heard is not None:
                 self.on_first_heard(self)
         self._check_finished(t)
+        if self.drained is not None and all(c.heard >= c.queued for c in self.clauses):
+            self.drained.set()
 
     def _check_finished(self, t: float) -> None:
         if self.all_queued and all(c.complete and c.heard >= c.queued for c in self.clauses):
@@ -97,16 +101,40 @@ class ReplyPipeline:
     chunking: Chunking
 
     async def speak(self, reply: Reply, text: AsyncIterator[str]) -> None:
-        """Speak streamed ``text``; returns once the caller has heard all of it."""
+        """Speak streamed ``text``; returns once the caller has heard all of it.
+
+        If a stage fails, the audio already queued still plays out before the failure is
+        reported: the caller hears the words they were going to hear anyway, the heard text is
+        then true, and the apology follows them instead of talking over them.
+        """
         send, receive = anyio.create_memory_object_stream[str](64)
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(self._chunk, reply, text, send)
-            await self._synthesize(reply, receive)
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._chunk, reply, text, send)
+                await self._synthesize(reply, receive)
+        except Exception:
+            await self._play_out(reply)
+            raise
         reply.all_queued = True
         if not reply.clauses:
             reply.finished.set()
         reply._check_finished(self.clock.now())
         await reply.finished.wait()
+
+    async def _play_out(self, reply: Reply) -> None:
+        pending = sum(c.queued - c.heard for c in reply.clauses)
+        if pending <= 0:
+            return
+        reply.drained = anyio.Event()
+        async with anyio.create_task_group() as tg:
+
+            async def give_up() -> None:  # a transport that stopped playing must not hold us
+                await self.clock.sleep(pending / SAMPLE_RATE + 1.0)
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(give_up)
+            await reply.drained.wait()
+            tg.cancel_scope.cancel()
 
     async def _chunk(self, reply: Reply, text: AsyncIterator[str], out: ObjectSendStream[str]) -> None:
         chunker = ClauseChunker(self.chunking)

@@ -92,8 +92,9 @@ class Session:
                 self.ended_because = f"unavailable: {unavailable[0]}"
                 log.error("call cannot start", reason=unavailable[0])
                 return self.result()
-            vad = VoiceActivity(await self._providers(ProviderKind.VAD, self.agent.vad, unavailable))  # type: ignore[arg-type]
-            if not vad.available:
+            vad_providers = await self._providers(ProviderKind.VAD, self.agent.vad, unavailable)
+            vad = VoiceActivity(vad_providers)
+            if vad_providers and not vad.available:
                 unavailable.append("vad: no voice activity detector could start")
             llm = Chain[LLMProvider[Any]](
                 "llm", await self._providers(ProviderKind.LLM, self.agent.llm, unavailable), self.clock  # type: ignore[arg-type]

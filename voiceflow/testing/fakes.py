@@ -123,7 +123,8 @@ class _ScriptedSTTStream(STTStream):
                 yield transcript
 
     async def aclose(self) -> None:
-        await self._send.aclose()
+        self._send.close()
+        self._receive.close()
 
 
 class ScriptedSTT(STTProvider[ScriptedSTTConfig]):

@@ -20,9 +20,11 @@ from voiceflow.clock import Clock
 from voiceflow.frames import Message
 from voiceflow.metrics.timeline import CallTimeline, TurnTimeline
 from voiceflow.providers import LLMProvider
-from voiceflow.runtime.chain import BadItem, Chain
+from voiceflow.runtime.chain import BadItem, Chain, StageFailed
 from voiceflow.runtime.reply import Reply, ReplyPipeline
 from voiceflow.turns.events import Event, ReplyEnded, ReplyHeard
+
+log = structlog.get_logger("voiceflow.replies")
 
 TextSource = Callable[[TurnTimeline], AsyncIterator[str]]
 """Makes a reply's text stream; called inside the reply's task with the reply's timeline turn."""
@@ -61,16 +63,46 @@ def fixed_text(text: str) -> TextSource:
     return source
 
 
+CONTINUE_INSTRUCTION = (
+    "Your reply above was cut off by a technical fault. Continue it from exactly where it stopped, "
+    "without repeating any of it."
+)
+
+
 def llm_text(llm: Chain[LLMProvider[Any]], clock: Clock, messages: list[Message]) -> TextSource:
-    """The LLM's reply to ``messages``, taken now (not when the reply task first runs)."""
+    """The LLM's reply to ``messages``, taken now (not when the reply task first runs).
+
+    If the serving LLM fails mid-reply and the chain has another, the reply goes on there: the
+    text written so far stays (some of it may already be playing) and the next model is asked to
+    continue it, so the caller hears one reply, not a broken one and an apology.
+    """
 
     async def source(turn: TurnTimeline) -> AsyncGenerator[str, None]:
         turn.mark("llm_request", clock.now())
-        deltas = llm.stream(lambda provider: provider.stream(messages), check=check_text_delta, nonempty=True)
-        async with aclosing(deltas):
-            async for delta in deltas:
-                turn.mark_once("llm_first_token", clock.now())
-                yield delta
+        written = ""
+        first = 0
+        while True:
+            request = messages if not written else [
+                *messages, Message("assistant", written.rstrip()), Message("system", CONTINUE_INSTRUCTION)
+            ]
+            deltas = llm.stream(lambda provider, request=request: provider.stream(request),
+                                first=first, check=check_text_delta, nonempty=True)
+            try:
+                async with aclosing(deltas):
+                    async for delta in deltas:
+                        turn.mark_once("llm_first_token", clock.now())
+                        written += delta
+                        yield delta
+                break
+            except StageFailed as failure:
+                if failure.served_by is None or failure.served_by + 1 >= len(llm.providers):
+                    raise
+                first = failure.served_by + 1
+                log.warning("LLM failed mid-reply: the next one continues it",
+                            provider=llm.providers[failure.served_by].name)
+                if written and not written[-1].isspace():
+                    written += " "
+                    yield " "
         turn.mark("llm_done", clock.now())
 
     return source
