@@ -71,8 +71,8 @@ def encode(samples: np.ndarray, bits: int, floating: bool = False) -> bytes:
     if floating:
         return samples.astype("<f4" if bits == 32 else "<f8").tobytes()
     if bits == 8:
-        return np.clip(np.rint(samples * 128 + 128), 0, 255).astype(np.uint8).tobytes()
-    scaled = np.rint(samples * (2 ** (bits - 1) - 1)).astype("<i4")
+        return bytes(np.clip(np.rint(samples * 128 + 128), 0, 255).astype(np.uint8).tobytes())
+    scaled: np.ndarray = np.rint(samples * (2 ** (bits - 1) - 1)).astype("<i4")
     if bits == 24:
         return scaled.reshape(-1, 1).view(np.uint8).reshape(-1, 4)[:, :3].tobytes()
     return scaled.astype("<i2" if bits == 16 else "<i4").tobytes()
