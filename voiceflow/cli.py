@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import stat
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,7 +21,9 @@ from voiceflow.config.errors import ConfigError, one_line
 from voiceflow.config.loader import internal_error, load_agent
 from voiceflow.logging import LogFormat, configure_logging
 from voiceflow.plugins.registry import PluginError, PluginRegistry
-from voiceflow.providers import ProviderKind
+from voiceflow.providers import ProviderError, ProviderKind
+from voiceflow.redaction import Redactor, redact, using_redactor
+from voiceflow.runtime.pool import NoProviderReady
 from voiceflow.runtime.session import CallResult
 
 app = typer.Typer(
@@ -79,21 +83,59 @@ def run(
         [("--output" if output else "transport.output", out_path), ("--timeline" if timeline else "timeline", timeline_path)],
     )
 
-    from voiceflow.runtime.runner import serve_agent
+    outcomes: list[CallResult] = []
 
     def done(result: CallResult) -> None:
+        outcomes.append(result)
         if timeline_path is not None:
-            result.timeline.write(timeline_path)
+            try:
+                result.timeline.write(timeline_path)
+            except OSError as exc:
+                typer.echo(f"--timeline: cannot write {timeline_path}: {exc.strerror}", err=True)
         _print_summary(result, out_path, timeline_path)
 
-    from voiceflow.runtime.pool import NoProviderReady
+    with using_redactor(Redactor.for_config(agent)):
+        try:
+            stopped_by = anyio.run(_serve_until_signalled, agent, registry, done)
+        except (PluginError, NoProviderReady, ProviderError) as exc:
+            raise _fail(f"{agent_file}: {redact(str(exc))}", 1) from None
+    if stopped_by is not None:
+        raise typer.Exit(128 + stopped_by)
+    if any(r.ended_because.startswith(("unavailable", "failed")) for r in outcomes):
+        raise typer.Exit(1)
 
-    try:
-        anyio.run(lambda: serve_agent(agent, registry, on_call_done=done))
-    except KeyboardInterrupt:
-        raise typer.Exit(130) from None
-    except (NoProviderReady, PluginError) as exc:
-        raise _fail(f"{agent_file}: {exc}", 1) from None
+
+async def _serve_until_signalled(
+    agent: AgentConfig, registry: PluginRegistry, done: Callable[[CallResult], None]
+) -> int | None:
+    """Serve the agent; the first Ctrl-C or SIGTERM hangs up (the recording and the timeline of
+    what happened so far are written), a second one stops at once. Returns the signal, if any."""
+    from voiceflow.runtime.runner import StopRequest, serve_agent
+
+    stop = StopRequest(grace=STOP_GRACE)
+    received: int | None = None
+    async with anyio.create_task_group() as tg:
+
+        async def watch() -> None:
+            nonlocal received
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for signum in signals:
+                    if received is not None:
+                        tg.cancel_scope.cancel()
+                        return
+                    received = int(signum)
+                    name = signal.Signals(signum).name
+                    typer.echo(f"\n{name}: hanging up (again to stop at once)", err=True)
+                    stop.set(f"stopped by {name}")
+
+        tg.start_soon(watch)
+        await serve_agent(agent, registry, on_call_done=done, stop=stop)
+        tg.cancel_scope.cancel()
+    return received
+
+
+STOP_GRACE = 0.5
+"""Seconds a call gets to hang up after Ctrl-C before it is cut off (the exit comes within ~1 s)."""
 
 
 def _with_file_transport(
@@ -320,4 +362,7 @@ def main() -> None:
     except PluginError as exc:
         typer.echo(f"plugin error: {exc}", err=True)
         sys.exit(2)
-    app()
+    try:
+        app()
+    except KeyboardInterrupt:  # outside a call (loading plugins, reading files): just stop
+        sys.exit(130)
