@@ -86,7 +86,6 @@ class TurnManager:
         self._overlap: Overlap | None = None
         self._caller_speaking = False
         self._input_ended = False
-        self._stt_failure: str | None = None
         self._end_reason = "goodbye"
         self._failed_speculation: UserTurn | None = None
         self._reprompts = 0
@@ -222,11 +221,17 @@ class TurnManager:
         self._timers_set("max_wait", self.clock.now() + endpointing.max_wait)
 
     def _on_recognition_failed(self, event: RecognitionFailed) -> None:
-        """A failing recogniser costs this turn, never the call: stop waiting for finals that
-        cannot come; the turn ends with what is known, or with the apology."""
-        self._stt_failure = f"stt/{event.provider}: {event.error}"
+        """A failing recogniser costs the turn in flight, never the call: words of it were lost
+        with the stream, so the caller is asked again rather than answered on half a sentence.
+        Finals that cannot come are no longer waited for. (The recogniser has already opened a
+        new stream for the rest of the call.)"""
         user = self.user
-        if user is not None and self.state is State.ENDPOINTING and len(user.finals) < user.finals_expected:
+        if user is None:
+            return
+        missing = len(user.finals) < user.finals_expected
+        if self.state is State.USER_SPEAKING or missing:
+            user.failure = f"stt/{event.provider}: {event.error}"
+        if self.state is State.ENDPOINTING and missing:
             user.finals_expected = len(user.finals)
             self._maybe_end_turn()
 
@@ -247,7 +252,7 @@ class TurnManager:
             return
         if user.silence_ok:
             self._end_user_turn()
-        elif self.turn_taking.endpointing.preemptive and self.active is None and user.text:
+        elif self.turn_taking.endpointing.preemptive and self.active is None and user.text and user.failure is None:
             self._speculate(user)
 
     def _speculate(self, user: UserTurn) -> None:
@@ -289,13 +294,12 @@ class TurnManager:
             self.conversation.add_user(text)
             self._say("apology", self.agent.unhappy_paths.stage_failure, user_turn=user)
             return
-        stt_failure, self._stt_failure = self._stt_failure, None
+        paths = self.agent.unhappy_paths
+        if user.failure is not None:
+            self._say("apology", paths.stage_failure, user_turn=user, failure=user.failure)
+            return
         if not text:
-            paths = self.agent.unhappy_paths
-            if stt_failure is not None:
-                self._say("apology", paths.stage_failure, user_turn=user, failure=stt_failure)
-            else:
-                self._say("unclear", paths.unclear, user_turn=user)
+            self._say("unclear", paths.unclear, user_turn=user)
             return
         self.conversation.add_user(text)
         self._reprompts = 0
@@ -334,9 +338,7 @@ class TurnManager:
             if not user.text:
                 # Nothing at all came back: that is the recogniser failing, not unclear speech.
                 max_wait = self.turn_taking.endpointing.max_wait
-                self._stt_failure = (
-                    f"stt/{self.stt.provider_name}: no final transcript within max_wait {max_wait:g} s"
-                )
+                user.failure = f"stt/{self.stt.provider_name}: no final transcript within max_wait {max_wait:g} s"
             user.finals_expected = len(user.finals)  # stop waiting; the silence rule still applies
             self._maybe_end_turn()
 

@@ -41,6 +41,8 @@ class UserTurn:
     finals_expected: int = 0
     interim: str = ""
     silence_ok: bool = False
+    failure: str | None = None
+    """Set when the recogniser failed during this turn: its transcript cannot be trusted."""
     marks: dict[str, float] = field(default_factory=dict)
 
     @property
