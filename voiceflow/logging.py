@@ -1,5 +1,8 @@
 """Structured logs: session and turn ids on every event, readable on a terminal, JSON for machines.
 
+Secrets never reach a log line: every event passes through the redactor of the agent whose task
+logged it (:mod:`voiceflow.redaction`), after exception formatting.
+
 Ids travel in context variables (bound by the session and by each reply task), so a provider's
 own ``structlog.get_logger()`` calls carry them too, without being passed anything.
 """
@@ -11,6 +14,8 @@ import sys
 from typing import Literal
 
 import structlog
+
+from voiceflow.redaction import redact_log_event
 
 LogFormat = Literal["console", "json"]
 
@@ -28,6 +33,7 @@ def configure_logging(fmt: LogFormat = "console", level: str = "info") -> None:
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.StackInfoRenderer(),
             structlog.processors.format_exc_info,
+            redact_log_event,  # last before rendering: covers messages, fields and tracebacks
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
