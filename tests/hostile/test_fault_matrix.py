@@ -68,7 +68,9 @@ def make_agent(reg: PluginRegistry, name: str, stage: str | None = None, fault: 
     }
     if stage is not None:
         faulty = {**HEALTHY[stage], "provider": f"faulty-{stage}", "fault": fault, "timeouts": FAST,
-                  "after": 3 if stage != "stt" else 40, "slow": 0.25}
+                  "after": 3 if stage != "stt" else 40}
+        if stage != "vad":
+            faulty["slow"] = 0.25  # within the 0.4 s deadline: slow, not failed
         data[stage] = [faulty, {**HEALTHY[stage], "timeouts": FAST}] if fallback else [faulty]
     return parse_agent(yaml.safe_dump(data), f"{name}.yaml", reg)
 

@@ -23,8 +23,8 @@ import structlog
 
 from voiceflow.clock import Clock
 from voiceflow.providers import Provider
-from voiceflow.runtime.deadline import close_within
 from voiceflow.redaction import redact
+from voiceflow.runtime.deadline import close_within
 
 T = TypeVar("T")
 P = TypeVar("P", bound=Provider[Any])

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Final
 
 import anyio
@@ -201,7 +202,7 @@ class Recognizer:
                         elif isinstance(item, _SpeechStarted):
                             stream.speech_started(item.t)
                         else:
-                            await within(timeouts.idle, "send", lambda: stream.send(item))
+                            await within(timeouts.idle, "send", partial(stream.send, item))
                     more = False
                 except Exception as exc:  # noqa: BLE001 - becomes a failed turn
                     failure = _describe(exc)

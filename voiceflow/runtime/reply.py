@@ -174,7 +174,7 @@ class ReplyPipeline:
         while text:
             framer = _Framer()
             audio = self.tts.stream(
-                lambda provider: provider.synthesize(text),
+                _synthesis(text),
                 first=reply.tts_from, check=check_tts_audio, nonempty=True, served=served,
             )
             try:
@@ -199,6 +199,10 @@ class ReplyPipeline:
         clause = reply.clauses[index]
         clause.queued += len(pcm) // 2
         await self.transport.play(OutFrame(AudioFrame(pcm), (reply, index, clause.queued)))
+
+
+def _synthesis(text: str) -> Callable[[TTSProvider[Any]], AsyncIterator[TTSAudio]]:
+    return lambda provider: provider.synthesize(text)
 
 
 SPOKEN_CHARS_PER_SECOND = 15.0

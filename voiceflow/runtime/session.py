@@ -97,10 +97,10 @@ class Session:
             if vad_providers and not vad.available:
                 unavailable.append("vad: no voice activity detector could start")
             llm = Chain[LLMProvider[Any]](
-                "llm", await self._providers(ProviderKind.LLM, self.agent.llm, unavailable), self.clock  # type: ignore[arg-type]
+                "llm", await self._providers(ProviderKind.LLM, self.agent.llm, unavailable), self.clock
             )
-            tts = Chain[TTSProvider[Any]]("tts", tts_providers, self.clock)  # type: ignore[arg-type]
-            stt = Recognizer(await self._providers(ProviderKind.STT, self.agent.stt, unavailable))  # type: ignore[arg-type]
+            tts = Chain[TTSProvider[Any]]("tts", tts_providers, self.clock)
+            stt = Recognizer(await self._providers(ProviderKind.STT, self.agent.stt, unavailable))
             if stt.providers:
                 try:
                     await stt.open()

@@ -99,7 +99,7 @@ class FaultyVAD(_Faulty, EnergyVAD):
     config_model = FaultyVADConfig
 
     def create_stream(self) -> VADStream:
-        return _FaultyVADStream(self.config)  # type: ignore[arg-type]
+        return _FaultyVADStream(self.config)
 
 
 # --- STT ---------------------------------------------------------------------------------------
@@ -149,7 +149,7 @@ class FaultySTT(_Faulty, ScriptedSTT):
     async def open_stream(self) -> STTStream:
         if self.config.fault == "hang_open":
             await anyio.sleep_forever()
-        return _FaultySTTStream(self.config, self._script)  # type: ignore[arg-type]
+        return _FaultySTTStream(self.config, self._script)
 
 
 # --- LLM ---------------------------------------------------------------------------------------

@@ -16,7 +16,8 @@ from typing import Any, assert_never
 
 import anyio
 import structlog
-from anyio.abc import ObjectReceiveStream, ObjectSendStream, TaskGroup
+from anyio.abc import ObjectReceiveStream, TaskGroup
+from anyio.streams.memory import MemoryObjectSendStream
 
 from voiceflow.clock import Clock
 from voiceflow.config.compose import AgentConfig
@@ -99,7 +100,7 @@ class TurnManager:
     # --- wiring -----------------------------------------------------------------------------
 
     @property
-    def inbox(self) -> ObjectSendStream[Event]:
+    def inbox(self) -> MemoryObjectSendStream[Event]:
         return self._inbox_send
 
     @property

@@ -87,8 +87,7 @@ def llm_text(llm: Chain[LLMProvider[Any]], clock: Clock, messages: list[Message]
             request = messages if not written else [
                 *messages, Message("assistant", written.rstrip()), Message("system", CONTINUE_INSTRUCTION)
             ]
-            deltas = llm.stream(lambda provider, request=request: provider.stream(request),
-                                first=first, check=check_text_delta, nonempty=True)
+            deltas = llm.stream(_reply_to(request), first=first, check=check_text_delta, nonempty=True)
             try:
                 async with aclosing(deltas):
                     async for delta in deltas:
@@ -108,6 +107,10 @@ def llm_text(llm: Chain[LLMProvider[Any]], clock: Clock, messages: list[Message]
         turn.mark("llm_done", clock.now())
 
     return source
+
+
+def _reply_to(messages: list[Message]) -> Callable[[LLMProvider[Any]], AsyncIterator[str]]:
+    return lambda provider: provider.stream(messages)
 
 
 def check_text_delta(delta: str) -> None:
