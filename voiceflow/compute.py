@@ -26,11 +26,23 @@ from voiceflow.clock import current_clock
 T = TypeVar("T")
 
 async def run_in_thread(
-    fn: Callable[..., T], *args: object, limiter: anyio.CapacityLimiter | None = None
+    fn: Callable[..., T],
+    *args: object,
+    limiter: anyio.CapacityLimiter | None = None,
+    abandon_on_cancel: bool = False,
 ) -> T:
-    """Run ``fn(*args)`` in a worker thread; the clock counts it as busy time."""
+    """Run ``fn(*args)`` in a worker thread; the clock counts it as busy time.
+
+    A thread cannot be stopped, so by default a cancelled caller waits for ``fn`` to return
+    (which keeps ``limiter`` honest: no second call starts on a model still in use). Loading a
+    model is different: pass ``abandon_on_cancel=True`` in ``prepare()`` so its deadline really
+    ends the wait for a load that hangs; the thread finishes in the background and its result
+    is dropped.
+    """
     with current_clock().busy():
-        return await anyio.to_thread.run_sync(fn, *args, limiter=limiter)
+        return await anyio.to_thread.run_sync(
+            fn, *args, limiter=limiter, abandon_on_cancel=abandon_on_cancel
+        )
 
 
 class StopFlag:

@@ -41,7 +41,7 @@ class EspeakTTS(TTSProvider[EspeakConfig]):
     async def prepare(self) -> None:
         """Initialise libespeak-ng (once per process) and check that the voice exists."""
         try:
-            self._sample_rate = await run_in_thread(engine.engine_sample_rate)
+            self._sample_rate = await run_in_thread(engine.engine_sample_rate, abandon_on_cancel=True)
             await run_in_thread(self._check_voice)
         except engine.EspeakError as exc:
             raise ProviderUnavailable(f"espeak: {exc}") from exc

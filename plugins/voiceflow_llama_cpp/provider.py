@@ -53,7 +53,7 @@ class LlamaCppLLM(LLMProvider[LlamaCppConfig]):
 
     async def prepare(self) -> None:
         """Load the model once and warm it up, so the first caller does not pay the cold start."""
-        await run_in_thread(self._load, limiter=self._limiter)
+        await run_in_thread(self._load, limiter=self._limiter, abandon_on_cancel=True)
 
     async def warm(self, messages: Sequence[Message]) -> None:
         """Read the system prompt into the KV cache now; llama.cpp reuses a matching prefix."""

@@ -70,7 +70,7 @@ class PiperTTS(TTSProvider[PiperConfig]):
 
     async def prepare(self) -> None:
         """Load the voice once and warm it up (the first inference allocates arenas)."""
-        await run_in_thread(self._load, limiter=self._limiter)
+        await run_in_thread(self._load, limiter=self._limiter, abandon_on_cancel=True)
 
     async def aclose(self) -> None:
         await run_in_thread(self._unload, limiter=self._limiter)

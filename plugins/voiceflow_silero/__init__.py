@@ -92,7 +92,7 @@ class SileroVAD(VADProvider[SileroConfig]):
 
     async def prepare(self) -> None:
         if self._session is None:
-            self._session = await run_in_thread(self._load)
+            self._session = await run_in_thread(self._load, abandon_on_cancel=True)
 
     async def aclose(self) -> None:
         self._session = None

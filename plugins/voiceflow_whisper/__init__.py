@@ -107,7 +107,7 @@ class WhisperSTT(STTProvider[WhisperConfig]):
 
     async def prepare(self) -> None:
         if self._decoder is None:
-            self._decoder = await run_in_thread(self._load)
+            self._decoder = await run_in_thread(self._load, abandon_on_cancel=True)
             self._limiter = anyio.CapacityLimiter(1)
 
     async def aclose(self) -> None:
