@@ -14,6 +14,7 @@ import pytest
 from pydantic import Field, SecretStr
 
 from voiceflow.config import ConfigError, ConfigIssue, ProviderConfig
+from voiceflow.config.compose import AgentConfig
 from voiceflow.config.errors import format_path
 from voiceflow.config.loader import load_agent, parse_agent
 from voiceflow.config.models import BargeIn, Endpointing, TurnTaking
@@ -171,7 +172,7 @@ tts:
 """
 
 
-def parse(text: str, registry: PluginRegistry, env: dict[str, str] | None = None) -> object:
+def parse(text: str, registry: PluginRegistry, env: dict[str, str] | None = None) -> AgentConfig:
     return parse_agent(text, "agent.yaml", registry, {"STT_KEY": SECRET} if env is None else env)
 
 

@@ -32,11 +32,20 @@ def line_column(text: str, index: int) -> tuple[int, int]:
     return len(lines), len(lines[-1]) + 1
 
 
+_PLAIN_KEY = re.compile(r"[\w-]+")
+
+
 def format_path(path: tuple[str | int, ...]) -> str:
-    """``("stt", 0, "model")`` → ``stt[0].model``."""
+    """``("stt", 0, "model")`` → ``stt[0].model``; a key that is not a plain word is quoted
+    (``prompt[' x.y']``), so a path always reads one way."""
     out = ""
     for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif _PLAIN_KEY.fullmatch(part):
+            out += f".{part}" if out else part
+        else:
+            out += f"[{part!r}]"
     return out or "(top level)"
 
 

@@ -65,9 +65,11 @@ def issue_for(
     if kind in _RANGE_HINT:
         message += _allowed_range(model, loc)
     given = error.get("input")
-    if path in source.interpolated:
+    if kind in _NO_ECHO or isinstance(given, dict | list):
+        pass
+    elif path in source.interpolated:
         message += f", got the value of {source.interpolated[path][:80]} (not shown)"
-    elif kind not in _NO_ECHO and not _is_secret(model, loc) and not isinstance(given, dict | list):
+    elif not _is_secret(model, loc):
         message += f", got {_shown(given)}"
     return _at(source, path, message)
 

@@ -90,7 +90,7 @@ def _parse(
     model = registry.agent_model
     if data is None:
         required = [name for name, field in model.model_fields.items() if field.is_required()]
-        message = "the file is empty (only blank lines or comments)"
+        message = "the file is empty" + ("" if not text else " (only blank lines or comments)")
         if required:
             message += f"; an agent file needs at least: {', '.join(required)}"
         raise ConfigError([ConfigIssue(filename, 1, 1, (), message)])

@@ -56,8 +56,6 @@ def read_agent_text(path: str | Path, limits: YamlLimits) -> str:
             f"the file is larger than the limit of max_bytes={limits.max_bytes} "
             "(an agent file is a few kilobytes: is this the right file?)"
         )
-    if not data:
-        raise fail("the file is empty (an agent file needs at least name, prompt and its stages)")
     return decode_utf8(data, filename)
 
 
