@@ -10,6 +10,7 @@ left, :class:`StageFailed` tells the session the call cannot go on.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -47,10 +48,7 @@ class VoiceActivity:
         while self._stream is not None:
             stream = self._stream
             try:
-                edge = stream.process(frame)
-                if edge is not None and not isinstance(edge, VADEvent):
-                    raise TypeError(f"process() returned {type(edge).__name__}, not a VADEvent")
-                return edge
+                return _checked(stream.process(frame))
             except Exception as exc:  # noqa: BLE001 - the next VAD takes over
                 carried = self._fail(stream, exc, frame.t)
                 if carried is not None:
@@ -63,7 +61,7 @@ class VoiceActivity:
         if stream is None:
             return None
         try:
-            return stream.finish(t)
+            return _checked(stream.finish(t))
         except Exception as exc:  # noqa: BLE001
             return self._fail(stream, exc, t)
 
@@ -91,6 +89,18 @@ class VoiceActivity:
                 error = redact(f"{type(exc).__name__}: {exc}")
                 self._attempts.append(AttemptRecord("vad", provider.name, t, None, error))
                 log.error("voice activity detector could not start", provider=provider.name, error=error)
+
+
+def _checked(edge: object) -> VADEvent | None:
+    """An edge the turn manager can use, or a failure of the detector: a NaN or infinite time
+    would set timers that never fire."""
+    if edge is None:
+        return None
+    if not isinstance(edge, VADEvent) or not isinstance(edge.kind, VADKind):
+        raise TypeError(f"process() returned {type(edge).__name__}, not a VADEvent")
+    if not (math.isfinite(edge.t) and math.isfinite(edge.detected_at)):
+        raise ValueError(f"process() returned an edge at a time that is not finite ({edge.t!r})")
+    return edge
 
 
 def _safely(read: Any, default: Any) -> Any:
