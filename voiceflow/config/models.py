@@ -141,6 +141,11 @@ class UnhappyPaths(Strict):
         "Sorry, I didn't catch that. Could you say it again?",
         description="Said when the caller spoke but the transcript came back empty.",
     )
+    unavailable: str = Field(
+        "Sorry, I can't take your call right now. Please try again later. Goodbye!",
+        description="Said before hanging up when the call cannot be served at all: no provider of "
+        "a stage could start (after fallbacks), or the voice detector failed mid-call.",
+    )
     max_call_seconds: float = Field(
         1800, gt=0, le=86_400, description="Longest call before the agent ends it."
     )
