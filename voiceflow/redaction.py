@@ -13,6 +13,7 @@ side by side never see each other's keys. A structlog processor applies it to ev
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Iterable, Iterator, MutableMapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -22,6 +23,8 @@ from urllib.parse import quote, quote_plus
 from pydantic import BaseModel, SecretStr
 
 MASK = "[redacted]"
+MIN_PART_LENGTH = 8
+_SPLIT = re.compile(r"[\s:]+")
 MIN_SECRET_LENGTH = 4
 """Shorter values are not treated as secrets: masking every "1" or "en" would garble messages and
 protect nothing."""
@@ -55,9 +58,15 @@ class Redactor:
 
     @classmethod
     def for_config(cls, config: BaseModel, extra: Iterable[str] = ()) -> Redactor:
-        """Every :class:`SecretStr` in ``config`` (nested models, lists, dicts), plus ``extra``
-        (values substituted from the environment into secret fields)."""
-        return cls([*_secret_values(config), *extra])
+        """Every :class:`SecretStr` in ``config`` (nested models, lists, dicts), plus ``extra``.
+
+        A secret written as ``"Bearer ${KEY}"`` or ``"user:${PASSWORD}"`` holds the real secret
+        as one of its parts, and an error may quote just that part: so each word of a secret
+        (split at spaces and colons) that is long enough to be a credential is a secret too.
+        """
+        values = list(_secret_values(config))
+        parts = [part for value in values for part in _SPLIT.split(value) if len(part) >= MIN_PART_LENGTH]
+        return cls([*values, *parts, *extra])
 
 
 def _encodings(secret: str) -> set[str]:

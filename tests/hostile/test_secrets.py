@@ -157,3 +157,16 @@ def test_two_agents_side_by_side_each_mask_their_own_keys() -> None:
         from voiceflow.redaction import redact
 
         assert_no_secret(redact(leak(GOOD) + leak(OTHER)), GOOD, OTHER)
+
+
+def test_a_secret_substituted_into_a_longer_value_is_masked_on_its_own() -> None:
+    reg = registry()
+    text = yaml.safe_dump({
+        "name": "env", "prompt": {"system": "x"}, "transport": {"provider": "file"},
+        "vad": [{"provider": "energy"}], "stt": [{"provider": "scripted-stt"}], "tts": [{"provider": "tone"}],
+        "llm": [{"provider": "leaky", "api_key": "Bearer ${LEAKY_KEY}"}],
+    })
+    cfg = parse_agent(text, "env.yaml", reg, env={"LEAKY_KEY": GOOD})
+    redactor = Redactor.for_config(cfg)
+    assert_no_secret(redactor.redact(leak(GOOD)), GOOD)
+    assert "Bearer" in redactor.redact("Authorization: Bearer x")  # words of the scheme are kept
