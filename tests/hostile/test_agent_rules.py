@@ -264,6 +264,39 @@ def test_a_secret_field_never_shows_its_input() -> None:
     assert "sk-123456" not in str(caught.value)
 
 
+class CrashingConfig(ProviderConfig):
+    provider: Literal["echo_secret"]
+    where: str = "."
+
+    @field_validator("where")
+    @classmethod
+    def _crash(cls, value: str) -> str:
+        raise RuntimeError(f"Symlink loop from {value!r}")
+
+
+class CrashingLLM(EchoLLM):
+    """Its validator crashes."""
+
+    config_model = CrashingConfig  # type: ignore[assignment]
+
+
+class CrashingPlugin:
+    @hookimpl
+    def register_providers(self, register: Register) -> None:
+        register(CrashingLLM)
+
+
+def test_a_validator_that_crashes_is_an_issue_of_its_block_not_a_traceback() -> None:
+    registry = PluginRegistry(entry_points=False, plugins=[CrashingPlugin()])
+    text = "name: a\nprompt: {system: s}\nllm:\n  - provider: echo_secret\n    where: x\n"
+    with pytest.raises(ConfigError) as caught:
+        parse_agent(text, "a.yaml", registry, {})
+    assert str(caught.value) == (
+        "a.yaml:4:5: llm[0]: could not be checked (RuntimeError: Symlink loop from 'x'); this is a bug, "
+        "please report it"
+    )
+
+
 # --- model paths ------------------------------------------------------------------------------------
 
 

@@ -61,10 +61,10 @@ class Strict(BaseModel):
             and _wants_number(cls.model_fields[name].annotation)
         ]
         if not booleans:
-            return handler(data)
+            return _guarded(handler, data)
         flagged = {error["loc"] for error in booleans}
         try:
-            handler(data)
+            _guarded(handler, data)
             others: list[InitErrorDetails] = []
         except ValidationError as exc:
             others = [
@@ -75,6 +75,21 @@ class Strict(BaseModel):
                 if error["loc"][:1] not in flagged
             ]
         raise ValidationError.from_exception_data(cls.__name__, booleans + others)
+
+
+def _guarded(handler: ModelWrapValidatorHandler[Any], data: Any) -> Any:
+    """Validate; a validator that crashed (a bug, or an OSError nobody expected) becomes an error
+    of this block, so the agent file still gets its file, line and field instead of a traceback."""
+    try:
+        return handler(data)
+    except ValidationError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - reported, not swallowed
+        raise PydanticCustomError(
+            "validator_crashed",
+            "could not be checked ({error}); this is a bug, please report it",
+            {"error": f"{type(exc).__name__}: {exc}"},
+        ) from None
 
 
 def _wants_number(annotation: Any) -> bool:

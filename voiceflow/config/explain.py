@@ -31,7 +31,7 @@ PLANNED_TRANSPORTS = {
 }
 """Transports the project plans but this version does not ship, to say so instead of 'unknown'."""
 
-_NO_ECHO = {"bool_not_number", "path_problem", "stage_not_installed"}
+_NO_ECHO = {"bool_not_number", "path_problem", "stage_not_installed", "validator_crashed"}
 """Errors whose message already says what was given."""
 
 _RANGE_HINT = {
