@@ -30,13 +30,20 @@ def read_agent_text(path: str | Path, limits: YamlLimits) -> str:
     """The text of the agent file at ``path``, or :class:`ConfigError` saying why not."""
     filename = str(path)
 
-    def fail(message: str, line: int | None = None, column: int | None = None) -> ConfigError:
-        return ConfigError([ConfigIssue(filename, line, column, (), message)])
+    def fail(message: str) -> ConfigError:
+        return ConfigError([ConfigIssue(filename, None, None, (), message)])
 
+    too_big = fail(
+        f"the file is larger than the limit of max_bytes={limits.max_bytes} "
+        "(an agent file is a few kilobytes: is this the right file?)"
+    )
     try:
-        problem = file_kind_problem(os.stat(path).st_mode)
+        status = os.stat(path)
+        problem = file_kind_problem(status.st_mode)
         if problem is not None:
             raise fail(f"cannot read: {problem}")
+        if status.st_size > limits.max_bytes:
+            raise too_big
         fd = os.open(path, _OPEN_FLAGS)
     except OSError as exc:
         raise fail(f"cannot read: {os_error_text(exc)}") from None
@@ -46,16 +53,13 @@ def read_agent_text(path: str | Path, limits: YamlLimits) -> str:
         problem = file_kind_problem(os.fstat(fd).st_mode)
         if problem is not None:
             raise fail(f"cannot read: {problem}")
-        data = _read_at_most(fd, limits.max_bytes + 1)
+        data = _read_at_most(fd, limits.max_bytes + 1)  # the size may have changed since stat
     except OSError as exc:
         raise fail(f"cannot read: {os_error_text(exc)}") from None
     finally:
         os.close(fd)
     if len(data) > limits.max_bytes:
-        raise fail(
-            f"the file is larger than the limit of max_bytes={limits.max_bytes} "
-            "(an agent file is a few kilobytes: is this the right file?)"
-        )
+        raise too_big
     return decode_utf8(data, filename)
 
 
