@@ -259,6 +259,9 @@ def corpus() -> list[Case]:
         Case("limits", "thousands-of-problems", edit("l3", "  - provider: espeak   # instant, robotic: used when Piper cannot load or stalls\n    voice: en-us\n",
              many_items), "more problems not listed (limit max_issues=100)"),
         Case("limits", "huge-integer", edit("l4", "max_tokens: 80", "max_tokens: " + "9" * 5000), "max_tokens"),
+        Case("limits", "half-a-million-values", write("l6", "tts: [" + "1," * 500_000 + "]\n"), "max_values=20000"),
+        Case("limits", "many-unknown-keys", write("l7", "".join(f"k{i}: 1\n" for i in range(30_000))),
+             "max_values=20000"),
         Case("limits", "huge-key", write("l5", "? " + "k" * 500_000 + "\n: 1\nname: a\n"), "(500000 characters)"),
         # --- numbers that can only be mistakes ----------------------------------------------
         Case("number", "inf", edit("x1", "threshold: 0.5", "threshold: .inf"), "finite number"),

@@ -55,6 +55,7 @@ def test_every_number_in_the_builtin_agent_schema_has_a_maximum() -> None:
 def test_the_limits_have_sensible_defaults() -> None:
     limits = YamlLimits()
     assert (limits.max_bytes, limits.max_depth, limits.max_alias_nodes) == (1024 * 1024, 64, 10_000)
+    assert (limits.max_values, limits.max_issues) == (20_000, 100)
     with pytest.raises(AttributeError):
         limits.max_depth = 1000  # type: ignore[misc]
 
@@ -65,6 +66,7 @@ def test_the_limits_have_sensible_defaults() -> None:
         ("a: " + "x" * 200 + "\n", YamlLimits(max_bytes=100), "max_bytes=100"),
         ("a: [[[1]]]\n", YamlLimits(max_depth=3), "max_depth=3"),
         ("a: &a [1, 2]\nb: [*a, *a, *a]\n", YamlLimits(max_alias_nodes=8), "max_alias_nodes=8"),
+        ("a: [1, 2, 3]\nb: {c: d}\n", YamlLimits(max_values=8), "max_values=8"),
     ],
 )
 def test_limits_are_passable_and_named_in_the_refusal(

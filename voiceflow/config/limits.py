@@ -19,6 +19,9 @@ class YamlLimits:
     """Deepest nesting of mappings and sequences, counted after aliases are expanded."""
     max_alias_nodes: int = 10_000
     """Most values that may be built through aliases (``*name``), counting every copy."""
+    max_values: int = 20_000
+    """Most values (scalars, lists, mappings, keys included) written in one file: a real agent
+    has a few hundred, and each one costs time to build, validate and report on."""
     max_issues: int = 100
     """Most problems listed for one file; the rest are counted on one more line."""
 

@@ -59,15 +59,8 @@ def parse_agent(
     (the agent file's folder), passed to validators as ``info.context["base_dir"]``."""
     try:
         return _parse(text, filename, registry, env, base_dir, limits)
-    except ConfigError as exc:
-        if len(exc.issues) <= limits.max_issues:
-            raise
-        rest = len(exc.issues) - limits.max_issues
-        summary = ConfigIssue(
-            filename, None, None, (),
-            f"{rest} more problems not listed (limit max_issues={limits.max_issues}); fix these first",
-        )
-        raise ConfigError([*exc.issues[: limits.max_issues], summary]) from None
+    except ConfigError:
+        raise
     except Exception as exc:  # noqa: BLE001 - see load_agent
         raise internal_error(filename, exc) from exc
 
@@ -99,5 +92,11 @@ def _parse(
     try:
         agent = model.model_validate(data, context={"base_dir": base_dir or FsPath.cwd()})
     except ValidationError as exc:
-        raise ConfigError([issue_for(error, data, source, model, registry) for error in exc.errors()]) from None
+        errors = exc.errors()
+        issues = [issue_for(error, data, source, model, registry) for error in errors[: limits.max_issues]]
+        if len(errors) > limits.max_issues:
+            rest = len(errors) - limits.max_issues
+            message = f"{rest} more problems not listed (limit max_issues={limits.max_issues}); fix these first"
+            issues.append(ConfigIssue(filename, None, None, (), message))
+        raise ConfigError(issues) from None
     return typing.cast(AgentConfig, agent)

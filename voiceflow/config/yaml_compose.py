@@ -54,6 +54,7 @@ class _Composer:
         self.stack: list[_Open] = []
         self.open_ids: set[int] = set()
         self.alias_nodes = 0
+        self.values = 0
         self.root: yaml.Node | None = None
         self.documents = 0
 
@@ -66,6 +67,7 @@ class _Composer:
             elif isinstance(event, yaml.AliasEvent):
                 self.alias(event)
             elif isinstance(event, yaml.ScalarEvent):
+                self.count(event.start_mark)
                 tag = self.tag(event.tag, yaml.ScalarNode, event.value, event.implicit)
                 node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, style=event.style)
                 self.anchor(event.anchor, node, event.start_mark)
@@ -84,7 +86,14 @@ class _Composer:
             return str(self.resolver.resolve(kind, value, implicit))
         return tag
 
+    def count(self, mark: yaml.Mark) -> None:
+        self.values += 1
+        if self.values > self.limits.max_values:
+            limit = self.limits.max_values
+            raise self.error(mark, f"more than {limit} values in one file (limit max_values={limit})")
+
     def start(self, event: yaml.SequenceStartEvent | yaml.MappingStartEvent) -> None:
+        self.count(event.start_mark)
         depth = len(self.stack) + 1
         if depth > self.limits.max_depth:
             raise self.error(event.start_mark, self._too_deep())
