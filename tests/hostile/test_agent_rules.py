@@ -153,6 +153,15 @@ def test_escaped_control_characters_and_surrogates_print_as_escapes(monkeypatch:
     assert "\\ud800\\x1b[2J\\nx" in printed
 
 
+def test_merges_follow_the_yaml_spec_and_keep_the_winners_positions() -> None:
+    text = "a: &a {key_one: 1, y: 1}\nb: &b {key_one: 2, z: 2}\nc: {<<: [*b, *a], y: 3}\nd:\n  <<: *a\n  <<: *b\n"
+    data, source = load_yaml(text, "f", {})
+    assert data["c"] == {"key_one": 2, "y": 3, "z": 2}  # the first mapping listed wins, written keys win
+    assert data["d"] == {"key_one": 1, "y": 1, "z": 2}
+    assert source.position(("c", "key_one"), key=True) == (2, 5)
+    assert source.position(("c", "y"), key=True) == (3, 22)
+
+
 def test_paths_quote_keys_that_are_not_plain_words() -> None:
     assert format_path(("stt", 0, "model")) == "stt[0].model"
     assert format_path(("a", " b", "c.d", "")) == "a[' b']['c.d']['']"

@@ -168,14 +168,19 @@ class _Builder:
 
     def _mapping(self, node: yaml.MappingNode, path: Path) -> dict[str, Any]:
         """Keys written here override keys brought in by ``<<`` merges, as YAML specifies; among
-        merged mappings the first wins. Only written keys may not repeat."""
+        merged mappings the first one listed wins (as PyYAML does). Sources are built lowest
+        priority first, so the winners' values and positions are the ones kept. Only written keys
+        may not repeat."""
         result: dict[str, Any] = {}
         own_position = self.map.values[path]
-        for key_node, value_node in node.value:
-            if key_node.tag == _MERGE:
-                for source in self._merge_sources(value_node, path):
-                    for key, value in self.build(source, path).items():
-                        result.setdefault(key, value)
+        sources = [
+            source
+            for key_node, value_node in node.value
+            if key_node.tag == _MERGE
+            for source in self._merge_sources(value_node, path)
+        ]
+        for source in reversed(sources):
+            result.update(self.build(source, path))
         self.map.values[path] = own_position
         written: dict[str, int] = {}
         for key_node, value_node in node.value:
