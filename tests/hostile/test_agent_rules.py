@@ -158,7 +158,7 @@ def test_merges_follow_the_yaml_spec_and_keep_the_winners_positions() -> None:
     data, source = load_yaml(text, "f", {})
     assert data["c"] == {"key_one": 2, "y": 3, "z": 2}  # the first mapping listed wins, written keys win
     assert data["d"] == {"key_one": 1, "y": 1, "z": 2}
-    assert source.position(("c", "key_one"), key=True) == (2, 5)
+    assert source.position(("c", "key_one"), key=True) == (2, 8)
     assert source.position(("c", "y"), key=True) == (3, 22)
 
 
