@@ -159,7 +159,7 @@ def test_merges_follow_the_yaml_spec_and_keep_the_winners_positions() -> None:
     assert data["c"] == {"key_one": 2, "y": 3, "z": 2}  # the first mapping listed wins, written keys win
     assert data["d"] == {"key_one": 1, "y": 1, "z": 2}
     assert source.position(("c", "key_one"), key=True) == (2, 8)
-    assert source.position(("c", "y"), key=True) == (3, 22)
+    assert source.position(("c", "y"), key=True) == (3, 19)
 
 
 def test_paths_quote_keys_that_are_not_plain_words() -> None:
