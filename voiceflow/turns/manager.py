@@ -47,6 +47,7 @@ from voiceflow.turns.events import (
 )
 from voiceflow.turns.replies import ActiveReply, ReplyLauncher, TextSource, UserTurn, fixed_text, llm_text
 from voiceflow.turns.timers import Timers
+from voiceflow.turns.unhappy import Line, UnhappyScript
 
 log = structlog.get_logger("voiceflow.turns")
 
@@ -89,7 +90,7 @@ class TurnManager:
         self._input_ended = False
         self._end_reason = "goodbye"
         self._failed_speculation: UserTurn | None = None
-        self._reprompts = 0
+        self.script = UnhappyScript(agent.unhappy_paths)
         self._inbox_send, self._inbox = anyio.create_memory_object_stream[Event](1024)
         self._tg: TaskGroup | None = None
         self._timers: Timers | None = None
@@ -122,7 +123,7 @@ class TurnManager:
             if self.unavailable is not None:
                 self._give_up(self.unavailable)
             elif greeting is not None:
-                self._say("greeting", greeting.text, interruptible=greeting.interruptible)
+                self._say(Line("greeting", greeting.text, greeting.interruptible))
             else:
                 self.transport.notify("greeting_done")
                 self._became_idle()
@@ -293,17 +294,14 @@ class TurnManager:
         if self._failed_speculation is user and text:
             self._failed_speculation = None
             self.conversation.add_user(text)
-            self._say("apology", self.agent.unhappy_paths.stage_failure, user_turn=user)
+            self._say(self.script.apology("the reply to this turn failed"), user_turn=user)
             return
-        paths = self.agent.unhappy_paths
-        if user.failure is not None:
-            self._say("apology", paths.stage_failure, user_turn=user, failure=user.failure)
-            return
-        if not text:
-            self._say("unclear", paths.unclear, user_turn=user)
+        line = self.script.for_caller_turn(text, user.failure)
+        if line is not None:
+            self._say(line, user_turn=user)
             return
         self.conversation.add_user(text)
-        self._reprompts = 0
+        self.script.caller_answered()
         self._start_reply("reply", self._llm_reply(), interruptible=True, user_turn=user)
 
     # --- timers -----------------------------------------------------------------------------
@@ -375,12 +373,9 @@ class TurnManager:
     def _timer_silence(self) -> None:
         if self.state is not State.LISTENING or self.active is not None:
             return
-        policy = self.agent.unhappy_paths.silence
-        if self._reprompts < len(policy.reprompts):
-            self._reprompts += 1
-            self._say("reprompt", policy.reprompts[self._reprompts - 1])
-        elif policy.hang_up:
-            self._say("goodbye", policy.goodbye)
+        line = self.script.on_silence()
+        if line is not None:
+            self._say(line)
         else:
             self._became_idle()
 
@@ -391,18 +386,15 @@ class TurnManager:
     def _timer_max_call(self) -> None:
         if self.active is not None:
             self._interrupt(self.active)
-        self._say("goodbye", self.agent.unhappy_paths.max_call_goodbye, interruptible=False)
+        self._say(self.script.time_is_up())
 
     # --- replies ----------------------------------------------------------------------------
 
-    def _say(
-        self, kind: str, text: str, *, interruptible: bool = True, user_turn: UserTurn | None = None,
-        failure: str | None = None,
-    ) -> None:
-        self._start_reply(kind, fixed_text(text), interruptible=interruptible, user_turn=user_turn)
-        if failure is not None:
+    def _say(self, line: Line, *, user_turn: UserTurn | None = None) -> None:
+        self._start_reply(line.kind, fixed_text(line.text), interruptible=line.interruptible, user_turn=user_turn)
+        if line.failure is not None:
             assert self.active is not None
-            self.active.reply.timeline.failure = redact(failure)
+            self.active.reply.timeline.failure = redact(line.failure)
 
     def _give_up(self, reason: str) -> None:
         """A stage cannot serve this call: say so, then hang up."""
@@ -412,7 +404,7 @@ class TurnManager:
         self._end_reason = f"unavailable: {reason}"
         if self.active is not None:
             self._interrupt(self.active)
-        self._say("goodbye", self.agent.unhappy_paths.unavailable, interruptible=False, failure=reason)
+        self._say(self.script.unavailable(reason))
 
     def _start_reply(
         self,
@@ -468,8 +460,9 @@ class TurnManager:
             turn.failure = redact(str(error))
             log.error("reply failed", kind=reply.kind, error=str(error))
             self.conversation.add_assistant(turn.heard_text, interrupted=True)
-            if reply.kind not in ("apology", "goodbye"):
-                self._say("apology", self.agent.unhappy_paths.stage_failure, failure=str(error))
+            line = self.script.after_failed_reply(reply.kind, str(error))
+            if line is not None:
+                self._say(line)
                 return
         else:
             turn.outcome = "completed"
