@@ -347,12 +347,19 @@ def prepare(agent_file: Annotated[Path, typer.Argument(help="The agent YAML file
     from voiceflow.runtime.pool import ProviderPool
     from voiceflow.runtime.runner import prepare as prepare_agent
 
-    async def go() -> None:
+    async def go() -> list[str]:
         pool = ProviderPool(registry)
-        await prepare_agent(agent, pool)
-        await pool.aclose()
+        try:
+            return await prepare_agent(agent, pool)
+        finally:
+            await pool.aclose()
 
-    anyio.run(go)
+    with using_redactor(Redactor.for_config(agent)):
+        problems = anyio.run(go)
+    for problem in problems:
+        typer.echo(f"{agent_file}: {problem}", err=True)
+    if problems:
+        raise typer.Exit(1)
     typer.echo(f"{agent_file}: all models ready")
 
 

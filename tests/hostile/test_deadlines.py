@@ -115,3 +115,28 @@ async def test_a_send_that_never_returns_fails_the_stream_and_a_new_one_takes_ov
     failure = outputs[0]
     assert isinstance(failure, RecognizerFailed) and failure.error == "send: no answer within 0.3 s"
     assert isinstance(outputs[-1], Transcript) and outputs[-1].text == "hello"
+
+
+@pytest.mark.slow
+def test_voiceflow_prepare_reports_each_entry_that_failed(tmp_path: Any) -> None:
+    """`voiceflow prepare` is how an operator warms a host: a failed entry must not read as
+    "all models ready" just because its chain has a working fallback."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    voice = tmp_path / "voice.onnx"
+    voice.write_bytes(b"not a voice")
+    (tmp_path / "voice.onnx.json").write_text("{}")
+    agent = tmp_path / "agent.yaml"
+    agent.write_text(
+        "name: warm\nprompt: {system: x}\ntransport: {provider: file}\n"
+        "vad: [{provider: silero}]\nstt: [{provider: whisper}]\nllm: [{provider: echo}]\n"
+        f"tts: [{{provider: piper, model_path: {voice}, sha256: {'a' * 64}}}, {{provider: espeak}}]\n"
+    )
+    result = subprocess.run([str(Path(sys.executable).with_name("voiceflow")), "prepare", str(agent)],
+                            capture_output=True, text=True, timeout=300, cwd=root)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"{agent}: tts[0] piper:" in result.stderr and "sha256" in result.stderr
+    assert "all models ready" not in result.stdout

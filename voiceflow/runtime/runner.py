@@ -22,7 +22,7 @@ from voiceflow.config.compose import AgentConfig
 from voiceflow.plugins.registry import PluginRegistry
 from voiceflow.providers import CallTransport, ProviderKind, TransportProvider
 from voiceflow.redaction import redact
-from voiceflow.runtime.pool import NoProviderReady, ProviderPool
+from voiceflow.runtime.pool import ProviderPool
 from voiceflow.runtime.session import CallResult, Session
 
 log = structlog.get_logger("voiceflow.runner")
@@ -36,18 +36,22 @@ STAGE_KINDS = (
 
 
 async def prepare(agent: AgentConfig, pool: ProviderPool) -> list[str]:
-    """Load every stage's models before the first call, so no caller waits for a cold start.
+    """Load every provider of every stage before the first call, so no caller waits for a cold
+    start. Returns one line per entry that could not be prepared (``stt[0] whisper: …``).
 
-    Returns the stages that could not be prepared (each call retries them after their back-off
-    and, if still down, tells the caller; see :class:`~voiceflow.runtime.session.Session`).
+    Nothing is raised: a chain with a working fallback serves calls anyway, the failed entries
+    are retried after their back-off, and a stage with nothing ready is told to the caller
+    (:class:`~voiceflow.runtime.session.Session`).
     """
     problems: list[str] = []
     for field_name, kind in STAGE_KINDS:
-        try:
-            await pool.chain(kind, getattr(agent, field_name))
-        except NoProviderReady as exc:
-            problems.append(str(exc))
-            log.error("stage not ready", stage=field_name, error=str(exc))
+        for index, config in enumerate(getattr(agent, field_name)):
+            try:
+                await pool.get(kind, config)
+            except Exception as exc:  # noqa: BLE001 - reported, and the chain falls back
+                problem = redact(f"{field_name}[{index}] {config.provider}: {type(exc).__name__}: {exc}")
+                problems.append(problem)
+                log.error("provider not ready", problem=problem)
     return problems
 
 
