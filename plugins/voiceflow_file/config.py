@@ -37,11 +37,14 @@ class FileTransportConfig(ProviderConfig):
     @field_validator("input", "output")
     @classmethod
     def _relative_to_agent_file(cls, value: Path | None, info: ValidationInfo) -> Path | None:
-        """Paths in an agent file are relative to that file, not to wherever it is run from."""
+        """Paths in an agent file are relative to that file, not to wherever it is run from.
+
+        Joined, not resolved: resolving follows symlinks and raises on a loop, which the checks
+        below report in one line instead."""
         base = (info.context or {}).get("base_dir")
         if value is None or value.is_absolute() or base is None:
             return value
-        return (Path(base) / value).resolve()
+        return Path(base) / value
 
     @field_validator("input")
     @classmethod
