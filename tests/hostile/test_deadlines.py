@@ -140,3 +140,28 @@ def test_voiceflow_prepare_reports_each_entry_that_failed(tmp_path: Any) -> None
     assert result.returncode == 1, result.stdout + result.stderr
     assert f"{agent}: tts[0] piper:" in result.stderr and "sha256" in result.stderr
     assert "all models ready" not in result.stdout
+
+
+async def test_a_stream_that_fails_as_it_opens_is_reopened_with_a_back_off_not_in_a_loop() -> None:
+    from voiceflow.clock import VirtualClock, using_clock
+    from voiceflow.testing.faults import FaultySTT, FaultySTTConfig
+
+    recognizer = Recognizer([FaultySTT(FaultySTTConfig(fault="empty"))])  # transcripts end at once
+    failures = 0
+    async with VirtualClock() as clock:
+        with using_clock(clock):
+            await recognizer.open()
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(recognizer.run)
+
+                async def count() -> None:
+                    nonlocal failures
+                    async for output in recognizer.outputs:
+                        failures += isinstance(output, RecognizerFailed)
+
+                tg.start_soon(count)
+                await clock.sleep(60.0)  # a minute of call time
+                tg.cancel_scope.cancel()
+    await recognizer.aclose()
+    # Back-off 0.5 s doubling to 30 s: a handful of attempts in a minute, not thousands.
+    assert 3 <= failures <= 10, failures

@@ -30,6 +30,7 @@ import anyio
 import structlog
 from anyio.abc import ObjectReceiveStream
 
+from voiceflow.clock import current_clock
 from voiceflow.frames import FRAME_SECONDS, AudioFrame, Transcript
 from voiceflow.providers import ProviderTimeout, STTProvider, STTStream
 from voiceflow.redaction import redact
@@ -41,7 +42,9 @@ QUEUE_SECONDS = 5.0
 """Caller audio the recogniser may fall behind by before frames are dropped."""
 
 RETRY_FIRST, RETRY_MAX = 0.5, 30.0
-"""Back-off between attempts to open a new stream when none of the chain opens."""
+"""Back-off between attempts to open a new stream when none of the chain opens, or when streams
+fail within :data:`STABLE_SECONDS` of opening."""
+STABLE_SECONDS = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,9 +140,9 @@ class Recognizer:
                             return
                         retry = min(RETRY_MAX, retry * 2)
                         continue
-                    retry = RETRY_FIRST
                 stream = self._stream
                 assert stream is not None
+                opened = anyio.current_time()
                 failure, more = await self._serve(stream)
                 self._stream = None
                 problem = await close_within(self._timeouts().connect, stream.aclose)
@@ -149,6 +152,14 @@ class Recognizer:
                     self._report(failure)
                 if not more:
                     return
+                if failure is not None and anyio.current_time() - opened < STABLE_SECONDS:
+                    # A stream that fails as soon as it opens would otherwise be reopened in a
+                    # tight loop: back off as when none opens at all.
+                    if not await self._idle_for(retry):
+                        return
+                    retry = min(RETRY_MAX, retry * 2)
+                else:
+                    retry = RETRY_FIRST
 
     async def aclose(self) -> None:
         """The call is over: no more audio; the stream is closed (within its deadline)."""
@@ -228,11 +239,19 @@ class Recognizer:
 
     async def _idle_for(self, seconds: float) -> bool:
         """While no stream is open: drop audio, fail finalize requests at once; False once the
-        call has ended."""
-        with anyio.move_on_after(seconds):
+        call has ended. The wait is on the session clock, like the caller's audio it drops."""
+        clock = current_clock()
+        async with anyio.create_task_group() as tg:
+
+            async def give_up_waiting() -> None:
+                await clock.sleep(seconds)
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(give_up_waiting)
             async for item in self._queue:
                 if isinstance(item, _Finalize):
                     self._report("no speech recogniser is available")
+            tg.cancel_scope.cancel()
             return False
         return True
 
