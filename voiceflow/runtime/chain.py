@@ -75,12 +75,16 @@ class Chain(Generic[P]):
         first: int = 0,
         check: Callable[[T], None] | None = None,
         nonempty: bool = False,
+        substantive: Callable[[T], bool] | None = None,
         served: Callable[[int], None] | None = None,
     ) -> AsyncGenerator[T, None]:
         """Items from the first provider (from index ``first``) that produces any; see the module
         docstring. ``check`` raises on an unusable item; ``nonempty`` makes an empty stream a
-        failure rather than an answer; ``served`` hears the index of the provider that answered
-        (so the next request can start there instead of waiting out a broken one again)."""
+        failure rather than an answer; ``substantive`` tells items that carry something from
+        empty ones, which are dropped and do not count as progress (a provider spinning on empty
+        chunks meets its deadline like a silent one); ``served`` hears the index of the provider
+        that answered (so the next request can start there instead of waiting out a broken one
+        again)."""
         attempts: list[AttemptRecord] = []
         for index in range(first, len(self.providers)):
             provider = self.providers[index]
@@ -90,7 +94,7 @@ class Chain(Generic[P]):
             try:
                 iterator = start(provider)  # a provider may fail already when asked to start
                 try:
-                    item = await self._next(iterator, timeouts.first_byte, check)
+                    item = await self._next(iterator, timeouts.first_byte, check, substantive)
                 except StopAsyncIteration:
                     if not nonempty:
                         self._record(attempts, provider, requested, self.clock.now(), None)
@@ -110,7 +114,7 @@ class Chain(Generic[P]):
                 while True:
                     yield item
                     try:
-                        item = await self._next(iterator, timeouts.idle, check)
+                        item = await self._next(iterator, timeouts.idle, check, substantive)
                     except StopAsyncIteration:
                         return
                     except Exception as exc:  # noqa: BLE001
@@ -121,12 +125,20 @@ class Chain(Generic[P]):
                 await _close(iterator)
         raise StageFailed(self.stage, attempts)
 
-    async def _next(self, iterator: AsyncIterator[T], timeout: float, check: Callable[[T], None] | None) -> T:
+    async def _next(
+        self,
+        iterator: AsyncIterator[T],
+        timeout: float,
+        check: Callable[[T], None] | None,
+        substantive: Callable[[T], bool] | None,
+    ) -> T:
         with self.clock.busy(), anyio.fail_after(timeout):
-            item = await anext(iterator)
-        if check is not None:
-            check(item)
-        return item
+            while True:
+                item = await anext(iterator)
+                if check is not None:
+                    check(item)
+                if substantive is None or substantive(item):
+                    return item
 
     def _record(
         self, attempts: list[AttemptRecord], provider: P, requested: float,

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
+import structlog
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
 from voiceflow.audio import Resampler
@@ -24,6 +25,8 @@ from voiceflow.metrics.timeline import TurnTimeline
 from voiceflow.providers import CallTransport, OutFrame, TTSProvider
 from voiceflow.runtime.chain import BadItem, Chain, StageFailed
 from voiceflow.runtime.chunker import ClauseChunker
+
+log = structlog.get_logger("voiceflow.reply")
 
 
 @dataclass
@@ -176,22 +179,35 @@ class ReplyPipeline:
             audio = self.tts.stream(
                 _synthesis(text),
                 first=reply.tts_from, check=check_tts_audio, nonempty=True, served=served,
+                substantive=_has_audio,
             )
+            limit = runaway_seconds(text)
             try:
                 async with aclosing(audio):
                     async for chunk in audio:
                         reply.timeline.mark_once("tts_first_audio", self.clock.now())
                         for pcm in framer.push(chunk):
                             await self._play(reply, index, pcm)
+                        if framer.seconds > limit:
+                            raise _Runaway(reply.tts_from, f"{framer.seconds:.0f} s of audio for {len(text)} characters")
                 text = ""
-            except StageFailed as failure:
-                if failure.served_by is None or failure.served_by + 1 >= len(self.tts.providers):
+            except (StageFailed, _Runaway) as failure:
+                failed = failure.served_by if isinstance(failure, StageFailed) else failure.index
+                if isinstance(failure, _Runaway):
+                    self._runaway(reply, failure)
+                if failed is None or failed + 1 >= len(self.tts.providers):
                     raise
-                reply.tts_from = failure.served_by + 1
+                reply.tts_from = failed + 1
                 text = unspoken_rest(text, framer.seconds)
             for pcm in framer.finish():
                 await self._play(reply, index, pcm)
         clause.complete = True
+
+    def _runaway(self, reply: Reply, failure: _Runaway) -> None:
+        """Recorded like a chain's own failures, for the timeline and the log."""
+        provider = self.tts.providers[failure.index].name
+        reply.timeline.fallbacks.append(f"tts/{provider}: {failure}")
+        log.warning("TTS produced far more audio than its text needs", provider=provider, detail=str(failure))
 
     async def _play(self, reply: Reply, index: int, pcm: bytes) -> None:
         if reply.gate is not None:
@@ -203,6 +219,22 @@ class ReplyPipeline:
 
 def _synthesis(text: str) -> Callable[[TTSProvider[Any]], AsyncIterator[TTSAudio]]:
     return lambda provider: provider.synthesize(text)
+
+
+def _has_audio(chunk: TTSAudio) -> bool:
+    return len(chunk.pcm) > 0
+
+
+def runaway_seconds(text: str) -> float:
+    """More audio than this for ``text`` is a provider gone wrong (looping, or never ending): slow,
+    careful speech is about 10 characters a second, and this allows 8 plus 3 s of pauses."""
+    return 3.0 + len(text) / 8.0
+
+
+class _Runaway(Exception):
+    def __init__(self, index: int, detail: str) -> None:
+        super().__init__(detail)
+        self.index = index
 
 
 SPOKEN_CHARS_PER_SECOND = 15.0

@@ -15,6 +15,8 @@ checks the call still ends well. The faults:
 ``garbage``        Produces items of the wrong kind or shape (odd-length PCM, a bad sample rate,
                    bytes for text, a dict for a transcript, a VAD edge that is not an edge).
 ``empty``          Produces nothing (LLM/TTS: an empty stream; STT: the transcript stream ends).
+``spin``           LLM/TTS: yields empty items forever, as fast as it can (no text, no audio).
+``endless``        LLM/TTS: never finishes (text or audio forever, at a normal pace).
 =================  ==============================================================================
 """
 
@@ -24,6 +26,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any, Literal
 
 import anyio
+import anyio.lowlevel
 from pydantic import Field
 
 from voiceflow.clock import current_clock
@@ -45,7 +48,7 @@ from voiceflow.testing.fakes import (
 
 Fault = Literal[
     "none", "refuse", "hang_prepare", "hang_open", "hang_first_byte", "slow_first_byte",
-    "die_mid_stream", "garbage", "empty",
+    "die_mid_stream", "garbage", "empty", "spin", "endless",
 ]
 FAULTS: tuple[str, ...] = Fault.__args__  # type: ignore[attr-defined]
 
@@ -179,6 +182,15 @@ class FaultyLLM(_Faulty, ScriptedLLM):
         if fault == "garbage":
             yield b"\xff\xfe not text"  # type: ignore[misc]
             return
+        if fault in ("spin", "endless"):
+            clock = current_clock()
+            while True:
+                if fault == "spin":
+                    await anyio.lowlevel.checkpoint()
+                    yield ""
+                else:
+                    await clock.sleep(self.config.token_delay)
+                    yield " and so on"
         count = 0
         async for delta in super().stream(messages):
             if fault == "die_mid_stream" and count >= self.config.after:
@@ -214,6 +226,14 @@ class FaultyTTS(_Faulty, ToneTTS):
         if fault == "garbage":
             yield TTSAudio(b"\x01\x02\x03", 24_000)  # an odd number of bytes: not whole samples
             return
+        if fault == "spin":
+            while True:
+                await anyio.lowlevel.checkpoint()
+                yield TTSAudio(b"", 24_000)
+        if fault == "endless":
+            while True:
+                async for chunk in super().synthesize(text):
+                    yield chunk
         count = 0
         async for chunk in super().synthesize(text):
             if fault == "die_mid_stream" and count >= self.config.after:

@@ -65,6 +65,10 @@ def fixed_text(text: str) -> TextSource:
     return source
 
 
+MAX_REPLY_CHARS = 4000
+"""A spoken reply longer than this (about four minutes of speech) is a model that will not stop
+(a runaway generation, a server streaming forever): what was written is said, the rest dropped."""
+
 CONTINUE_INSTRUCTION = (
     "Your reply above was cut off by a technical fault. Continue it from exactly where it stopped, "
     "without repeating any of it."
@@ -87,13 +91,18 @@ def llm_text(llm: Chain[LLMProvider[Any]], clock: Clock, messages: list[Message]
             request = messages if not written else [
                 *messages, Message("assistant", written.rstrip()), Message("system", CONTINUE_INSTRUCTION)
             ]
-            deltas = llm.stream(_reply_to(request), first=first, check=check_text_delta, nonempty=True)
+            deltas = llm.stream(_reply_to(request), first=first, check=check_text_delta, nonempty=True,
+                                substantive=bool)
             try:
                 async with aclosing(deltas):
                     async for delta in deltas:
                         turn.mark_once("llm_first_token", clock.now())
                         written += delta
                         yield delta
+                        if len(written) > MAX_REPLY_CHARS:
+                            log.warning("LLM reply cut at the length limit", chars=len(written))
+                            turn.fallbacks.append(f"llm: reply cut at {MAX_REPLY_CHARS} characters")
+                            break
                 break
             except StageFailed as failure:
                 if failure.served_by is None or failure.served_by + 1 >= len(llm.providers):
