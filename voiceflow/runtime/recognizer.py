@@ -31,6 +31,7 @@ import structlog
 from anyio.abc import ObjectReceiveStream
 
 from voiceflow.clock import current_clock
+from voiceflow.config.base import AttemptTimeouts
 from voiceflow.frames import FRAME_SECONDS, AudioFrame, Transcript
 from voiceflow.providers import ProviderTimeout, STTProvider, STTStream
 from voiceflow.redaction import redact
@@ -74,6 +75,9 @@ _Item = AudioFrame | _Finalize | _SpeechStarted
 
 
 class Recognizer:
+    """The STT stage of one call (see the module docstring): ``send``/``finalize`` from the
+    caller side never block; :meth:`run` does the talking to providers; :attr:`outputs` reports."""
+
     def __init__(self, providers: Sequence[STTProvider[Any]]) -> None:
         self.providers = list(providers)
         capacity = round(QUEUE_SECONDS / FRAME_SECONDS)
@@ -173,7 +177,7 @@ class Recognizer:
 
     # --- internals ---------------------------------------------------------------------------
 
-    def _timeouts(self) -> Any:
+    def _timeouts(self) -> AttemptTimeouts:
         return self.providers[self._index].config.timeouts
 
     async def _open_from(self, start: int) -> list[str]:
