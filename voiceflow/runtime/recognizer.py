@@ -178,7 +178,8 @@ class Recognizer:
     # --- internals ---------------------------------------------------------------------------
 
     def _timeouts(self) -> AttemptTimeouts:
-        return self.providers[self._index].config.timeouts
+        timeouts: AttemptTimeouts = self.providers[self._index].config.timeouts
+        return timeouts
 
     async def _open_from(self, start: int) -> list[str]:
         errors: list[str] = []
