@@ -94,6 +94,19 @@ class Reply:
         return " ".join(parts)
 
 
+@dataclass(frozen=True, slots=True)
+class PlaybackMark:
+    """What a frame of agent audio carries through the transport and back once it is heard:
+    which reply, which clause, and how many of the clause's samples that makes heard."""
+
+    reply: Reply
+    clause: int
+    through: int
+
+    def heard(self, t: float) -> None:
+        self.reply.played(self.clause, self.through, t)
+
+
 @dataclass
 class ReplyPipeline:
     """What a reply needs from its session: the TTS chain, the transport, the clock, settings."""
@@ -214,7 +227,7 @@ class ReplyPipeline:
             await reply.gate.wait()
         clause = reply.clauses[index]
         clause.queued += len(pcm) // 2
-        await self.transport.play(OutFrame(AudioFrame(pcm), (reply, index, clause.queued)))
+        await self.transport.play(OutFrame(AudioFrame(pcm), PlaybackMark(reply, index, clause.queued)))
 
 
 def _synthesis(text: str) -> Callable[[TTSProvider[Any]], AsyncIterator[TTSAudio]]:

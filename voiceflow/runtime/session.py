@@ -7,7 +7,6 @@ queue. Everything else reacts to edges (speech started/ended, transcripts, playb
 from __future__ import annotations
 
 import itertools
-import typing
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +23,7 @@ from voiceflow.runtime.chain import Chain, StageFailed
 from voiceflow.runtime.deadline import within
 from voiceflow.runtime.pool import NoProviderReady, ProviderPool
 from voiceflow.runtime.recognizer import Recognizer, RecognizerFailed, RecognizerUnavailable
-from voiceflow.runtime.reply import Reply, ReplyPipeline
+from voiceflow.runtime.reply import PlaybackMark, ReplyPipeline
 from voiceflow.runtime.voice_activity import VoiceActivity
 from voiceflow.turns.events import (
     CallerAudioEnded,
@@ -217,5 +216,8 @@ def _edge_event(edge: VADEvent) -> Event:
 
 def _played(mark: object, t: float) -> None:
     """Playback progress from the transport → the reply that produced the frame."""
-    reply, clause_index, through = typing.cast(tuple[Reply, int, int], mark)
-    reply.played(clause_index, through, t)
+    match mark:
+        case PlaybackMark():
+            mark.heard(t)
+        case _:
+            log.warning("transport reported a mark it was never given", mark=type(mark).__name__)
