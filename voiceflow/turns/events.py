@@ -34,9 +34,20 @@ class TranscriptReceived:
     transcript: Transcript
 
 
+class Timer(str, Enum):
+    """The turn manager's timers, one of each at a time."""
+
+    ENDPOINT = "endpoint"
+    MAX_WAIT = "max_wait"
+    BARGE_IN = "barge_in"
+    SILENCE = "silence"
+    IDLE_END = "idle_end"
+    MAX_CALL = "max_call"
+
+
 @dataclass(frozen=True, slots=True)
 class TimerFired:
-    name: str
+    name: Timer
     generation: int
 
 

@@ -42,6 +42,7 @@ from voiceflow.turns.events import (
     SpeechStarted,
     StageDown,
     State,
+    Timer,
     TimerFired,
     TranscriptReceived,
 )
@@ -118,7 +119,7 @@ class TurnManager:
             self._tg = tg
             self._timers = Timers(self.clock, tg, self._inbox_send)
             self._launcher = ReplyLauncher(self.pipeline, self.timeline, self._inbox_send, self._spawn)
-            self._timers.set("max_call", self.clock.now() + self.agent.unhappy_paths.max_call_seconds)
+            self._timers.set(Timer.MAX_CALL, self.clock.now() + self.agent.unhappy_paths.max_call_seconds)
             greeting = self.agent.prompt.greeting
             if self.unavailable is not None:
                 self._give_up(self.unavailable)
@@ -174,12 +175,12 @@ class TurnManager:
                 self._drop_speculation()
             self.user.segment_start = event.t
             self.user.silence_ok = False
-            self._timers_cancel("endpoint", "max_wait")
+            self._timers_cancel(Timer.ENDPOINT, Timer.MAX_WAIT)
         else:
             self.user = UserTurn(start=event.t, segment_start=event.t)
             self.user.marks["user_speech_start"] = event.t
         self.stt.speech_started(event.t)
-        self._timers_cancel("silence", "idle_end")
+        self._timers_cancel(Timer.SILENCE, Timer.IDLE_END)
         self.state = State.USER_SPEAKING
 
     def _consider_barge_in(self, t: float) -> None:
@@ -189,7 +190,7 @@ class TurnManager:
             t, self.clock.now(), interruptible=reply.interruptible, first_heard=reply.first_heard
         )
         if self._overlap is not None:
-            self._timers_set("barge_in", self._overlap.check_at)
+            self._timers_set(Timer.BARGE_IN, self._overlap.check_at)
 
     def _policy(self) -> BargeInPolicy:
         return BargeInPolicy(self.turn_taking.barge_in)
@@ -198,7 +199,7 @@ class TurnManager:
         self._caller_speaking = False
         if self._overlap is not None:
             overlap, self._overlap = self._overlap, None
-            self._timers_cancel("barge_in")
+            self._timers_cancel(Timer.BARGE_IN)
             if not self._policy().long_enough(overlap, event.t):
                 # A backchannel or a cough: the agent talks on.
                 log.info("short speech over the agent ignored", seconds=round(event.t - overlap.started, 3))
@@ -219,8 +220,8 @@ class TurnManager:
         user.finals_expected += 1
         self.state = State.ENDPOINTING
         self.stt.finalize()
-        self._timers_set("endpoint", max(self.clock.now(), event.t + endpointing.min_silence))
-        self._timers_set("max_wait", self.clock.now() + endpointing.max_wait)
+        self._timers_set(Timer.ENDPOINT, max(self.clock.now(), event.t + endpointing.min_silence))
+        self._timers_set(Timer.MAX_WAIT, self.clock.now() + endpointing.max_wait)
 
     def _on_recognition_failed(self, event: RecognitionFailed) -> None:
         """A failing recogniser costs the turn in flight, never the call: words of it were lost
@@ -277,7 +278,7 @@ class TurnManager:
     def _end_user_turn(self) -> None:
         user = self.user
         assert user is not None
-        self._timers_cancel("endpoint", "max_wait")
+        self._timers_cancel(Timer.ENDPOINT, Timer.MAX_WAIT)
         user.marks["endpoint"] = self.clock.now()
         self.user = None
         active = self.active
@@ -312,18 +313,20 @@ class TurnManager:
             return
         self._timers.consumed(event.name)
         match event.name:
-            case "endpoint":
+            case Timer.ENDPOINT:
                 self._timer_endpoint()
-            case "max_wait":
+            case Timer.MAX_WAIT:
                 self._timer_max_wait()
-            case "barge_in":
+            case Timer.BARGE_IN:
                 self._timer_barge_in()
-            case "silence":
+            case Timer.SILENCE:
                 self._timer_silence()
-            case "idle_end":
+            case Timer.IDLE_END:
                 self._timer_idle_end()
-            case "max_call":
+            case Timer.MAX_CALL:
                 self._timer_max_call()
+            case _:
+                assert_never(event.name)
 
     def _timer_endpoint(self) -> None:
         if self.user is not None:
@@ -346,7 +349,7 @@ class TurnManager:
             return
         verdict = self._policy().judge(self._overlap, self.clock.now(), self.vad.voiced_until)
         if verdict is Verdict.WAIT:
-            self._timers_set("barge_in", self.clock.now() + RECHECK)
+            self._timers_set(Timer.BARGE_IN, self.clock.now() + RECHECK)
         elif verdict is Verdict.INTERRUPT:
             overlap, self._overlap = self._overlap, None
             self._barge_in(overlap.started)
@@ -416,7 +419,7 @@ class TurnManager:
         gated: bool = False,
     ) -> None:
         assert self._launcher is not None
-        self._timers_cancel("silence", "idle_end")
+        self._timers_cancel(Timer.SILENCE, Timer.IDLE_END)
         self.active = self._launcher.launch(
             kind, source, interruptible=interruptible, user_turn=user_turn, gated=gated
         )
@@ -499,9 +502,9 @@ class TurnManager:
             self._on_speech_started(SpeechStarted(self.clock.now()))
             return
         if self._input_ended:
-            self._timers_set("idle_end", self.clock.now() + self.agent.session.end_when_idle_after_input)
+            self._timers_set(Timer.IDLE_END, self.clock.now() + self.agent.session.end_when_idle_after_input)
         else:
-            self._timers_set("silence", self.clock.now() + self.agent.unhappy_paths.silence.reprompt_after)
+            self._timers_set(Timer.SILENCE, self.clock.now() + self.agent.unhappy_paths.silence.reprompt_after)
 
     def _on_caller_audio_ended(self) -> None:
         self._input_ended = True
@@ -523,11 +526,11 @@ class TurnManager:
         assert self._tg is not None
         self._tg.start_soon(fn)
 
-    def _timers_set(self, name: str, deadline: float) -> None:
+    def _timers_set(self, name: Timer, deadline: float) -> None:
         assert self._timers is not None
         self._timers.set(name, deadline)
 
-    def _timers_cancel(self, *names: str) -> None:
+    def _timers_cancel(self, *names: Timer) -> None:
         assert self._timers is not None
         for name in names:
             self._timers.cancel(name)

@@ -6,7 +6,7 @@ import anyio
 from anyio.abc import ObjectSendStream, TaskGroup
 
 from voiceflow.clock import Clock
-from voiceflow.turns.events import Event, TimerFired
+from voiceflow.turns.events import Event, Timer, TimerFired
 
 
 class Timers:
@@ -17,10 +17,10 @@ class Timers:
         self._clock = clock
         self._tg = task_group
         self._inbox = inbox
-        self._scopes: dict[str, anyio.CancelScope] = {}
-        self._generation: dict[str, int] = {}
+        self._scopes: dict[Timer, anyio.CancelScope] = {}
+        self._generation: dict[Timer, int] = {}
 
-    def set(self, name: str, deadline: float) -> None:
+    def set(self, name: Timer, deadline: float) -> None:
         self.cancel(name)
         generation = self._generation.get(name, 0) + 1
         self._generation[name] = generation
@@ -32,9 +32,9 @@ class Timers:
                 await self._clock.sleep_until(deadline)
                 await self._inbox.send(TimerFired(name, generation))
 
-        self._tg.start_soon(fire, name=f"timer:{name}")
+        self._tg.start_soon(fire, name=f"timer:{name.value}")
 
-    def cancel(self, name: str) -> None:
+    def cancel(self, name: Timer) -> None:
         scope = self._scopes.pop(name, None)
         if scope is not None:
             scope.cancel()
@@ -43,5 +43,5 @@ class Timers:
     def is_current(self, event: TimerFired) -> bool:
         return self._generation.get(event.name) == event.generation and event.name in self._scopes
 
-    def consumed(self, name: str) -> None:
+    def consumed(self, name: Timer) -> None:
         self._scopes.pop(name, None)
