@@ -100,45 +100,56 @@ class Session:
             )
             tts = Chain[TTSProvider[Any]]("tts", tts_providers, self.clock)
             stt = Recognizer(await self._providers(ProviderKind.STT, self.agent.stt, unavailable))
-            if stt.providers:
-                try:
-                    await stt.open()
-                except RecognizerUnavailable as exc:
-                    unavailable.append(str(exc))
-            self.transport.on_played(_played)
-            manager = self._manager = TurnManager(
-                self.agent,
-                clock=self.clock,
-                llm=llm,
-                pipeline=ReplyPipeline(tts, self.transport, self.clock, self.agent.chunking),
-                stt=stt,
-                vad=vad,
-                transport=self.transport,
-                timeline=self.timeline,
-                hang_up=self._hang_up,
-                caller_audio_end_is_hangup=self.transport.caller_audio_end_is_hangup,
-                unavailable="; ".join(unavailable) or None,
-            )
-            if self._hang_up_reason is not None:
-                self.request_hang_up(self._hang_up_reason)
-            log.info("call started", agent=self.agent.name)
             try:
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(self.transport.run, name="transport")
-                    if unavailable:
-                        tg.start_soon(self._discard_caller_audio, name="caller-audio")
-                    else:
-                        tg.start_soon(self._pump_caller_audio, vad, stt, manager.inbox, name="caller-audio")
-                        tg.start_soon(stt.run, name="stt")
-                        tg.start_soon(self._pump_recognizer, stt, manager.inbox, name="transcripts")
-                        tg.start_soon(self._warm_llm, llm.providers[0], name="llm-warm-up")
-                    await manager.run()
-                    tg.cancel_scope.cancel()
+                await self._converse(stt, vad, llm, tts, unavailable)
             finally:
-                await stt.aclose()
+                await stt.aclose()  # also when cancelled while the stream was still opening
                 self.transport.notify("hangup", reason=self.ended_because)
             log.info("call ended", reason=self.ended_because, turns=len(self.timeline.turns))
             return self.result()
+
+    async def _converse(
+        self,
+        stt: Recognizer,
+        vad: VoiceActivity,
+        llm: Chain[LLMProvider[Any]],
+        tts: Chain[TTSProvider[Any]],
+        unavailable: list[str],
+    ) -> None:
+        """Open the recogniser's stream, then run the turn manager and the call's pumps."""
+        if stt.providers:
+            try:
+                await stt.open()
+            except RecognizerUnavailable as exc:
+                unavailable.append(str(exc))
+        self.transport.on_played(_played)
+        manager = self._manager = TurnManager(
+            self.agent,
+            clock=self.clock,
+            llm=llm,
+            pipeline=ReplyPipeline(tts, self.transport, self.clock, self.agent.chunking),
+            stt=stt,
+            vad=vad,
+            transport=self.transport,
+            timeline=self.timeline,
+            hang_up=self._hang_up,
+            caller_audio_end_is_hangup=self.transport.caller_audio_end_is_hangup,
+            unavailable="; ".join(unavailable) or None,
+        )
+        if self._hang_up_reason is not None:
+            self.request_hang_up(self._hang_up_reason)
+        log.info("call started", agent=self.agent.name)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self.transport.run, name="transport")
+            if unavailable:
+                tg.start_soon(self._discard_caller_audio, name="caller-audio")
+            else:
+                tg.start_soon(self._pump_caller_audio, vad, stt, manager.inbox, name="caller-audio")
+                tg.start_soon(stt.run, name="stt")
+                tg.start_soon(self._pump_recognizer, stt, manager.inbox, name="transcripts")
+                tg.start_soon(self._warm_llm, llm.providers[0], name="llm-warm-up")
+            await manager.run()
+            tg.cancel_scope.cancel()
 
     async def _providers(self, kind: ProviderKind, configs: Any, unavailable: list[str]) -> list[Any]:
         """The stage's prepared providers; an empty list (and the reason noted) if none is ready."""
