@@ -8,6 +8,7 @@ the environment is unknown to the agent's redactor), and the SDK's traceback cha
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 from voiceflow.providers import ProviderError, ProviderUnavailable
@@ -32,17 +33,31 @@ def _server_message(exc: Any, key: str | None) -> str:
     return scrub(str(message), key)
 
 
-def _cause(exc: BaseException) -> str:
-    """The transport's reason under an APIConnectionError ("connection refused", ...)."""
-    inner: BaseException | None = exc.__cause__ or exc.__context__
-    seen = 0
-    while inner is not None and seen < 5:
-        text = str(inner).strip()
-        if text:
-            return text
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what caused it, outermost first (bounded: chains can loop)."""
+    found: list[BaseException] = []
+    inner: BaseException | None = exc
+    while inner is not None and len(found) < 10 and inner not in found:
+        found.append(inner)
         inner = inner.__cause__ or inner.__context__
-        seen += 1
-    return type(exc).__name__
+    return found
+
+
+def _transport_reason(exc: BaseException) -> str:
+    """Why the connection failed, in the operator's words: the socket error at the bottom of the
+    chain ("connection refused"), not the SDK's "Connection error." at its top."""
+    chain = _chain(exc)
+    for inner in chain:
+        if isinstance(inner, ConnectionRefusedError):
+            return "connection refused: is the server running?"
+        if isinstance(inner, socket.gaierror):
+            return "the host name does not resolve"
+    for inner in chain[1:]:
+        text = str(inner).strip()
+        if text and not isinstance(inner, OSError):
+            return text
+    texts = [str(inner).strip() for inner in chain[1:] if str(inner).strip()]
+    return texts[-1] if texts else type(exc).__name__
 
 
 def map_error(exc: BaseException, *, endpoint: str, model: str, key: str | None) -> ProviderError:
@@ -54,9 +69,7 @@ def map_error(exc: BaseException, *, endpoint: str, model: str, key: str | None)
     if isinstance(exc, openai.APITimeoutError):
         return ProviderError(f"openai: {endpoint} did not answer in time")
     if isinstance(exc, openai.APIConnectionError):
-        reason = scrub(_cause(exc), key)
-        if "refused" in reason.lower():
-            return ProviderError(f"openai: cannot reach {endpoint} (connection refused: is the server running?)")
+        reason = scrub(_transport_reason(exc), key)
         if "incomplete" in reason.lower() or "closed" in reason.lower() or "disconnect" in reason.lower():
             return ProviderError(f"openai: {endpoint} closed the connection mid-reply ({reason})")
         return ProviderError(f"openai: cannot reach {endpoint} ({reason})")
