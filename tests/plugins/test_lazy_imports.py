@@ -15,6 +15,7 @@ import pytest
 CASES = [
     ("voiceflow_espeak", "EspeakTTS", "EspeakConfig", "espeak", ["espeakng_loader"]),
     ("voiceflow_llama_cpp", "LlamaCppLLM", "LlamaCppConfig", "llama-cpp", ["llama_cpp"]),
+    ("voiceflow_openai", "OpenAILLM", "OpenAIConfig", "openai", ["openai", "httpx2"]),
     ("voiceflow_piper", "PiperTTS", "PiperConfig", "piper", ["piper", "onnxruntime"]),
     ("voiceflow_silero", "SileroVAD", "SileroConfig", "silero", ["onnxruntime"]),
     ("voiceflow_whisper", "WhisperSTT", "WhisperConfig", "whisper", ["ctranslate2", "faster_whisper"]),
