@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import partial
 from typing import Any, Final
 
 import anyio
@@ -207,10 +206,12 @@ class Recognizer:
         more = True
         timeouts = self._timeouts()
 
+        sending_since: float | None = None
+
         async with anyio.create_task_group() as tg:
 
             async def feed() -> None:
-                nonlocal failure, more
+                nonlocal failure, more, sending_since
                 try:
                     async for item in self._queue:
                         if isinstance(item, _Finalize):
@@ -218,11 +219,25 @@ class Recognizer:
                         elif isinstance(item, _SpeechStarted):
                             stream.speech_started(item.t)
                         else:
-                            await within(timeouts.idle, "send", partial(stream.send, item))
+                            sending_since = anyio.current_time()
+                            await stream.send(item)
+                            sending_since = None
                     more = False
                 except Exception as exc:  # noqa: BLE001 - becomes a failed turn
                     failure = _describe(exc)
                 tg.cancel_scope.cancel()
+
+            async def watch_sends() -> None:
+                """The ``idle`` deadline on ``send``, kept by one watcher instead of a cancel scope
+                per 20 ms frame (this runs for every frame of every call)."""
+                nonlocal failure
+                while True:
+                    await anyio.sleep(timeouts.idle / 4)
+                    started = sending_since
+                    if started is not None and anyio.current_time() - started > timeouts.idle:
+                        failure = f"send: no answer within {timeouts.idle:g} s"
+                        tg.cancel_scope.cancel()
+                        return
 
             async def listen() -> None:
                 nonlocal failure
@@ -240,6 +255,7 @@ class Recognizer:
 
             tg.start_soon(feed)
             tg.start_soon(listen)
+            tg.start_soon(watch_sends)
         return failure, more
 
     async def _idle_for(self, seconds: float) -> bool:
