@@ -21,7 +21,7 @@ from voiceflow.clock import open_clock
 from voiceflow.config.compose import AgentConfig
 from voiceflow.plugins.registry import PluginRegistry
 from voiceflow.providers import CallTransport, ProviderKind, TransportProvider
-from voiceflow.redaction import redact
+from voiceflow.redaction import Redactor, redact, using_redactor
 from voiceflow.runtime.pool import ProviderPool
 from voiceflow.runtime.session import CallResult, Session
 
@@ -127,13 +127,14 @@ async def serve_agent(
         await anyio.sleep(stop.grace)
         scope.cancel()
 
-    async with anyio.create_task_group() as tg:
-        if stop is not None:
-            tg.start_soon(watch_stop, stop, tg.cancel_scope)
-        await prepare(agent, pool)
-        transport: TransportProvider[Any] = await pool.get(ProviderKind.TRANSPORT, agent.transport)  # type: ignore[assignment]
-        await transport.serve(run_session)
-        tg.cancel_scope.cancel()
+    with using_redactor(Redactor.for_config(agent)):
+        async with anyio.create_task_group() as tg:
+            if stop is not None:
+                tg.start_soon(watch_stop, stop, tg.cancel_scope)
+            await prepare(agent, pool)
+            transport: TransportProvider[Any] = await pool.get(ProviderKind.TRANSPORT, agent.transport)  # type: ignore[assignment]
+            await transport.serve(run_session)
+            tg.cancel_scope.cancel()
     return results
 
 

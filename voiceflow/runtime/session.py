@@ -18,7 +18,7 @@ from voiceflow.config.compose import AgentConfig
 from voiceflow.frames import Message, VADEvent, VADKind
 from voiceflow.metrics.timeline import CallTimeline
 from voiceflow.providers import CallTransport, LLMProvider, ProviderKind, TTSProvider
-from voiceflow.redaction import redact
+from voiceflow.redaction import Redactor, redact, using_redactor
 from voiceflow.runtime.chain import Chain, StageFailed
 from voiceflow.runtime.deadline import within
 from voiceflow.runtime.pool import NoProviderReady, ProviderPool
@@ -83,7 +83,11 @@ class Session:
                 pass
 
     async def run(self) -> CallResult:
-        with using_clock(self.clock), structlog.contextvars.bound_contextvars(session_id=self.call_id):
+        with (
+            using_clock(self.clock),
+            using_redactor(Redactor.for_config(self.agent)),
+            structlog.contextvars.bound_contextvars(session_id=self.call_id),
+        ):
             unavailable: list[str] = []
             tts_providers = await self._providers(ProviderKind.TTS, self.agent.tts, unavailable)
             if not tts_providers:
