@@ -56,9 +56,11 @@ def run(
     input: Annotated[
         Path | None, typer.Option("--input", "-i", help="Caller recording (WAV): use the file transport.")
     ] = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the call as a stereo WAV.")] = None,
-    timeline: Annotated[
-        Path | None, typer.Option(help="Per-turn timeline JSON (default: next to --output).")
+    output_arg: Annotated[
+        str | None, typer.Option("--output", "-o", help="Write the call as a stereo WAV.")
+    ] = None,
+    timeline_arg: Annotated[
+        str | None, typer.Option("--timeline", help="Per-turn timeline JSON (default: next to --output).")
     ] = None,
     realtime: Annotated[bool, typer.Option(help="File runs: play in real time, not virtual time.")] = False,
     log_format: Annotated[str, typer.Option(help="console or json.")] = "console",
@@ -66,6 +68,7 @@ def run(
 ) -> None:
     """Run an agent: on a recording with --input, else on the transport its YAML names."""
     fmt, level = _log_options(log_format, log_level)
+    output, timeline = _file_option("--output", output_arg), _file_option("--timeline", timeline_arg)
     if input is not None:
         try:
             check_recording(input)
@@ -160,6 +163,15 @@ def _with_file_transport(
         label = f"--{field}" if given is not None else f"transport.{field}"
         raise _fail(f"{label}: {error['msg'].removeprefix('Value error, ')}") from None
     return agent.model_copy(update={"transport": config})
+
+
+def _file_option(option: str, value: str | None) -> Path | None:
+    """A path option that must name a file: ``out/`` names a folder, which a Path would hide."""
+    if value is None:
+        return None
+    if value.endswith(("/", os.sep)) or value in ("", ".", ".."):
+        raise _fail(f"{option}: {value!r} names a folder; give a file name, e.g. {value.rstrip('/') or '.'}/call.wav")
+    return Path(value)
 
 
 LOG_LEVELS = ("debug", "info", "warning", "error")

@@ -200,3 +200,13 @@ def test_an_agent_files_transport_is_checked_at_validation(setting: str, message
     assert line.startswith(f"{agent}:{line_no}:") or line.startswith(f"{agent}:") and "transport" in line
     refused_line = refused(tmp_path, agent=agent)
     assert refused_line.startswith(f"{agent}:") and message in refused_line
+
+
+@pytest.mark.parametrize("option", ["--output", "--timeline"])
+def test_a_path_ending_in_a_slash_names_a_folder_and_is_refused(tmp_path: Path, option: str) -> None:
+    folder = tmp_path / "not-yet"
+    result = subprocess.run([VOICEFLOW, "run", "agents/local.yaml", option, f"{folder}/"],
+                            capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "names a folder" in result.stderr
+    assert not folder.exists()
