@@ -34,6 +34,14 @@ class FileTransportConfig(ProviderConfig):
         1.0, gt=0, le=60, description="How much agent audio may wait ahead of playout (back-pressure)."
     )
 
+    @field_validator("input", "output", mode="before")
+    @classmethod
+    def _names_a_file(cls, value: object) -> object:
+        """``out/`` names a folder; once made a Path the slash is gone, so look at the text."""
+        if isinstance(value, str) and value.endswith(("/", os.sep)):
+            raise ValueError(f"{value!r} names a folder; give a file name")
+        return value
+
     @field_validator("input", "output")
     @classmethod
     def _relative_to_agent_file(cls, value: Path | None, info: ValidationInfo) -> Path | None:

@@ -305,6 +305,8 @@ def corpus() -> list[Case]:
         Case("model", "recording-path-loops", write("m9", _after(_loop, lambda tmp: changed(
              tmp, f"input: {ROOT / 'agents/recordings/capital.wav'}", "input: loop-a.yaml"))),
              "cannot be read (Too many levels of symbolic links)"),
+        Case("model", "output-names-a-folder", write("m10", lambda tmp: agent_text(tmp).replace(
+             str(tmp / "call.wav"), f"{tmp}/out/")), "names a folder"),
         Case("model", "piper-json-missing", _with_model("m6", "  - provider: piper\n    model_path: voice.onnx\n",
              lambda tmp: (tmp / "voice.onnx").write_bytes(b"onnx")), "voice.onnx.json: no such file"),
         Case("model", "piper-config-is-a-dir", _with_model("m7", "  - provider: piper\n    model_path: v.onnx\n"
