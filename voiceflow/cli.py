@@ -16,6 +16,7 @@ import typer
 from pydantic import ValidationError
 
 from voiceflow.audio import AudioFileError, check_recording, display_path
+from voiceflow.config.base import same_file
 from voiceflow.config.compose import AgentConfig
 from voiceflow.config.errors import ConfigError, one_line
 from voiceflow.config.loader import internal_error, load_agent
@@ -194,10 +195,10 @@ def _check_destinations(recording: Path | None, destinations: list[tuple[str, Pa
         if path is None:
             continue
         problem = _unwritable(path)
-        if problem is None and recording is not None and _same_file(path, recording):
+        if problem is None and recording is not None and same_file(path, recording):
             problem = "is the input recording; writing there would overwrite it"
         for other_label, other in checked:
-            if problem is None and _same_file(path, other):
+            if problem is None and same_file(path, other):
                 problem = f"is the same file as {other_label}"
         if problem is not None:
             raise _fail(f"{label}: {display_path(path)} {problem}")
@@ -231,15 +232,6 @@ def _unwritable(path: Path) -> str | None:
     except OSError as exc:
         return f"cannot be written ({exc.strerror})"
     return None
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    if os.path.realpath(a) == os.path.realpath(b):
-        return True
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
 
 
 def _print_summary(result: CallResult, wav: Any, timeline: Path | None) -> None:

@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from voiceflow.audio import check_recording, display_path
-from voiceflow.config.base import ProviderConfig
+from voiceflow.config.base import ProviderConfig, same_file
 
 
 class FileTransportConfig(ProviderConfig):
@@ -94,16 +94,6 @@ def check_output_path(path: Path) -> None:
         raise ValueError(f"{shown} cannot be written: {display_path(parent)} is not a folder")
     if not os.access(parent, os.W_OK | os.X_OK) or (mode is not None and not os.access(path, os.W_OK)):
         raise ValueError(f"{shown} cannot be written (permission denied)")
-
-
-def same_file(a: Path, b: Path) -> bool:
-    """Whether two paths name one file: through symlinks, ``..`` and hard links."""
-    if os.path.realpath(a) == os.path.realpath(b):
-        return True
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
 
 
 def _mode(path: Path) -> int | None:

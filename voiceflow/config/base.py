@@ -167,6 +167,17 @@ def file_kind_problem(mode: int, *, directory: bool = False) -> str | None:
     return None if stat.S_ISREG(mode) else "is not a regular file"
 
 
+def same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file: through symlinks, ``..`` and hard links (so an output can
+    be told from the recording it would overwrite)."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 def path_problem(path: Path, *, directory: bool = False) -> str | None:
     """Why ``path`` cannot be read as a regular file (or listed as a directory); None if it can.
 
