@@ -121,6 +121,18 @@ async def test_conformance(server: FakeOpenAI) -> None:
     assert cancelled.disconnected_at is not None and cancelled.chunks_sent < 20
 
 
+async def test_time_to_first_token_is_the_server_s_not_the_transport_s(server: FakeOpenAI) -> None:
+    """Through the SDK on a reused connection, the first word arrives within a few ms of the
+    fake's 50 ms TTFB (a socket left with Nagle's algorithm on adds a ~40 ms delayed ACK)."""
+    llm = await prepared(config(server))
+    try:
+        firsts = [(await collect(llm))[1][0] for _ in range(6)][1:]  # the first pays for the connection
+    finally:
+        await llm.aclose()
+    firsts.sort()
+    assert 0.05 <= firsts[len(firsts) // 2] < 0.05 + 0.03, firsts
+
+
 async def test_barge_in_closes_the_http_stream_at_once(server: FakeOpenAI) -> None:
     server.token_interval = 0.2  # the server is mid-reply for seconds
     llm = await prepared(config(server))

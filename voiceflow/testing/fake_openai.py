@@ -169,7 +169,9 @@ class FakeOpenAI:
 
         from voiceflow.testing._fake_openai_app import build_app
 
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP spelt out: asyncio turns Nagle's algorithm off only on sockets that say
+        # so, and with it on, each event after the headers waits ~40 ms for a delayed ACK.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         self._port = sock.getsockname()[1]
