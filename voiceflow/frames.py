@@ -68,13 +68,28 @@ class Word:
 
 @dataclass(slots=True, frozen=True)
 class Transcript:
-    """What the caller said, as far as the STT knows now. Interims may be revised; a final is not."""
+    """What the caller said, as far as the STT knows now. Interims may be revised; a final is not.
+
+    Every ``finalize()`` the runtime sends must be answered by exactly one final with
+    ``finalized=True`` (empty text if nothing was said), within the entry's ``first_byte``
+    deadline. Recognisers that also send finals of their own accord (per phrase, see
+    :attr:`voiceflow.providers.STTStream.spontaneous_finals`) send those with ``finalized=False``.
+    """
 
     text: str
     is_final: bool
     t: float
+    """Session-clock time the transcript was produced."""
     confidence: float | None = None
     words: tuple[Word, ...] = ()
+    finalized: bool = False
+    """This final answers the latest ``finalize()``: everything sent before it is now in finals."""
+    speech_final: bool = False
+    """The recogniser's own judgement that an utterance ended here (Deepgram's ``speech_final``
+    or ``UtteranceEnd``): a hint for the turn manager, never a turn end on its own."""
+    end: float | None = None
+    """Audio time just after the last audio this transcript covers, when the recogniser knows it:
+    a late final of an earlier utterance can then never be taken for part of the current one."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -86,16 +101,30 @@ class TextChunk:
 
 
 @dataclass(slots=True, frozen=True)
+class TextMark:
+    """Alignment of speech to text: by ``at`` seconds into a clause's audio, its first ``chars``
+    characters have been spoken."""
+
+    chars: int
+    at: float
+
+
+@dataclass(slots=True, frozen=True)
 class TTSAudio:
     """Synthesised audio for part of one clause, at the provider's own sample rate.
 
     ``pcm`` is PCM16 mono; the runtime resamples it to :data:`SAMPLE_RATE`. Providers may split a
     sample across chunks' boundaries only if they carry the odd byte themselves: chunks must hold
     whole samples.
+
+    ``marks`` is the voice's own alignment, when it reports one (ElevenLabs does, per character):
+    with it, a reply cut off by barge-in keeps in the context exactly the words that were played;
+    without it the runtime estimates them in proportion to the audio played.
     """
 
     pcm: bytes
     sample_rate: int
+    marks: tuple[TextMark, ...] = ()
 
 
 Role = Literal["system", "user", "assistant"]

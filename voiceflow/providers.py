@@ -134,7 +134,19 @@ class VADProvider(Provider[C]):
 class STTStream(ABC):
     """One call's recognition stream. Audio goes in with ``send``; transcripts come out of
     ``transcripts()``. ``finalize`` asks for the final transcript of the audio so far as soon as
-    possible: the turn manager calls it when the caller stops speaking."""
+    possible: the turn manager calls it when the caller stops speaking, and each call must be
+    answered by one final with ``finalized=True`` (see :class:`~voiceflow.frames.Transcript`).
+
+    Interim transcripts (``is_final=False``) may come at any time. ``send`` is called from a
+    sender task fed by a bounded queue, never from the caller-audio path, so a slow socket delays
+    only the recogniser.
+    """
+
+    spontaneous_finals: ClassVar[bool] = False
+    """False for batch recognisers (Whisper): every final answers the latest ``finalize()``. True
+    for streaming recognisers that also send finals of their own accord, per phrase (Deepgram):
+    only a final with ``finalized=True`` answers ``finalize()``; the others are parts of the
+    utterance the turn manager collects."""
 
     @abstractmethod
     async def send(self, frame: AudioFrame) -> None: ...
