@@ -70,7 +70,8 @@ class OpenAILLM(LLMProvider[OpenAIConfig]):
         # Importing the SDK takes about 0.4 s: not on the event loop, where other calls may run.
         openai = await run_in_thread(_import_openai)
         config = self.config
-        key = config.api_key.get_secret_value() if config.api_key is not None else None
+        # An empty key (``${OPENAI_API_KEY:-}`` with the variable unset) means no key.
+        key = (config.api_key.get_secret_value() if config.api_key is not None else None) or None
         if key is None and config.is_official:
             key = os.environ.get("OPENAI_API_KEY") or None
             if key is None:

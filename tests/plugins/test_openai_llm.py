@@ -263,8 +263,9 @@ async def test_a_server_that_is_down_is_not_fatal_at_prepare() -> None:
 
 async def test_the_official_api_needs_a_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    with pytest.raises(ProviderUnavailable, match="no API key: set api_key .* OPENAI_API_KEY"):
-        await prepared(config(api_key=None))
+    for unset in (None, ""):  # "": ${OPENAI_API_KEY:-} with the variable unset
+        with pytest.raises(ProviderUnavailable, match="no API key: set api_key .* OPENAI_API_KEY"):
+            await prepared(config(api_key=unset))
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     llm = await prepared(config(api_key=None))
     assert llm._client.api_key == KEY and str(llm._client.base_url) == "https://api.openai.com/v1/"
@@ -358,3 +359,10 @@ async def test_a_whole_call_goes_on_after_a_mid_stream_disconnect() -> None:
     follow_up = fake.chat_requests[-1]
     assert follow_up.model == "gpt-4o-mini"
     assert {"role": "assistant", "content": "It is"} in follow_up.messages
+
+
+async def test_a_whole_call_without_a_key_starts_on_the_next_entry(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    keyless = {"provider": "openai", "api_key": "", "timeouts": FAST}  # ${OPENAI_API_KEY:-}, unset
+    turn = await call_with([keyless, {"provider": "scripted-llm", "replies": [ANSWER]}])
+    assert turn.outcome == "completed" and turn.heard_text == ANSWER, turn.as_dict()
