@@ -68,13 +68,16 @@ class WhisperStream(STTStream):
         """
         frames = self._take_utterance()
         text, confidence = "", None
+        end = frames[-1].t + frames[-1].duration if frames else None
         if frames:
             pcm = b"".join(frame.pcm for frame in frames)
             text, confidence = await run_in_thread(self._decode, pcm, limiter=self._limiter)
             # A running decode cannot be interrupted, so a cancel that arrived meanwhile is
             # honoured here: the result belongs to an abandoned turn and must not be emitted.
             await anyio.lowlevel.checkpoint_if_cancelled()
-        transcript = Transcript(text=text, is_final=True, t=current_clock().now(), confidence=confidence)
+        transcript = Transcript(
+            text=text, is_final=True, t=current_clock().now(), confidence=confidence, finalized=True, end=end
+        )
         try:
             self._send.send_nowait(transcript)
         except anyio.ClosedResourceError:

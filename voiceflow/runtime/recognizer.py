@@ -17,13 +17,20 @@ Two promises to the rest of the call:
 
 Speech-start hints and finalize requests travel through the same queue as the audio, so the
 provider sees them in order: every frame of an utterance before it is asked for its final.
+
+Each finalize request gets an id, and the final that answers it carries that id
+(:class:`Recognized`): for a batch recogniser every final answers the oldest open request; for a
+streaming one (``STTStream.spontaneous_finals``) only the final marked ``finalized`` does, and
+its per-phrase finals come without an id. The turn manager can then tell the final it waits for
+from a phrase final, and a late answer to a turn it gave up on from one for the current turn.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
 import anyio
 import structlog
@@ -49,20 +56,30 @@ STABLE_SECONDS = 2.0
 
 @dataclass(frozen=True, slots=True)
 class RecognizerFailed:
-    """The recogniser failed; speech since the last final may have no transcript."""
+    """The recogniser failed; speech since the last final may have no transcript, and finalize
+    requests still open will never be answered."""
 
     provider: str
     error: str
 
 
-RecognizerOutput = Transcript | RecognizerFailed
+@dataclass(frozen=True, slots=True)
+class Recognized:
+    """A transcript, with the finalize request it answers (``None``: an interim, or a final a
+    streaming recogniser sent of its own accord)."""
+
+    transcript: Transcript
+    answers: int | None = None
 
 
+RecognizerOutput = Recognized | RecognizerFailed
+
+
+@dataclass(frozen=True, slots=True)
 class _Finalize:
     """Marker in the audio queue: ask for the final transcript of everything sent before it."""
 
-
-_FINALIZE: Final = _Finalize()
+    request: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +102,7 @@ class Recognizer:
         self._stream: STTStream | None = None
         self._index = 0
         self._dropped = 0
+        self._requests = 0
 
     @property
     def outputs(self) -> ObjectReceiveStream[RecognizerOutput]:
@@ -108,13 +126,17 @@ class Recognizer:
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
             pass
 
-    def finalize(self) -> None:
+    def finalize(self) -> int:
+        """Ask for the final transcript of everything sent so far; returns the request's id,
+        which the final that answers it carries (:attr:`Recognized.answers`)."""
+        self._requests += 1
         try:
-            self._queue_send.send_nowait(_FINALIZE)
+            self._queue_send.send_nowait(_Finalize(self._requests))
         except anyio.WouldBlock:
             self._report(f"fell more than {QUEUE_SECONDS:g} s behind the caller")
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
             pass
+        return self._requests
 
     def speech_started(self, t: float) -> None:
         try:
@@ -207,6 +229,8 @@ class Recognizer:
         timeouts = self._timeouts()
 
         sending_since: float | None = None
+        open_requests: deque[int] = deque()
+        spontaneous = type(stream).spontaneous_finals
 
         async with anyio.create_task_group() as tg:
 
@@ -215,6 +239,7 @@ class Recognizer:
                 try:
                     async for item in self._queue:
                         if isinstance(item, _Finalize):
+                            open_requests.append(item.request)
                             await within(timeouts.first_byte, "finalize", stream.finalize)
                         elif isinstance(item, _SpeechStarted):
                             stream.speech_started(item.t)
@@ -246,7 +271,10 @@ class Recognizer:
                         if not isinstance(transcript, Transcript) or not isinstance(transcript.text, str):
                             failure = f"produced {type(transcript).__name__}, not a Transcript"
                             break
-                        await self._out_send.send(transcript)
+                        answers = None
+                        if transcript.is_final and (transcript.finalized or not spontaneous) and open_requests:
+                            answers = open_requests.popleft()
+                        await self._out_send.send(Recognized(transcript, answers))
                     else:
                         failure = failure or "the transcript stream ended"
                 except Exception as exc:  # noqa: BLE001 - becomes a failed turn

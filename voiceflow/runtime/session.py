@@ -207,7 +207,7 @@ class Session:
                 if isinstance(output, RecognizerFailed):
                     await inbox.send(RecognitionFailed(output.provider, output.error))
                 else:
-                    await inbox.send(TranscriptReceived(output))
+                    await inbox.send(TranscriptReceived(output.transcript, output.answers))
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
             pass
 

@@ -115,7 +115,7 @@ class _ScriptedSTTStream(STTStream):
         if script.finalized - 1 in script.fail_on:
             raise RuntimeError("scripted recogniser failure")
         text = script.lines.pop(0) if script.lines else ""
-        await self._send.send(Transcript(text, True, clock.now()))
+        await self._send.send(Transcript(text, True, clock.now(), finalized=True))
 
     async def transcripts(self) -> AsyncIterator[Transcript]:
         async with self._receive:
@@ -139,6 +139,67 @@ class ScriptedSTT(STTProvider[ScriptedSTTConfig]):
 
     async def open_stream(self) -> STTStream:
         return _ScriptedSTTStream(self.config, self._script)
+
+
+class StreamingSTTConfig(ProviderConfig):
+    provider: Literal["streaming-stt"] = "streaming-stt"
+    utterances: list[list[str]] = Field(
+        default_factory=list,
+        description="Per utterance, its phrases: all but the last come as finals of their own "
+        "accord, the last as the answer to finalize().",
+    )
+    phrase_gap: float = Field(0.05, ge=0, le=60, description="Seconds between phrase finals.")
+    answer_delays: list[float] = Field(
+        default_factory=list,
+        description="Seconds from the last phrase to the answer, per utterance (default 0.1).",
+    )
+
+
+class _StreamingSTTStream(STTStream):
+    """Like a streaming cloud recogniser: finals per phrase, then one that answers finalize()."""
+
+    spontaneous_finals = True
+
+    def __init__(self, config: StreamingSTTConfig) -> None:
+        self._config = config
+        self._utterance = 0
+        self._last_end: float | None = None
+        self._send, self._receive = anyio.create_memory_object_stream[Transcript](64)
+
+    async def send(self, frame: AudioFrame) -> None:
+        self._last_end = frame.t + frame.duration
+
+    async def finalize(self) -> None:
+        index = self._utterance
+        self._utterance += 1
+        phrases = self._config.utterances[index] if index < len(self._config.utterances) else [""]
+        delays = self._config.answer_delays
+        clock = current_clock()
+        end = self._last_end
+        for phrase in phrases[:-1]:
+            await clock.sleep(self._config.phrase_gap)
+            await self._send.send(Transcript(phrase, True, clock.now(), end=end))
+        await clock.sleep(delays[index] if index < len(delays) else 0.1)
+        await self._send.send(Transcript(phrases[-1], True, clock.now(), finalized=True, end=end))
+
+    async def transcripts(self) -> AsyncIterator[Transcript]:
+        async with self._receive:
+            async for transcript in self._receive:
+                yield transcript
+
+    async def aclose(self) -> None:
+        self._send.close()
+        self._receive.close()
+
+
+class StreamingSTT(STTProvider[StreamingSTTConfig]):
+    """Sends finals per phrase of its own accord, then the one answering finalize() (tests)."""
+
+    name = "streaming-stt"
+    config_model = StreamingSTTConfig
+
+    async def open_stream(self) -> STTStream:
+        return _StreamingSTTStream(self.config)
 
 
 class ScriptedLLMConfig(ProviderConfig):
@@ -212,7 +273,7 @@ class ToneTTS(TTSProvider[ToneTTSConfig]):
 
 @hookimpl
 def register_providers(register: Any) -> None:
-    for cls in (EnergyVAD, ScriptedSTT, ScriptedLLM, ToneTTS):
+    for cls in (EnergyVAD, ScriptedSTT, StreamingSTT, ScriptedLLM, ToneTTS):
         register(cls)
 
 

@@ -32,6 +32,8 @@ class SpeechEnded:
 @dataclass(frozen=True, slots=True)
 class TranscriptReceived:
     transcript: Transcript
+    answers: int | None = None
+    """The finalize request this final answers (see :mod:`voiceflow.runtime.recognizer`)."""
 
 
 class Timer(str, Enum):

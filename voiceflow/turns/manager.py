@@ -92,6 +92,8 @@ class TurnManager:
         self._end_reason = "goodbye"
         self._failed_speculation: UserTurn | None = None
         self.script = UnhappyScript(agent.unhappy_paths)
+        self._abandoned = 0
+        """The last finalize request the manager stopped waiting for (max_wait, a failure)."""
         self._inbox_send, self._inbox = anyio.create_memory_object_stream[Event](1024)
         self._tg: TaskGroup | None = None
         self._timers: Timers | None = None
@@ -210,16 +212,16 @@ class TurnManager:
             return
         user.voiced += max(0.0, event.t - user.segment_start)
         endpointing = self.turn_taking.endpointing
-        if user.voiced < endpointing.min_speech and not user.finals_expected:
+        if user.voiced < endpointing.min_speech and not user.requested:
             self.user = None
             self._became_idle()
             return
         user.marks["user_speech_end"] = event.t
         user.marks["vad_end_detected"] = event.detected_at
         user.marks["stt_finalize"] = self.clock.now()  # the last segment is the one waited for
-        user.finals_expected += 1
+        user.requested = True
+        user.awaiting = self.stt.finalize()
         self.state = State.ENDPOINTING
-        self.stt.finalize()
         self._timers_set(Timer.ENDPOINT, max(self.clock.now(), event.t + endpointing.min_silence))
         self._timers_set(Timer.MAX_WAIT, self.clock.now() + endpointing.max_wait)
 
@@ -231,27 +233,42 @@ class TurnManager:
         user = self.user
         if user is None:
             return
-        missing = len(user.finals) < user.finals_expected
+        missing = user.awaiting is not None
         if self.state is State.USER_SPEAKING or missing:
             user.failure = f"stt/{event.provider}: {event.error}"
         if self.state is State.ENDPOINTING and missing:
-            user.finals_expected = len(user.finals)
+            self._stop_waiting_for_finals(user)
             self._maybe_end_turn()
 
     def _on_transcript(self, event: TranscriptReceived) -> None:
-        user = self.user
+        transcript, user = event.transcript, self.user
+        if event.answers is not None and event.answers <= self._abandoned:
+            log.info("late final of an earlier turn dropped", text=transcript.text)
+            return
         if user is None:
             return
-        if not event.transcript.is_final:
-            user.interim = event.transcript.text
+        if not transcript.is_final:
+            user.interim = transcript.text
             return
-        user.finals.append(event.transcript.text.strip())
+        if event.answers is None and transcript.end is not None and transcript.end <= user.start:
+            log.info("late phrase final of an earlier utterance dropped", text=transcript.text)
+            return
+        user.finals.append(transcript.text.strip())
         user.marks["stt_final"] = self.clock.now()
+        if event.answers is not None and user.awaiting is not None and event.answers >= user.awaiting:
+            user.awaiting = None  # the final for the turn's last segment: all of it is in
         self._maybe_end_turn()
+
+    def _stop_waiting_for_finals(self, user: UserTurn) -> None:
+        """Go on without the finals still awaited; if one comes later it belongs to this turn,
+        which will be over, and is dropped rather than taken for the next one."""
+        if user.awaiting is not None:
+            self._abandoned = max(self._abandoned, user.awaiting)
+            user.awaiting = None
 
     def _maybe_end_turn(self) -> None:
         user = self.user
-        if self.state is not State.ENDPOINTING or user is None or len(user.finals) < user.finals_expected:
+        if self.state is not State.ENDPOINTING or user is None or user.awaiting is not None:
             return
         if user.silence_ok:
             self._end_user_turn()
@@ -283,7 +300,7 @@ class TurnManager:
         self.user = None
         active = self.active
         if active is not None and active.speculative:
-            if active.user_turn is user and len(user.finals) >= user.finals_expected:
+            if active.user_turn is user and user.awaiting is None:
                 active.speculative = False
                 active.reply.timeline.marks.update(user.marks)
                 assert active.reply.gate is not None
@@ -335,13 +352,13 @@ class TurnManager:
 
     def _timer_max_wait(self) -> None:
         user = self.user
-        if self.state is State.ENDPOINTING and user is not None and len(user.finals) < user.finals_expected:
+        if self.state is State.ENDPOINTING and user is not None and user.awaiting is not None:
             log.warning("final transcript late: going on with what is known")
             if not user.text:
                 # Nothing at all came back: that is the recogniser failing, not unclear speech.
                 max_wait = self.turn_taking.endpointing.max_wait
                 user.failure = f"stt/{self.stt.provider_name}: no final transcript within max_wait {max_wait:g} s"
-            user.finals_expected = len(user.finals)  # stop waiting; the silence rule still applies
+            self._stop_waiting_for_finals(user)  # the silence rule still applies
             self._maybe_end_turn()
 
     def _timer_barge_in(self) -> None:
@@ -368,7 +385,7 @@ class TurnManager:
             # Still thinking: the caller had not finished. Their new words continue the same turn.
             self.conversation.take_last_user()
             self.user.finals = [carried.text]
-            self.user.finals_expected = 1
+            self.user.requested = True
             self.user.voiced = carried.voiced
         self.stt.speech_started(t)
         self.state = State.USER_SPEAKING

@@ -38,7 +38,10 @@ class UserTurn:
     segment_start: float
     voiced: float = 0.0
     finals: list[str] = field(default_factory=list)
-    finals_expected: int = 0
+    requested: bool = False
+    """A final has been asked for in this turn (it is speech, not a cough, from then on)."""
+    awaiting: int | None = None
+    """The finalize request whose answer completes the turn's transcript, while it is awaited."""
     interim: str = ""
     silence_ok: bool = False
     failure: str | None = None
