@@ -35,6 +35,21 @@ class Clause:
     queued: int = 0
     heard: int = 0
     complete: bool = False
+    alignment: list[tuple[int, int]] | None = field(default_factory=list)
+    """From the voice's :class:`~voiceflow.frames.TextMark`: (samples into the clause's audio,
+    characters of its text spoken by then). ``None`` once it cannot be trusted (another voice
+    took over mid-clause); the heard share is then estimated."""
+
+    def heard_share(self) -> str:
+        """The words of a clause cut off after :attr:`heard` samples."""
+        if self.alignment:
+            spoken = max((chars for at, chars in self.alignment if at <= self.heard), default=0)
+            said = self.text[:spoken]
+            if spoken < len(self.text) and not self.text[spoken].isspace():
+                said = said.rsplit(None, 1)[0] if len(said.split()) > 1 else ""  # a word half said
+            return said.strip()
+        words = self.text.split()
+        return " ".join(words[: round(len(words) * self.heard / self.queued)])
 
 
 @dataclass
@@ -86,10 +101,9 @@ class Reply:
             if clause.complete and clause.heard >= clause.queued:
                 parts.append(clause.text)
                 continue
-            words = clause.text.split()
-            share = round(len(words) * clause.heard / clause.queued)
+            share = clause.heard_share()
             if share:
-                parts.append(" ".join(words[:share]) + "…")
+                parts.append(share + "…")
             break
         return " ".join(parts)
 
@@ -189,6 +203,9 @@ class ReplyPipeline:
 
         while text:
             framer = _Framer()
+            start, offset = clause.queued, clause.text.find(text)
+            if offset < 0:
+                clause.alignment = None
             audio = self.tts.stream(
                 _synthesis(text),
                 first=reply.tts_from, check=check_tts_audio, nonempty=True, served=served,
@@ -199,6 +216,10 @@ class ReplyPipeline:
                 async with aclosing(audio):
                     async for chunk in audio:
                         reply.timeline.mark_once("tts_first_audio", self.clock.now())
+                        if chunk.marks and clause.alignment is not None:
+                            clause.alignment += [
+                                (start + round(mark.at * SAMPLE_RATE), offset + mark.chars) for mark in chunk.marks
+                            ]
                         for pcm in framer.push(chunk):
                             await self._play(reply, index, pcm)
                         if framer.seconds > limit:

@@ -20,7 +20,7 @@ from pydantic import Field
 
 from voiceflow.clock import current_clock
 from voiceflow.config.base import ProviderConfig
-from voiceflow.frames import SAMPLE_RATE, AudioFrame, Message, Transcript, TTSAudio, VADEvent, VADKind
+from voiceflow.frames import SAMPLE_RATE, AudioFrame, Message, TextMark, Transcript, TTSAudio, VADEvent, VADKind
 from voiceflow.plugins.hookspecs import hookimpl
 from voiceflow.providers import LLMProvider, STTProvider, STTStream, TTSProvider, VADProvider, VADStream
 
@@ -245,29 +245,39 @@ class ScriptedLLM(LLMProvider[ScriptedLLMConfig]):
 
 class ToneTTSConfig(ProviderConfig):
     provider: Literal["tone"] = "tone"
-    seconds_per_char: float = Field(0.06, gt=0)
-    first_audio_delay: float = Field(0.05, ge=0)
-    chunk_seconds: float = Field(0.2, gt=0)
-    sample_rate: int = 24_000
+    seconds_per_char: float = Field(0.06, gt=0, le=10)
+    first_audio_delay: float = Field(0.05, ge=0, le=60)
+    chunk_seconds: float = Field(0.2, gt=0, le=60)
+    sample_rate: int = Field(24_000, ge=4_000, le=384_000)
+    lead_silence: float = Field(0.0, ge=0, le=60, description="Silence before the tone, seconds.")
+    alignment: bool = Field(False, description="Report TextMarks: which characters each chunk ends on.")
 
 
 class ToneTTS(TTSProvider[ToneTTSConfig]):
-    """Speaks a 440 Hz tone as long as the text would take to say."""
+    """Speaks a 440 Hz tone as long as the text would take to say (after ``lead_silence``)."""
 
     name = "tone"
     config_model = ToneTTSConfig
 
     async def synthesize(self, text: str) -> AsyncIterator[TTSAudio]:
         clock = current_clock()
-        rate = self.config.sample_rate
-        total = int(len(text) * self.config.seconds_per_char * rate)
-        chunk = int(self.config.chunk_seconds * rate)
-        await clock.sleep(self.config.first_audio_delay)
+        config = self.config
+        rate = config.sample_rate
+        lead = int(config.lead_silence * rate)
+        total = lead + int(len(text) * config.seconds_per_char * rate)
+        chunk = int(config.chunk_seconds * rate)
+        await clock.sleep(config.first_audio_delay)
         for start in range(0, total, chunk):
             n = min(chunk, total - start)
             t = (np.arange(start, start + n) / rate).astype(np.float32)
             tone = (0.3 * np.sin(2 * np.pi * 440 * t) * 32767).astype("<i2")
-            yield TTSAudio(tone.tobytes(), rate)
+            tone[: max(0, lead - start)] = 0
+            marks: tuple[TextMark, ...] = ()
+            if config.alignment:
+                end = (start + n) / rate
+                spoken = min(len(text), int(max(0.0, end - config.lead_silence) / config.seconds_per_char))
+                marks = (TextMark(spoken, end),)
+            yield TTSAudio(tone.tobytes(), rate, marks)
             await anyio.lowlevel.checkpoint()
 
 
