@@ -20,7 +20,16 @@ from pydantic import Field
 
 from voiceflow.clock import current_clock
 from voiceflow.config.base import ProviderConfig
-from voiceflow.frames import SAMPLE_RATE, AudioFrame, Message, TextMark, Transcript, TTSAudio, VADEvent, VADKind
+from voiceflow.frames import (
+    SAMPLE_RATE,
+    AudioFrame,
+    Message,
+    TextMark,
+    Transcript,
+    TTSAudio,
+    VADEvent,
+    VADKind,
+)
 from voiceflow.plugins.hookspecs import hookimpl
 from voiceflow.providers import LLMProvider, STTProvider, STTStream, TTSProvider, VADProvider, VADStream
 
