@@ -448,7 +448,7 @@ def test_unknown_field_inside_a_union_member(registry: PluginRegistry) -> None:
     issue = only_issue(text, registry)
     assert issue.path == ("llm", 0, "tempreature")
     assert "did you mean 'temperature'" in issue.message
-    assert "(allowed here: model, provider, temperature, timeouts)" in issue.message
+    assert "(allowed here: circuit, model, provider, temperature, timeouts)" in issue.message
     assert (issue.line, issue.column) == (line_of(text, "tempreature"), 5)
 
 

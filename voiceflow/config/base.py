@@ -124,11 +124,26 @@ class AttemptTimeouts(Strict):
     )
 
 
+class CircuitBreaker(Strict):
+    """When a provider keeps failing, stop trying it for a while (shared by every call of the
+    process), so callers stop paying its timeouts; then let one request probe it."""
+
+    failures: int = Field(
+        3, ge=1, le=1000, description="Consecutive failures that open the circuit (the provider is skipped)."
+    )
+    reset_after: float = Field(
+        30.0, gt=0, le=3600, description="Seconds the circuit stays open before one request probes it again."
+    )
+
+
 class ProviderConfig(Strict):
     """Settings common to every provider entry of a stage's chain."""
 
     provider: str = Field(description="Which registered provider this entry uses.")
     timeouts: AttemptTimeouts = AttemptTimeouts()
+    circuit: CircuitBreaker = Field(
+        CircuitBreaker(), description="When to stop trying this provider after repeated failures."
+    )
 
 
 # --- files a provider reads -------------------------------------------------------------------

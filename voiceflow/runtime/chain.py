@@ -24,6 +24,7 @@ import structlog
 from voiceflow.clock import Clock
 from voiceflow.providers import Provider
 from voiceflow.redaction import redact
+from voiceflow.runtime.breaker import Breaker
 from voiceflow.runtime.deadline import close_within
 
 T = TypeVar("T")
@@ -67,6 +68,8 @@ class Chain(Generic[P]):
     providers: Sequence[P]
     clock: Clock
     observers: list[AttemptObserver] = field(default_factory=list)
+    breaker: Callable[[Provider[Any]], Breaker] | None = None
+    """The process-wide circuit breaker of each provider (:mod:`voiceflow.runtime.breaker`)."""
 
     async def stream(
         self,
@@ -90,6 +93,10 @@ class Chain(Generic[P]):
             provider = self.providers[index]
             timeouts = provider.config.timeouts
             requested = self.clock.now()
+            breaker = self.breaker(provider) if self.breaker is not None else None
+            if breaker is not None and index < len(self.providers) - 1 and not breaker.allows():
+                self._record(attempts, provider, requested, None, breaker.describe())
+                continue  # (the last provider is always tried: something beats nothing)
             iterator: AsyncIterator[T] | None = None
             try:
                 iterator = start(provider)  # a provider may fail already when asked to start
@@ -97,16 +104,22 @@ class Chain(Generic[P]):
                     item = await self._next(iterator, timeouts.first_byte, check, substantive)
                 except StopAsyncIteration:
                     if not nonempty:
+                        if breaker is not None:
+                            breaker.succeeded()
                         self._record(attempts, provider, requested, self.clock.now(), None)
                         return
                     raise EmptyStream("produced nothing") from None
             except Exception as exc:  # noqa: BLE001 - any provider failure means "try the next"
                 if iterator is not None:
                     await _close(iterator)
+                if breaker is not None:
+                    breaker.failed()
                 self._record(attempts, provider, requested, None, _describe(exc, timeouts.first_byte))
                 log.warning("provider failed, falling back", stage=self.stage,
                             provider=provider.name, error=attempts[-1].error)
                 continue
+            if breaker is not None:
+                breaker.succeeded()
             self._record(attempts, provider, requested, self.clock.now(), None)
             if served is not None:
                 served(index)
@@ -118,6 +131,8 @@ class Chain(Generic[P]):
                     except StopAsyncIteration:
                         return
                     except Exception as exc:  # noqa: BLE001
+                        if breaker is not None:
+                            breaker.failed()
                         self._record(attempts, provider, requested, None,
                                      "mid-stream: " + _describe(exc, timeouts.idle))
                         raise StageFailed(self.stage, attempts, served_by=index) from exc

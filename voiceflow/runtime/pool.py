@@ -29,6 +29,7 @@ from voiceflow.config.base import ProviderConfig
 from voiceflow.plugins.registry import PluginRegistry
 from voiceflow.providers import Provider, ProviderError, ProviderKind, ProviderUnavailable
 from voiceflow.redaction import redact
+from voiceflow.runtime.breaker import Breaker
 from voiceflow.runtime.deadline import close_within, within
 
 log = structlog.get_logger("voiceflow.pool")
@@ -53,6 +54,7 @@ class ProviderPool:
         self._instances: dict[tuple[ProviderKind, str], Provider[Any]] = {}
         self._failures: dict[tuple[ProviderKind, str], _Failure] = {}
         self._locks: dict[tuple[ProviderKind, str], anyio.Lock] = {}
+        self._breakers: dict[int, Breaker] = {}
 
     async def get(self, kind: ProviderKind, config: ProviderConfig) -> Provider[Any]:
         key = (kind, config_identity(config))
@@ -93,6 +95,13 @@ class ProviderPool:
         if not ready:
             raise NoProviderReady(f"no {kind.value} provider could be prepared: " + "; ".join(errors))
         return ready
+
+    def breaker(self, provider: Provider[Any]) -> Breaker:
+        """The circuit breaker every session shares for this provider instance."""
+        found = self._breakers.get(id(provider))
+        if found is None:
+            found = self._breakers[id(provider)] = Breaker(provider.name, provider.config.circuit)
+        return found
 
     def instances(self) -> list[Provider[Any]]:
         """The prepared providers (for tests and diagnostics)."""

@@ -100,9 +100,10 @@ class Session:
             if vad_providers and not vad.available:
                 unavailable.append("vad: no voice activity detector could start")
             llm = Chain[LLMProvider[Any]](
-                "llm", await self._providers(ProviderKind.LLM, self.agent.llm, unavailable), self.clock
+                "llm", await self._providers(ProviderKind.LLM, self.agent.llm, unavailable), self.clock,
+                breaker=self.pool.breaker,
             )
-            tts = Chain[TTSProvider[Any]]("tts", tts_providers, self.clock)
+            tts = Chain[TTSProvider[Any]]("tts", tts_providers, self.clock, breaker=self.pool.breaker)
             stt = Recognizer(await self._providers(ProviderKind.STT, self.agent.stt, unavailable))
             try:
                 await self._converse(stt, vad, llm, tts, unavailable)
