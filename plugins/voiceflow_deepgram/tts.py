@@ -1,0 +1,176 @@
+"""The ``deepgram-aura`` TTS provider: Aura's audio streamed as linear16 at the rate asked for.
+
+* **websocket** (default): ``Speak`` with the clause, then ``Flush``; binary audio is yielded as it
+  arrives until Deepgram answers the flush (``Flushed``). Sockets stay open across clauses and
+  calls (:mod:`.speak`). When the clause is cancelled (barge-in) or its iterator closed, ``Clear``
+  goes out and the generator returns at once; the socket is cleaned up by the next clause that
+  takes it.
+* **rest**: one streamed ``POST /v1/speak`` per clause (``speak.v1.audio.generate``); closing the
+  iterator closes the HTTP stream.
+
+Either way a chunk can end in the middle of a 16-bit sample; the odd byte is carried into the next
+chunk, so every ``TTSAudio`` holds whole samples. SDK failures become key-free ProviderErrors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from typing import Any
+
+import anyio
+
+from voiceflow.frames import TTSAudio
+from voiceflow.providers import ProviderError, TTSProvider
+from voiceflow_deepgram.client import Connection, connect
+from voiceflow_deepgram.config import AuraConfig
+from voiceflow_deepgram.errors import map_error
+from voiceflow_deepgram.speak import SpeakPool, SpeakSocket, abandon, field
+
+CLOSE_SECONDS = 1.0
+"""Longest wait for a REST stream to close after the clause was stopped."""
+
+
+class _Samples:
+    """Carries an odd trailing byte into the next chunk: chunks may split a 16-bit sample."""
+
+    def __init__(self) -> None:
+        self._odd = b""
+
+    def whole(self, chunk: bytes) -> bytes:
+        data = self._odd + chunk if self._odd else chunk
+        cut = len(data) - len(data) % 2
+        self._odd = data[cut:]
+        return data[:cut]
+
+
+class DeepgramAura(TTSProvider[AuraConfig]):
+    """Deepgram Aura text-to-speech, streamed as linear16 over a kept-open websocket (or REST)."""
+
+    name = "deepgram-aura"
+    config_model = AuraConfig
+
+    def __init__(self, config: AuraConfig) -> None:
+        super().__init__(config)
+        self._connection: Connection | None = None
+        self._pool: SpeakPool | None = None
+
+    async def prepare(self) -> None:
+        if self._connection is None:
+            self._connection = await connect(self.config, name="deepgram-aura")
+            self._pool = SpeakPool(self._open, self.config.socket_idle_seconds)
+
+    async def aclose(self) -> None:
+        pool, self._pool = self._pool, None
+        connection, self._connection = self._connection, None
+        if pool is not None:
+            await pool.aclose()
+        if connection is not None:
+            await connection.aclose()
+
+    @property
+    def pool(self) -> SpeakPool | None:
+        return self._pool
+
+    @property
+    def url(self) -> str:
+        config = self.config
+        root = config.websocket_root if config.transport == "websocket" else config.rest_root
+        return root + "/v1/speak"
+
+    def synthesize(self, text: str) -> AsyncIterator[TTSAudio]:
+        """Stream the clause's audio; closing the iterator stops it at once."""
+        if self.config.transport == "rest":
+            return self._rest(text)
+        return self._websocket(text)
+
+    # --- websocket ---------------------------------------------------------------------------
+
+    async def _websocket(self, text: str) -> AsyncIterator[TTSAudio]:
+        from deepgram.speak.v1.types import SpeakV1Text
+        from websockets.exceptions import ConnectionClosed
+
+        pool = self._pool
+        if pool is None:
+            raise ProviderError("deepgram-aura: synthesize() called before prepare()")
+        rate, samples = self.config.sample_rate, _Samples()
+        socket: SpeakSocket | None = None
+        flushed = False
+        try:
+            try:
+                socket, reused = await pool.checkout()
+                try:
+                    await socket.conn.send_text(SpeakV1Text(type="Speak", text=text))
+                    await socket.conn.send_flush()
+                except (ConnectionClosed, OSError):
+                    if not reused:
+                        raise
+                    # The server closed the idle socket meanwhile: once more, on a fresh one.
+                    stale, socket = socket, None
+                    await abandon(stale)
+                    socket = await pool.open()
+                    await socket.conn.send_text(SpeakV1Text(type="Speak", text=text))
+                    await socket.conn.send_flush()
+            except Exception as exc:  # noqa: BLE001 - every SDK failure is mapped
+                raise self._error(exc) from None
+            while True:
+                try:
+                    message = await socket.conn.recv()
+                except Exception as exc:  # noqa: BLE001
+                    raise self._error(exc) from None
+                if isinstance(message, bytes):
+                    pcm = samples.whole(message)
+                    if pcm:
+                        yield TTSAudio(pcm, rate)
+                elif field(message, "type") == "Flushed":
+                    flushed = True
+                    return
+                # Metadata, a stale Cleared, Warning: nothing to play.
+        finally:
+            if socket is not None:
+                await pool.checkin(socket, clean=flushed)
+
+    async def _open(self) -> SpeakSocket:
+        connection = self._connection
+        if connection is None:
+            raise ProviderError("deepgram-aura: the provider is closed")
+        stack = AsyncExitStack()
+        try:
+            conn = await stack.enter_async_context(connection.client.speak.v1.connect(
+                model=self.config.model, encoding="linear16", sample_rate=self.config.sample_rate))
+        except BaseException:
+            await stack.aclose()
+            raise
+        return SpeakSocket(conn, stack)
+
+    # --- REST --------------------------------------------------------------------------------
+
+    async def _rest(self, text: str) -> AsyncIterator[TTSAudio]:
+        connection = self._connection
+        if connection is None:
+            raise ProviderError("deepgram-aura: synthesize() called before prepare()")
+        rate, samples = self.config.sample_rate, _Samples()
+        stream: Any = connection.client.speak.v1.audio.generate(
+            text=text, model=self.config.model, encoding="linear16", sample_rate=rate, container="none",
+            request_options={"max_retries": 0},
+        )
+        try:
+            while True:
+                try:
+                    chunk = await anext(stream)
+                except StopAsyncIteration:
+                    return
+                except Exception as exc:  # noqa: BLE001 - every SDK failure is mapped
+                    raise self._error(exc) from None
+                pcm = samples.whole(chunk)
+                if pcm:
+                    yield TTSAudio(pcm, rate)
+        finally:
+            # Shielded: a cancelled clause (barge-in) must close its HTTP stream now, not when the
+            # garbage collector gets to it; bounded, so a stuck close cannot hold the reply.
+            with anyio.move_on_after(CLOSE_SECONDS, shield=True):
+                await stream.aclose()
+
+    def _error(self, exc: BaseException) -> ProviderError:
+        key = self._connection.key if self._connection is not None else None
+        return map_error(exc, url=self.url, model=self.config.model, key=key)
