@@ -89,10 +89,14 @@ class DeepgramAccess(ProviderConfig):
         return _with_scheme(self.websocket_url or self.rest_root, _TO_WEBSOCKET)
 
     @property
+    def endpoint(self) -> str:
+        """The root this provider talks to (the websocket's, unless a subclass says otherwise)."""
+        return self.websocket_root
+
+    @property
     def is_official(self) -> bool:
         """Whether requests go to Deepgram itself (whose key must not go anywhere else)."""
-        hosts = {urlsplit(self.rest_root).hostname, urlsplit(self.websocket_root).hostname}
-        return OFFICIAL_HOST in hosts
+        return urlsplit(self.endpoint).hostname == OFFICIAL_HOST
 
 
 class DeepgramSTTConfig(DeepgramAccess):
@@ -186,6 +190,10 @@ class AuraConfig(DeepgramAccess):
     sample_rate: Literal[8000, 16000, 24000, 48000] = Field(
         16000, description="Rate Aura is asked for (linear16); 16000 is voiceflow's own, so nothing is resampled."
     )
+    @property
+    def endpoint(self) -> str:
+        return self.websocket_root if self.transport == "websocket" else self.rest_root
+
     socket_idle_seconds: float = Field(
         20.0,
         ge=0,
