@@ -20,10 +20,21 @@ MAX_SERVER_MESSAGE = 200
 """Characters of the service's own message kept in ours: enough for "voice not found"."""
 
 
+KEY_PIECE = 8
+"""The shortest run of the key's characters that is redacted on its own (a message cut off
+mid-key, such as a websocket close reason at its 123-byte limit, still holds most of it)."""
+
+
 def scrub(text: str, key: str | None) -> str:
-    """``text`` without the key, on one line, shortened: server messages are other people's text."""
+    """``text`` without the key or any long piece of it, on one line, shortened: server
+    messages are other people's text."""
     if key and len(key) >= 4:
         text = text.replace(key, "[redacted]")
+        for length in range(len(key) - 1, KEY_PIECE - 1, -1):
+            for start in range(len(key) - length + 1):
+                piece = key[start : start + length]
+                if piece in text:
+                    text = text.replace(piece, "[redacted]")
     text = " ".join(text.split())
     return text if len(text) <= MAX_SERVER_MESSAGE else text[: MAX_SERVER_MESSAGE - 1] + "…"
 
@@ -47,26 +58,29 @@ def unreachable(exc: BaseException, url: str) -> ProviderError | None:
     return None
 
 
-def refused(status: int, kind: str, message: str, *, url: str, voice_id: str, model_id: str) -> ProviderError:
+def refused(status: int, kind: str, message: str, *, url: str, voice_id: str, model_id: str,
+            how: str | None = None) -> ProviderError:
     """The error for a refusal by status (HTTP, or the status a websocket close stands for).
 
     ``kind`` is ElevenLabs' ``detail.status`` (``invalid_api_key``, ``quota_exceeded``,
-    ``voice_not_found``, ...) when known; ``message`` its scrubbed text."""
+    ``voice_not_found``, ...) when known; ``message`` its scrubbed text; ``how`` what the service
+    actually answered, when it was not that HTTP status (``"closed 1008"``)."""
+    shown = how or str(status)
     detail = f": {message}" if message else ""
     if kind == "quota_exceeded" or "quota" in message.lower():
-        return ProviderError(f"elevenlabs: out of credits (quota exceeded) at {url}{detail}")
+        return ProviderError(f"elevenlabs: out of credits (quota exceeded, {shown}) at {url}{detail}")
     if status == 401 or kind in ("invalid_api_key", "needs_authorization"):
-        return ProviderUnavailable(f"elevenlabs: the API key was refused ({status}); check api_key for {url}")
+        return ProviderUnavailable(f"elevenlabs: the API key was refused ({shown}); check api_key for {url}")
     if status == 403:
-        return ProviderUnavailable(f"elevenlabs: the key may not use voice {voice_id!r} or model {model_id!r} (403){detail}")
-    if status == 404 or kind == "voice_not_found":
         return ProviderUnavailable(
-            f"elevenlabs: voice {voice_id!r} not found (404) at {url}; check voice_id{detail}")
+            f"elevenlabs: the key may not use voice {voice_id!r} or model {model_id!r} ({shown}){detail}")
+    if status == 404 or kind == "voice_not_found":
+        return ProviderUnavailable(f"elevenlabs: voice {voice_id!r} not found ({shown}) at {url}; check voice_id")
     if status == 429:
-        return ProviderError(f"elevenlabs: rate limited or too many concurrent requests at {url} (429){detail}")
+        return ProviderError(f"elevenlabs: rate limited or too many concurrent requests ({shown}) at {url}{detail}")
     if status >= 500:
-        return ProviderError(f"elevenlabs: server error {status} at {url}{detail}")
-    return ProviderError(f"elevenlabs: request refused ({status}) at {url}{detail}")
+        return ProviderError(f"elevenlabs: server error ({shown}) at {url}{detail}")
+    return ProviderError(f"elevenlabs: request refused ({shown}) at {url}{detail}")
 
 
 def body_detail(body: Any, key: str | None) -> tuple[str, str]:
@@ -101,7 +115,8 @@ def closed(code: int | None, reason: str, *, key: str | None, url: str, voice_id
             return ProviderError(f"elevenlabs: the socket was closed for inactivity at {url}: {text}")
         for needle, status, kind in _CLOSE_STATUS:
             if needle in lowered and (needle != "voice" or "not found" in lowered):
-                return refused(status, kind, text, url=url, voice_id=voice_id, model_id=model_id)
+                return refused(status, kind, text, url=url, voice_id=voice_id, model_id=model_id,
+                               how="closed 1008")
         return ProviderError(f"elevenlabs: {url} refused the request (1008 policy violation): {text or 'no reason'}")
     if code == 1011:
         return ProviderError(f"elevenlabs: server error at {url} (1011): {text or 'no reason'}")

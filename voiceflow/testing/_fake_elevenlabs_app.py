@@ -179,6 +179,13 @@ class _StreamInput:
         self.dropped = False
 
     async def run(self) -> None:
+        try:
+            await self._run()
+        finally:
+            self.parts_in.close()
+            self.parts_out.close()
+
+    async def _run(self) -> None:
         if (await self.receive())["type"] != "websocket.connect":
             return
         match = _STREAM_INPUT.match(self.scope["path"])
@@ -191,12 +198,18 @@ class _StreamInput:
                                                    headers.get("xi-api-key"), match.group(1))
         if await self.server._pause(self.server.handshake_delay):
             return
-        await self._send({"type": "websocket.accept"})
+        try:
+            await self._send({"type": "websocket.accept"})
+        except OSError:  # the client gave up during the handshake
+            record.disconnected_at = time.monotonic()
+            return
         record.accepted_at = time.monotonic()
         record.authorized = record.api_key == self.server.api_key
         self.rate = _pcm_rate(query.get("output_format", "mp3_44100"))
         timeout = query.get("inactivity_timeout", "20")
-        self.inactivity = int(timeout) if timeout.isdigit() and 5 <= int(timeout) <= 180 else 0
+        self.inactivity = float(timeout) if timeout.isdigit() and 5 <= int(timeout) <= 180 else 0.0
+        if self.inactivity and self.server.inactivity_timeout is not None:
+            self.inactivity = self.server.inactivity_timeout
         self.sync = query.get("sync_alignment", "false").lower() == "true"
         try:
             if not record.authorized:
@@ -252,7 +265,7 @@ class _StreamInput:
             with anyio.move_on_after(None if record.ended else self.inactivity):
                 event = dict(await self.receive())
             if event is None:
-                await self._close(1008, INACTIVITY_MESSAGE.format(seconds=self.inactivity))
+                await self._close(1008, INACTIVITY_MESSAGE.format(seconds=f"{self.inactivity:g}"))
                 return self._gone()
             if event["type"] == "websocket.disconnect":
                 return self._gone()

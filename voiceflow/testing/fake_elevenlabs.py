@@ -151,6 +151,8 @@ class FakeElevenLabs:
     ``chunk_ms`` the audio per message (or HTTP chunk) and ``chunk_interval`` the pace between
     them (faster than real time, as the real service is). ``voices`` limits the voice ids that
     exist (``None``: all do). ``alignment`` picks the alignment fields sent.
+    ``inactivity_timeout`` overrides the one a socket asks for (the real service accepts 5–180 s;
+    a test may want less).
     """
 
     def __init__(
@@ -164,6 +166,7 @@ class FakeElevenLabs:
         chunk_interval: float = 0.01,
         ms_per_char: int = 60,
         alignment: Literal["both", "original", "normalized", "none"] = "both",
+        inactivity_timeout: float | None = None,
         fault: Fault | None = None,
         leak_key_in_errors: bool = True,
     ) -> None:
@@ -175,6 +178,7 @@ class FakeElevenLabs:
         self.chunk_interval = chunk_interval
         self.ms_per_char = ms_per_char
         self.alignment = alignment
+        self.inactivity_timeout = inactivity_timeout
         self.fault = fault
         self.leak_key_in_errors = leak_key_in_errors
         self.requests: list[ReceivedRequest] = []
