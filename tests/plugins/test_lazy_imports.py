@@ -13,6 +13,7 @@ import sys
 import pytest
 
 CASES = [
+    ("voiceflow_elevenlabs", "ElevenLabsTTS", "ElevenLabsConfig", "elevenlabs", ["elevenlabs", "websockets", "httpx"]),
     ("voiceflow_espeak", "EspeakTTS", "EspeakConfig", "espeak", ["espeakng_loader"]),
     ("voiceflow_llama_cpp", "LlamaCppLLM", "LlamaCppConfig", "llama-cpp", ["llama_cpp"]),
     ("voiceflow_openai", "OpenAILLM", "OpenAIConfig", "openai", ["openai", "httpx2"]),
