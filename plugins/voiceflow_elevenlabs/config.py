@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
@@ -12,6 +12,9 @@ from voiceflow.config.base import ProviderConfig, Strict
 OFFICIAL_BASE_URL = "https://api.elevenlabs.io"
 DEFAULT_VOICE_ID = "JBFqnCBsd6RMkjVDRZzb"
 """A premade voice every account has ("George"), so an agent works before a voice is chosen."""
+
+ScheduleStep = Annotated[int, Field(ge=50, le=500)]
+"""Characters buffered before a generation: ElevenLabs accepts 50–500."""
 
 
 class ElevenLabsVoiceSettings(Strict):
@@ -85,8 +88,8 @@ class ElevenLabsConfig(ProviderConfig):
     voice_settings: ElevenLabsVoiceSettings | None = Field(
         None, description="Voice settings for every request; unset keeps the voice's stored settings."
     )
-    chunk_length_schedule: list[int] = Field(
-        default_factory=lambda: [50, 120, 160, 250],
+    chunk_length_schedule: list[ScheduleStep] = Field(
+        [50, 120, 160, 250],
         min_length=1,
         max_length=8,
         description=(
@@ -125,14 +128,6 @@ class ElevenLabsConfig(ProviderConfig):
             "(ws:// or wss://)."
         ),
     )
-
-    @field_validator("chunk_length_schedule")
-    @classmethod
-    def _schedule_bounds(cls, value: list[int]) -> list[int]:
-        bad = [n for n in value if not 50 <= n <= 500]
-        if bad:
-            raise ValueError(f"every value must be 50–500 characters (got {bad})")
-        return value
 
     @field_validator("base_url")
     @classmethod
