@@ -153,6 +153,8 @@ class _SpeakSocket:
         self.speaking: asyncio.Task[None] | None = None
         self.sequence = 0
         self.chunks = 0
+        self.slowed = False
+        self.faulted = False
 
     async def run(self) -> None:
         worker = asyncio.ensure_future(self._work())
@@ -225,7 +227,8 @@ class _SpeakSocket:
             await server._pause(None)
         await server._pause(server.ttfb)
         for i, chunk in enumerate(chunks(tone(text, self.rate, server.seconds_per_char), server.chunk_bytes)):
-            if fault is not None and self.chunks == fault.after:
+            if fault is not None and self.chunks == fault.after and not self.faulted:
+                self.faulted = True  # once per socket
                 if fault.kind == "disconnect":
                     self.conn.transport.abort()
                     await server._pause(None)
@@ -236,7 +239,8 @@ class _SpeakSocket:
                                       + server._key_note(record.authorization), "code": "INTERNAL_SERVER_ERROR"})
                     await self.conn.close(1011, "internal error")
                     await server._pause(None)
-            if i == 0 and record.chunks_sent == 0 and fault is not None and fault.kind == "slow_first_byte":
+            if i == 0 and not self.slowed and fault is not None and fault.kind == "slow_first_byte":
+                self.slowed = True  # the first clause on the socket only
                 await server._pause(fault.seconds)
             elif i:
                 await server._pause(server.chunk_interval)
