@@ -10,6 +10,8 @@ with it.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing
@@ -25,11 +27,13 @@ from voiceflow.frames import TextMark, TTSAudio
 from voiceflow.plugins import PluginRegistry
 from voiceflow.providers import ProviderError, ProviderKind, ProviderUnavailable
 from voiceflow.runtime.chain import Chain, StageFailed
-from voiceflow.testing._fake_elevenlabs_voice import normalise
+from voiceflow.testing._fake_elevenlabs_voice import Speech, normalise
 from voiceflow.testing.conformance import check_tts
 from voiceflow.testing.fake_elevenlabs import FakeElevenLabs, Fault
 from voiceflow.testing.fakes import silence, speech_like
 from voiceflow_elevenlabs import ElevenLabsConfig, ElevenLabsTTS, sockets
+from voiceflow_elevenlabs.alignment import ClauseAligner
+from voiceflow_elevenlabs.errors import scrub
 
 pytestmark = pytest.mark.anyio
 
@@ -285,6 +289,72 @@ async def test_marks_ride_on_the_audio_they_describe(server: FakeElevenLabs) -> 
         # lasts 60 ms, or 300 ms for the "3" said as "three").
         assert all(played <= m.at - MS_PER_CHAR / 1000 + 1e-6 < end + 0.25 for m in chunk.marks), (played, chunk.marks)
         played = end
+
+
+def test_marks_from_per_part_alignment_and_odd_spacing() -> None:
+    """Without sync_alignment the first frame of each generated part aligns the whole part, from
+    the part's first sample; the offset is the audio before it. Extra spaces in the clause and the
+    socket's opening space in the alignment change nothing."""
+    clause = "Two  parts, with   odd spacing and 42 digits."
+    parts = [" Two parts, with odd spacing ", "and 42 digits. "]  # as the service cut them
+    aligner = ClauseAligner(clause)
+    received = 0
+    marks: list[TextMark] = []
+    for part in parts:
+        for piece in Speech(part, rate=16_000, ms_per_char=MS_PER_CHAR).pieces(100, sync_alignment=False):
+            marks += aligner.marks(piece.alignment, received / 32_000)
+            received += len(piece.pcm)
+    by_text = {clause[: m.chars]: round(m.at, 3) for m in marks}
+    assert by_text["Two"] == 0.24  # after the opening space (60 ms): three characters of 60 ms
+    assert by_text["Two  parts,"] == round(11 * 0.06, 3)  # one space spoken, two in the clause
+    first_part = len(normalise(parts[0])[0]) * 0.06
+    assert by_text["Two  parts, with   odd spacing and"] == round(first_part + 3 * 0.06, 3)
+    assert marks[-1].chars == len(clause)
+
+
+def test_server_text_loses_the_key_and_long_pieces_of_it() -> None:
+    cut = "Invalid API key (key " + KEY[:20]  # a close reason cut at 123 bytes, mid-key
+    assert KEY[:12] not in scrub(cut, KEY) and scrub(cut, KEY).endswith("(key [redacted]")
+    assert scrub(f"a {KEY} b", KEY) == "a [redacted] b"
+    assert scrub("the key is short: xi-te", KEY) == "the key is short: xi-te"
+
+
+async def test_calls_sharing_one_voice_at_once(server: FakeElevenLabs) -> None:
+    tts = await prepared(config(server))
+    results: dict[int, float] = {}
+
+    async def speak(i: int) -> None:
+        chunks, _ = await collect(tts, f"Call number {i} says this clause.")
+        results[i] = seconds(chunks)
+
+    try:
+        async with anyio.create_task_group() as tg:
+            for i in range(4):
+                tg.start_soon(speak, i)
+    finally:
+        await tts.aclose()
+    assert sorted(results) == [0, 1, 2, 3] and all(s > 1.5 for s in results.values())
+    assert len(server.syntheses) == 4
+
+
+def test_http_mode_says_what_to_install_without_the_sdk() -> None:
+    code = """
+import sys
+for blocked in ("elevenlabs", "httpx"):
+    sys.modules[blocked] = None
+import anyio
+from voiceflow_elevenlabs import ElevenLabsTTS, ElevenLabsConfig
+from voiceflow.providers import ProviderUnavailable
+tts = ElevenLabsTTS(ElevenLabsConfig(provider="elevenlabs", transport="http", api_key="k"))
+try:
+    anyio.run(tts.prepare)
+except ProviderUnavailable as exc:
+    assert "pip install 'voiceflow[cloud]'" in str(exc), exc
+else:
+    raise SystemExit("prepare() worked without the SDK")
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
 
 
 # --- faults ------------------------------------------------------------------------------------
