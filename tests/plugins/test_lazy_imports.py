@@ -13,6 +13,8 @@ import sys
 import pytest
 
 CASES = [
+    ("voiceflow_deepgram", "DeepgramSTT", "DeepgramSTTConfig", "deepgram", ["deepgram", "websockets", "httpx"]),
+    ("voiceflow_deepgram", "DeepgramAura", "AuraConfig", "deepgram-aura", ["deepgram", "websockets", "httpx"]),
     ("voiceflow_elevenlabs", "ElevenLabsTTS", "ElevenLabsConfig", "elevenlabs", ["elevenlabs", "websockets", "httpx"]),
     ("voiceflow_espeak", "EspeakTTS", "EspeakConfig", "espeak", ["espeakng_loader"]),
     ("voiceflow_llama_cpp", "LlamaCppLLM", "LlamaCppConfig", "llama-cpp", ["llama_cpp"]),
