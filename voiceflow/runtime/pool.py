@@ -44,6 +44,8 @@ class _Failure:
     error: str
     retry_at: float
     backoff: float
+    told: bool = False
+    """Already logged: a provider that stays down is said once, not on every call."""
 
 
 class ProviderPool:
@@ -74,10 +76,12 @@ class ProviderPool:
             except Exception as exc:
                 error = redact(str(exc) if isinstance(exc, ProviderError) else f"{type(exc).__name__}: {exc}")
                 backoff = self.backoff if failure is None else min(self.max_backoff, failure.backoff * 2)
-                self._failures[key] = _Failure(error, anyio.current_time() + backoff, backoff)
+                told = failure is not None and failure.told and failure.error == error
+                self._failures[key] = _Failure(error, anyio.current_time() + backoff, backoff, told)
                 await close_within(config.timeouts.connect, provider.aclose)
                 raise
-            self._failures.pop(key, None)
+            if self._failures.pop(key, None) is not None:
+                log.info("provider ready again", kind=kind.value, provider=config.provider)
             self._instances[key] = provider
             return provider
 
@@ -90,11 +94,20 @@ class ProviderPool:
                 ready.append(await self.get(kind, config))
             except Exception as exc:  # noqa: BLE001 - the next provider in the chain may work
                 errors.append(redact(f"{config.provider}: {type(exc).__name__}: {exc}"))
-                log.warning("provider unavailable, using the rest of its chain",
-                            kind=kind.value, provider=config.provider, error=errors[-1])
+                if self.first_telling(kind, config):
+                    log.warning("provider unavailable, using the rest of its chain",
+                                kind=kind.value, provider=config.provider, error=errors[-1])
         if not ready:
             raise NoProviderReady(f"no {kind.value} provider could be prepared: " + "; ".join(errors))
         return ready
+
+    def first_telling(self, kind: ProviderKind, config: ProviderConfig) -> bool:
+        """Whether this entry's failure has yet to be logged (then it counts as logged now)."""
+        failure = self._failures.get((kind, config_identity(config)))
+        if failure is None:
+            return True
+        first, failure.told = not failure.told, True
+        return first
 
     def breaker(self, provider: Provider[Any]) -> Breaker:
         """The circuit breaker every session shares for this provider instance."""

@@ -51,7 +51,8 @@ async def prepare(agent: AgentConfig, pool: ProviderPool) -> list[str]:
             except Exception as exc:  # noqa: BLE001 - reported, and the chain falls back
                 problem = redact(f"{field_name}[{index}] {config.provider}: {type(exc).__name__}: {exc}")
                 problems.append(problem)
-                log.error("provider not ready", problem=problem)
+                if pool.first_telling(kind, config):
+                    log.error("provider not ready", problem=problem)
     return problems
 
 
