@@ -46,7 +46,7 @@ TIMEOUTS = {"connect": 1.0, "first_byte": 1.0, "idle": 1.0}
 
 
 def agent(registry: PluginRegistry, stage: str | None, fault: str) -> Any:
-    healthy = {"llm": {"provider": "scripted-llm", "replies": [REPLY]}, "tts": {"provider": "tone"}}
+    healthy: dict[str, dict[str, Any]] = {"llm": {"provider": "scripted-llm", "replies": [REPLY]}, "tts": {"provider": "tone"}}
     data: dict[str, Any] = {
         "name": "fallback", "prompt": {"system": "x"}, "transport": {"provider": "file"},
         "vad": [{"provider": "energy"}], "stt": [{"provider": "scripted-stt", "lines": ["tell me"]}],
