@@ -47,6 +47,9 @@ log = structlog.get_logger("voiceflow.deepgram")
 
 CLOSE_SECONDS = 1.0
 """Longest wait, on close, for pending audio to go out and Deepgram to answer CloseStream."""
+STALL_AUDIO = 0.5
+"""Seconds of audio sent on a socket that never answered, after which an unanswered Finalize
+means the server has stalled (rather than that the buffer was empty)."""
 ABANDON_SECONDS = 0.5
 """Longest wait for the websocket's closing handshake before the connection is just dropped."""
 
@@ -96,6 +99,7 @@ class DeepgramStream(STTStream):
         self._closed = anyio.Event()
         self._failure: ProviderError | None = None
         self._drops = 0
+        self._heard = False  # anything received on the current socket
         self.keepalives = 0
         """KeepAlive messages sent (for tests and logs)."""
         self.reconnect_gaps: list[float] = []
@@ -163,6 +167,7 @@ class DeepgramStream(STTStream):
                     return
                 await self._reopen_soon(generation, lost)
             elif message is not nothing:
+                self._heard = True
                 for transcript in self._handle(message):
                     yield transcript
 
@@ -233,8 +238,18 @@ class DeepgramStream(STTStream):
         return Word(text, self._audio.audio_time(start) or 0.0, self._audio.audio_time(end) or 0.0)
 
     def _expired(self) -> list[Transcript]:
-        """Empty finalized finals for the finalize() calls Deepgram did not answer in time."""
+        """Empty finalized finals for the finalize() calls Deepgram did not answer in time.
+
+        Unless the socket has answered nothing at all though it was sent speech (finalize comes
+        after speech, and Deepgram announces speech with SpeechStarted and interims): a server
+        that accepted the stream and then stalled must fail it, not pass for a silent caller.
+        """
         now, expired = anyio.current_time(), []
+        if self._finalizes and self._finalizes[0] <= now and not self._heard and self._audio.sent >= STALL_AUDIO:
+            raise self._fail(ProviderError(
+                f"deepgram: {self._url} accepted the stream but answered nothing "
+                f"({self._audio.sent:.1f} s of audio sent, Finalize unanswered for "
+                f"{self._config.finalize_timeout:g} s)"))
         while self._finalizes and self._finalizes[0] <= now:
             self._finalizes.popleft()
             expired.append(Transcript("", True, self._clock.now(), finalized=True, end=self._audio.end_time()))
@@ -291,7 +306,7 @@ class DeepgramStream(STTStream):
             except Exception as exc:  # noqa: BLE001 - mapped
                 raise self._fail(ProviderError(
                     f"deepgram: the stream dropped ({reason}) and could not be reopened: {self._errors(exc)}")) from None
-            self._socket, self._generation = socket, self._generation + 1
+            self._socket, self._generation, self._heard = socket, self._generation + 1, False
             frames = self._audio.restart()
             for frame in frames:
                 self._audio.add(frame)  # all of them first: a second drop replays them all again

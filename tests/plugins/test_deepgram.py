@@ -361,6 +361,24 @@ async def test_a_hung_server_meets_the_connect_deadline_and_the_chain_moves_on()
     assert elapsed < 0.3 + 5.0  # the connect deadline, not the SDK's 10 s open timeout
 
 
+async def test_a_server_that_accepts_and_then_stalls_fails_the_stream() -> None:
+    """Not an empty final, as if the caller had said nothing: the runtime must move on."""
+    async with FakeDeepgram(api_key=KEY, fault=Fault("stall")) as fake:
+        stt, stream = await open_stream(fake, finalize_timeout=0.3)
+        reader = Reader(stream)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(reader.run)
+            await send(stream, silence(0.3) + speech_like(1.0) + silence(0.3))
+            await stream.finalize()
+            await reader.wait_for(lambda r: r.error is not None)
+        with pytest.raises(ProviderError, match="answered nothing"):
+            await stream.finalize()
+        await stream.aclose()
+        await stt.aclose()
+    assert not reader.finalized
+    assert "accepted the stream but answered nothing (1.6 s of audio sent" in str(reader.error)
+
+
 # --- conformance --------------------------------------------------------------------------------
 
 
