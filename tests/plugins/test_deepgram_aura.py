@@ -101,6 +101,38 @@ async def test_one_websocket_serves_clause_after_clause(server: FakeDeepgram) ->
     assert server.speak_requests[0].flushed == 3
 
 
+async def test_a_pooled_socket_the_server_dropped_is_replaced_before_any_audio(server: FakeDeepgram) -> None:
+    server.fail_next(Fault("disconnect", seconds=0.3), endpoint="speak")  # drops the idle socket
+    tts = await prepared(server, "websocket")
+    try:
+        await collect(tts, "First clause.")
+        await wait_until(lambda: server.speak_requests[0].disconnected_at is not None)
+        chunks, _ = await collect(tts, "Second one.")
+    finally:
+        await tts.aclose()
+    assert b"".join(c.pcm for c in chunks) == tone("Second one.", 16_000, server.seconds_per_char)
+    assert len(server.speak_requests) == 2 and server.speak_requests[1].texts == ["Second one."]
+
+
+async def test_calls_at_once_each_get_their_own_socket(server: FakeDeepgram) -> None:
+    tts = await prepared(server, "websocket")
+    results: dict[str, bytes] = {}
+
+    async def speak(text: str) -> None:
+        chunks, _ = await collect(tts, text)
+        results[text] = b"".join(c.pcm for c in chunks)
+
+    try:
+        async with anyio.create_task_group() as tg:
+            for text in ("One call speaks.", "Another call, at the same time.", "And a third."):
+                tg.start_soon(speak, text)
+        await speak("Then one more.")  # reuses one of the three
+        assert tts.pool is not None and tts.pool.opened == 3
+    finally:
+        await tts.aclose()
+    assert all(audio == tone(text, 16_000, server.seconds_per_char) for text, audio in results.items())
+
+
 async def test_socket_idle_seconds_zero_opens_one_socket_per_clause(server: FakeDeepgram) -> None:
     tts = await prepared(server, "websocket", socket_idle_seconds=0)
     try:

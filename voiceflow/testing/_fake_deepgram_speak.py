@@ -158,6 +158,9 @@ class _SpeakSocket:
 
     async def run(self) -> None:
         worker = asyncio.ensure_future(self._work())
+        fault = self.fault
+        if fault is not None and fault.kind == "disconnect" and fault.seconds:
+            asyncio.get_running_loop().call_later(fault.seconds, self.conn.transport.abort)
         try:
             await self._json({"type": "Metadata", "request_id": str(uuid.uuid4()),
                               "model_name": self.record.query.get("model", "aura-2-thalia-en"),
@@ -227,7 +230,7 @@ class _SpeakSocket:
             await server._pause(None)
         await server._pause(server.ttfb)
         for i, chunk in enumerate(chunks(tone(text, self.rate, server.seconds_per_char), server.chunk_bytes)):
-            if fault is not None and self.chunks == fault.after and not self.faulted:
+            if fault is not None and self.chunks == fault.after and not fault.seconds and not self.faulted:
                 self.faulted = True  # once per socket
                 if fault.kind == "disconnect":
                     self.conn.transport.abort()
