@@ -124,3 +124,11 @@ def closed(code: int | None, reason: str, *, key: str | None, url: str, voice_id
         when = "mid-clause" if started else "before any audio"
         return ProviderError(f"elevenlabs: {url} dropped the connection {when} (no close frame)")
     return ProviderError(f"elevenlabs: {url} closed the socket before the clause was done ({code}: {text or 'no reason'})")
+
+
+def worth_a_fresh_socket(code: int | None, reason: str) -> bool:
+    """Whether a socket closed this way before any audio may just have gone stale: dropped, closed
+    normally or for a restart, or for inactivity. Not a refusal: a fresh socket would meet it too."""
+    if code in (None, 1000, 1001, 1006, 1012, 1013):
+        return True
+    return code == 1008 and "have not received" in reason.lower()

@@ -72,6 +72,10 @@ class SparePool:
                 self.release(socket)
         return await self._open_counted(), False
 
+    async def open(self) -> Any:
+        """A fresh socket (not the spare)."""
+        return await self._open_counted()
+
     def release(self, socket: Any) -> None:
         """Close ``socket`` in the background (at once, for a barged-in clause)."""
         try:

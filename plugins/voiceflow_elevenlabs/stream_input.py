@@ -21,7 +21,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
 from typing import Any
 from urllib.parse import urlencode
 
@@ -105,27 +106,41 @@ class StreamInput:
                              model_id=self.config.model_id, started=started)
 
     async def synthesize(self, text: str) -> AsyncIterator[TTSAudio]:
-        from websockets.exceptions import ConnectionClosed
-
         if not text.strip():
             return
-        socket, _ = await self.sockets.take()
+        socket, spare = await self.sockets.take()
         try:
-            try:
-                await socket.send(json.dumps({"text": text.strip() + " "}))
-                await socket.send(json.dumps({"text": ""}))
-            except ConnectionClosed as exc:
-                raise self._closed(exc, started=False) from None
+            while True:
+                try:
+                    async with aclosing(self._speak(socket, text)) as chunks:
+                        async for chunk in chunks:
+                            spare = False  # audio has flowed: this clause is this socket's now
+                            yield chunk
+                    return
+                except _Stale as stale:
+                    if not spare:
+                        raise stale.error from None
+                # A spare the service closed while it waited (a restart, an idle limit shorter
+                # than ours): one fresh socket, before anything was heard.
+                self.sockets.release(socket)
+                socket, spare = await self.sockets.open(), False
+        finally:
+            self.sockets.release(socket)
+
+    async def _speak(self, socket: Any, text: str) -> AsyncGenerator[TTSAudio, None]:
+        """One clause on one socket; raises :class:`_Stale` if the socket turns out closed before
+        any audio, for a reason a fresh socket may not meet."""
+        from websockets.exceptions import ConnectionClosed
+
+        received = 0  # bytes of audio so far: the offset of each frame's alignment
+        try:
+            await socket.send(json.dumps({"text": text.strip() + " "}))
+            await socket.send(json.dumps({"text": ""}))
             aligner = ClauseAligner(text)
-            received = 0  # bytes of audio so far: the offset of each frame's alignment
             carry = b""
             marks: tuple[TextMark, ...] = ()
             while True:
-                try:
-                    raw = await socket.recv()
-                except ConnectionClosed as exc:
-                    raise self._closed(exc, started=received > 0) from None
-                message = self._parse(raw)
+                message = self._parse(await socket.recv())
                 audio = message.get("audio")
                 if audio:
                     pcm = self._decode(audio)
@@ -140,11 +155,15 @@ class StreamInput:
                         marks = ()
                 if message.get("isFinal") is True:
                     break
-            if carry:
-                raise ProviderError(f"elevenlabs: {self._shown_url} sent audio ending mid-sample "
-                                    "(an odd number of bytes): the stream is corrupt")
-        finally:
-            self.sockets.release(socket)
+        except ConnectionClosed as exc:
+            error = self._closed(exc, started=received > 0)
+            if not received and errors.worth_a_fresh_socket(exc.rcvd.code if exc.rcvd else None,
+                                                            exc.rcvd.reason if exc.rcvd else ""):
+                raise _Stale(error) from None
+            raise error from None
+        if carry:
+            raise ProviderError(f"elevenlabs: {self._shown_url} sent audio ending mid-sample "
+                                "(an odd number of bytes): the stream is corrupt")
 
     def _parse(self, raw: str | bytes) -> dict[str, Any]:
         if isinstance(raw, bytes):
@@ -169,3 +188,11 @@ class StreamInput:
             return base64.b64decode(audio, validate=True)
         except (binascii.Error, ValueError):
             raise ProviderError(f"elevenlabs: {self._shown_url} sent malformed audio (not base64)") from None
+
+
+class _Stale(Exception):
+    """A socket was found closed before the clause's first audio (see ``synthesize``)."""
+
+    def __init__(self, error: ProviderError) -> None:
+        super().__init__(str(error))
+        self.error = error

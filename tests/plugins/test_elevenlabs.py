@@ -25,7 +25,7 @@ from voiceflow.plugins import PluginRegistry
 from voiceflow.providers import ProviderKind, ProviderUnavailable
 from voiceflow.testing._fake_elevenlabs_voice import Speech, normalise
 from voiceflow.testing.conformance import check_tts
-from voiceflow.testing.fake_elevenlabs import FakeElevenLabs
+from voiceflow.testing.fake_elevenlabs import FakeElevenLabs, Fault
 from voiceflow_elevenlabs import ElevenLabsConfig, ElevenLabsTTS, sockets
 from voiceflow_elevenlabs.alignment import ClauseAligner
 from voiceflow_elevenlabs.errors import scrub
@@ -225,6 +225,33 @@ async def test_a_spare_is_dropped_before_the_service_would_close_it(
     later = server.syntheses[-1]
     assert later is not spare and later.accepted_at is not None and spare.disconnected_at is not None
     assert later.accepted_at > spare.disconnected_at  # a fresh socket, not the dropped spare
+
+
+async def test_a_spare_found_dead_is_replaced_before_anything_is_heard(server: FakeElevenLabs) -> None:
+    tts = await prepared(config(server))
+    try:
+        await collect(tts, "One clause.")
+        await wait_until_spare(server)
+        server.fail_next(Fault("disconnect"))  # the spare is dropped as its clause starts
+        chunks, _ = await collect(tts, "Second clause, spoken anyway.")
+    finally:
+        await tts.aclose()
+    assert seconds(chunks) > 1.0
+    tries = [r for r in server.syntheses if r.text.strip() == "Second clause, spoken anyway."]
+    assert [r.fault for r in tries] == ["disconnect", None] and tries[1].finished_at is not None
+
+
+async def test_a_spare_the_service_timed_out_is_not_used(server: FakeElevenLabs) -> None:
+    tts = await prepared(config(server))
+    try:
+        server.inactivity_timeout = 0.3  # shorter than the provider believes (20 s)
+        await collect(tts, "One clause.")
+        spare = await wait_until_spare(server)
+        await wait_until(lambda: spare.close_code == 1008)
+        chunks, _ = await collect(tts, "Another clause.")
+    finally:
+        await tts.aclose()
+    assert seconds(chunks) > 0.5 and server.syntheses[-1] is not spare
 
 
 async def wait_until_spare(server: FakeElevenLabs) -> Any:
