@@ -279,12 +279,23 @@ class DeepgramStream(STTStream):
             await self._reopen(generation, cause)
 
     async def _reopen(self, generation: int, cause: BaseException) -> None:
-        """Replace the dropped socket and send the unfinalized audio again (``self._io`` held)."""
+        """Replace the dropped socket and send the unfinalized audio again (``self._io`` held).
+
+        Marked busy on the session clock: the caller's audio and finalize requests queue up
+        behind it, and a virtual clock that jumped meanwhile would give up on the turn's final.
+        """
         if generation != self._generation:
             return  # someone else already reopened it
         self._check()
+        with self._clock.busy():
+            await self._reconnect(cause)
+
+    def _reason(self, exc: BaseException) -> str:
+        return scrub(str(exc), self._key) if isinstance(exc, OSError) else closed_reason(exc, self._key)
+
+    async def _reconnect(self, cause: BaseException) -> None:
         noticed = anyio.current_time()
-        reason = closed_reason(cause, self._key) if not isinstance(cause, OSError) else scrub(str(cause), self._key)
+        reason = self._reason(cause)
         dropped, self._socket = self._socket, None
         await abandon(dropped)
         while True:
@@ -318,7 +329,7 @@ class DeepgramStream(STTStream):
                     deadline = anyio.current_time() + self._config.finalize_timeout
                     self._finalizes = deque(deadline for _ in self._finalizes)
             except (OSError, _closed_errors()) as exc:
-                reason = closed_reason(exc, self._key) if not isinstance(exc, OSError) else str(exc)
+                reason = self._reason(exc)
                 self._socket = None
                 await abandon(socket)
                 continue

@@ -97,6 +97,7 @@ async def test_one_websocket_serves_clause_after_clause(server: FakeDeepgram) ->
     finally:
         await tts.aclose()
     assert len(server.speak_requests) == 1
+    await wait_until(lambda: server.speak_requests[0].finished_at is not None)  # Close, on the server's thread
     assert server.speak_requests[0].controls == ["Speak", "Flush"] * 3 + ["Close"]
     assert server.speak_requests[0].flushed == 3
 
@@ -140,6 +141,7 @@ async def test_socket_idle_seconds_zero_opens_one_socket_per_clause(server: Fake
             await collect(tts, clause)
     finally:
         await tts.aclose()
+    await wait_until(lambda: all(r.disconnected_at or r.finished_at for r in server.speak_requests))
     assert [r.controls for r in server.speak_requests] == [["Speak", "Flush", "Close"]] * 2
 
 
