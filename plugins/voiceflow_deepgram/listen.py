@@ -138,7 +138,9 @@ class DeepgramStream(STTStream):
 
     async def transcripts(self) -> AsyncIterator[Transcript]:
         nothing = object()
-        while not self._closing:
+        while True:
+            if self._closing and (self._closed.is_set() or self._socket is None):
+                return  # after CloseStream: read on until Deepgram's last final and Metadata
             self._check()
             for transcript in self._expired():
                 yield transcript
@@ -263,7 +265,8 @@ class DeepgramStream(STTStream):
         """Deepgram drops a stream that hears nothing for ~10 s: a muted caller, a transport
         that stopped sending. The runtime sends every caller frame (silence too), so during a
         live call this rarely fires; it is what keeps a paused stream open."""
-        if anyio.current_time() - self._last_sent < self._config.keepalive_seconds or self._io.locked():
+        if (anyio.current_time() - self._last_sent < self._config.keepalive_seconds or self._io.locked()
+                or self._closing):
             return
         async with self._io:
             socket, generation = self._socket, self._generation

@@ -27,7 +27,7 @@ from voiceflow.testing.conformance import check_stt
 from voiceflow.testing.fake_deepgram import FakeDeepgram, Fault
 from voiceflow.testing.fakes import ScriptedSTT, ScriptedSTTConfig, silence, speech_like
 from voiceflow_deepgram import DeepgramAura, DeepgramSTT, DeepgramSTTConfig
-from voiceflow_deepgram.listen import DeepgramStream
+from voiceflow_deepgram.listen import CLOSE_SECONDS, DeepgramStream
 
 pytestmark = pytest.mark.anyio
 
@@ -266,6 +266,25 @@ async def test_close_stream_goes_after_the_audio_being_sent(server: FakeDeepgram
     session = server.listen_sessions[0]
     assert session.controls[-1] == "CloseStream" and session.audio_after_close_stream == 0
     assert session.closed_by == "server" and any(m["type"] == "Metadata" for m in session.sent)
+
+
+async def test_a_reader_gets_the_last_final_after_close_stream(server: FakeDeepgram) -> None:
+    """CloseStream flushes the audio no final covered yet: a reader still iterating gets it, and
+    aclose returns once Deepgram's Metadata is in, without waiting out its bound."""
+    stt, stream = await open_stream(server, endpointing_ms=0)
+    reader = Reader(stream)
+    with anyio.fail_after(10):  # the reader's iteration ends on its own once the stream closed
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(reader.run)
+            await send(stream, silence(0.3) + speech_like(1.0))
+            started = time.monotonic()
+            await stream.aclose()
+            elapsed = time.monotonic() - started
+    await stt.aclose()
+    assert [t.text for t in reader.transcripts if t.is_final] == ["what time is it"]
+    assert not reader.finalized and reader.error is None
+    assert server.listen_sessions[0].closed_by == "server"
+    assert elapsed < CLOSE_SECONDS, elapsed
 
 
 async def test_closing_never_hangs_on_a_server_that_stopped_answering() -> None:
