@@ -96,6 +96,7 @@ class DeepgramStream(STTStream):
         self._wait: anyio.CancelScope | None = None
         self._reading = False
         self._closing = False
+        self._draining = False
         self._closed = anyio.Event()
         self._failure: ProviderError | None = None
         self._drops = 0
@@ -139,7 +140,8 @@ class DeepgramStream(STTStream):
     async def transcripts(self) -> AsyncIterator[Transcript]:
         nothing = object()
         while True:
-            if self._closing and (self._closed.is_set() or self._socket is None):
+            if self._closing and (self._closed.is_set() or self._socket is None or self._draining):
+                await self._closed.wait()  # aclose() is reading the socket itself
                 return  # after CloseStream: read on until Deepgram's last final and Metadata
             self._check()
             for transcript in self._expired():
@@ -187,7 +189,9 @@ class DeepgramStream(STTStream):
                         if self._reading:
                             await self._closed.wait()  # the reader sees the close
                         else:
+                            self._draining = True  # a reader that comes back leaves it to us
                             await self._drain(socket)
+        self._closed.set()
         socket, self._socket = self._socket, None
         await abandon(socket)
 
