@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from audio_fixtures import espeak_pcm, silence
-from harness import run_call
+from harness import Cue, run_call
 from voiceflow.config.compose import AgentConfig
 from voiceflow.config.loader import load_agent
 from voiceflow.frames import SAMPLE_RATE
@@ -50,7 +50,8 @@ async def pool(registry: PluginRegistry) -> AsyncIterator[ProviderPool]:
 async def test_caller_talks_over_a_long_answer(agent: AgentConfig, registry: PluginRegistry, pool: ProviderPool) -> None:
     question = espeak_pcm("Tell me about the history of Paris.")
     interruption = espeak_pcm("Sorry, stop please. What time is it there?")
-    caller = silence(0.5) + question + silence(3.5) + interruption + silence(6.0)
+    # The caller cuts in one second after the answer starts, however long it took to start.
+    caller = [Cue(silence(0.5) + question), Cue(interruption, after_agent_audio=1.0), Cue(silence(6.0))]
     result, call, _ = await run_call(agent, registry, caller, pool=pool, start="immediately", lead_in=0.0)
     replies = [t for t in result.timeline.turns if t.kind == "reply" and t.outcome != "discarded"]
     first = replies[0]
