@@ -73,7 +73,7 @@ async def test_caller_talks_over_a_long_answer(agent: AgentConfig, registry: Plu
 async def test_a_short_acknowledgement_does_not_interrupt(agent: AgentConfig, registry: PluginRegistry, pool: ProviderPool) -> None:
     question = espeak_pcm("Tell me about the history of Paris.")
     ack = espeak_pcm("mm", words_per_minute=300)
-    caller = silence(0.5) + question + silence(3.0) + ack + silence(14.0)
+    caller = [Cue(silence(0.5) + question), Cue(ack, after_agent_audio=0.5), Cue(silence(14.0))]
     result, _, _ = await run_call(agent, registry, caller, pool=pool, start="immediately", lead_in=0.0)
     replies = [t for t in result.timeline.turns if t.kind == "reply" and t.outcome != "discarded"]
     assert [t.outcome for t in replies] == ["completed"], [t.as_dict() for t in replies]
