@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
+import structlog
 
 MAX_IDLE = 8
 """Idle sockets kept at most per provider; more are closed when returned."""
@@ -27,6 +28,8 @@ DRAIN_SECONDS = 0.3
 """Longest wait for ``Cleared`` on a dirty socket before it is closed instead of reused."""
 CLEAR_SECONDS = 0.05
 """Longest wait to send ``Clear`` when a clause is cut off (barge-in must be immediate)."""
+log = structlog.get_logger("voiceflow.deepgram")
+
 ABANDON_SECONDS = 0.5
 """Longest wait for a closing handshake before the connection is just dropped."""
 
@@ -120,6 +123,6 @@ async def abandon(socket: SpeakSocket | None) -> None:
         with contextlib.suppress(Exception):
             await socket.stack.aclose()
     if scope.cancelled_caught:
-        transport = getattr(getattr(socket.conn, "_websocket", None), "transport", None)
-        if transport is not None:
-            transport.abort()
+        # A server that never answers the close: the connection is left to the SDK and the OS
+        # (no reaching into the SDK's private socket to abort it); the call goes on meanwhile.
+        log.info("deepgram socket did not close in time; dropped", seconds=ABANDON_SECONDS)

@@ -230,6 +230,7 @@ class Recognizer:
 
         sending_since: float | None = None
         open_requests: deque[int] = deque()
+        clock = current_clock()
         spontaneous = type(stream).spontaneous_finals
 
         async with anyio.create_task_group() as tg:
@@ -245,7 +246,8 @@ class Recognizer:
                             stream.speech_started(item.t)
                         else:
                             sending_since = anyio.current_time()
-                            await stream.send(item)
+                            with clock.busy():  # a virtual clock must not jump while it sends
+                                await stream.send(item)
                             sending_since = None
                     more = False
                 except Exception as exc:  # noqa: BLE001 - becomes a failed turn

@@ -234,8 +234,8 @@ class TurnManager:
         if user is None:
             return
         missing = user.awaiting is not None
-        if self.state is State.USER_SPEAKING or missing:
-            user.failure = f"stt/{event.provider}: {event.error}"
+        if (self.state is State.USER_SPEAKING or missing) and user.failure is None:
+            user.failure = f"stt/{event.provider}: {event.error}"  # the first cause, not its echoes
         if self.state is State.ENDPOINTING and missing:
             self._stop_waiting_for_finals(user)
             self._maybe_end_turn()
