@@ -39,19 +39,17 @@ library's protocol), imported only when a server starts.
 
 from __future__ import annotations
 
-import asyncio
-import socket
 import threading
 import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal
 
-import anyio
+from voiceflow.testing._loopback_server import LoopbackServer
 
 if TYPE_CHECKING:
-    import uvicorn
+    pass
 
 FaultKind = Literal["auth", "quota", "status", "hang", "slow_first_byte", "disconnect", "malformed"]
 Malformation = Literal["json", "base64", "odd"]
@@ -143,7 +141,7 @@ class ReceivedRequest:
         return bool(self.text.strip())
 
 
-class FakeElevenLabs:
+class FakeElevenLabs(LoopbackServer):
     """ElevenLabs' streaming TTS APIs in a background thread; see the module docstring.
 
     ``handshake_delay`` holds each websocket upgrade (what TLS and authentication cost a real
@@ -154,6 +152,8 @@ class FakeElevenLabs:
     ``inactivity_timeout`` overrides the one a socket asks for (the real service accepts 5–180 s;
     a test may want less).
     """
+
+    label = "fake ElevenLabs"
 
     def __init__(
         self,
@@ -170,6 +170,7 @@ class FakeElevenLabs:
         fault: Fault | None = None,
         leak_key_in_errors: bool = True,
     ) -> None:
+        super().__init__()
         self.api_key = api_key
         self.voices = None if voices is None else set(voices)
         self.handshake_delay = handshake_delay
@@ -184,12 +185,6 @@ class FakeElevenLabs:
         self.requests: list[ReceivedRequest] = []
         self._next_faults: deque[Fault] = deque()
         self._lock = threading.Lock()
-        self._port: int | None = None
-        self._thread: threading.Thread | None = None
-        self._server: uvicorn.Server | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stopping: asyncio.Event | None = None
-        self._failure: BaseException | None = None
 
     # --- public -----------------------------------------------------------------------------
 
@@ -219,74 +214,13 @@ class FakeElevenLabs:
         with self._lock:
             self._next_faults.extend(faults)
 
-    def start(self, timeout: float = 10.0) -> None:
-        """Start serving (blocks until the port answers, at most ``timeout`` seconds)."""
-        import uvicorn
-
+    def _asgi_app(self) -> Any:
         from voiceflow.testing._fake_elevenlabs_app import build_app
 
-        # IPPROTO_TCP spelt out: asyncio disables Nagle's algorithm only on sockets that say so,
-        # and with it on, small frames after the first wait for a delayed ACK (~40 ms).
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self._port = sock.getsockname()[1]
-        config = uvicorn.Config(build_app(self), http="h11", ws="websockets-sansio", loop="asyncio",
-                                lifespan="off", log_config=None, access_log=False,
-                                timeout_graceful_shutdown=2, ws_max_size=1 << 20)
-        server = self._server = uvicorn.Server(config)
+        return build_app(self)
 
-        def run() -> None:
-            async def main() -> None:
-                self._loop = asyncio.get_running_loop()
-                self._stopping = asyncio.Event()
-                await server.serve(sockets=[sock])
-
-            try:
-                asyncio.run(main())
-            except BaseException as exc:  # noqa: BLE001 - reported by start() or stop()
-                self._failure = exc
-            finally:
-                sock.close()
-
-        self._thread = threading.Thread(target=run, name="fake-elevenlabs", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"the fake ElevenLabs server did not start: {self._failure!r}")
-            time.sleep(0.005)
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop serving: hung syntheses are released, open connections closed."""
-        loop, stopping, server = self._loop, self._stopping, self._server
-        if loop is not None and stopping is not None and not loop.is_closed():
-            try:
-                loop.call_soon_threadsafe(stopping.set)
-            except RuntimeError:
-                pass  # the loop has just closed
-        if server is not None:
-            server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout)
-            if self._thread.is_alive():
-                raise RuntimeError("the fake ElevenLabs server did not stop")
-        self._thread = self._server = None
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> Self:
-        await anyio.to_thread.run_sync(self.start)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await anyio.to_thread.run_sync(self.stop)
+    def _uvicorn_options(self) -> dict[str, Any]:
+        return {"ws": "websockets-sansio", "ws_max_size": 1 << 20}
 
     # --- used by the app, on the server's thread -------------------------------------------
 
@@ -310,13 +244,3 @@ class FakeElevenLabs:
     def _quoted(self, presented: str | None) -> str:
         return f" (key {presented})" if self.leak_key_in_errors and presented else ""
 
-    async def _pause(self, seconds: float | None) -> bool:
-        """Wait ``seconds`` (``None``: until the server stops); True if it is stopping."""
-        stopping = self._stopping
-        if stopping is None:
-            return True
-        if seconds is not None and seconds <= 0:
-            return stopping.is_set()
-        with anyio.move_on_after(seconds):
-            await stopping.wait()
-        return stopping.is_set()

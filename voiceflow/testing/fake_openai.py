@@ -21,20 +21,17 @@ It is built on Starlette and uvicorn (the ``test`` extra), imported only when a 
 
 from __future__ import annotations
 
-import asyncio
 import itertools
-import socket
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal
 
-import anyio
+from voiceflow.testing._loopback_server import LoopbackServer
 
 if TYPE_CHECKING:
-    import uvicorn
     from starlette.requests import Request
 
 FaultKind = Literal["auth", "hang", "slow_first_byte", "disconnect", "malformed", "error_event", "status"]
@@ -103,7 +100,7 @@ class ReceivedRequest:
 Replies = Sequence[str] | Callable[[ReceivedRequest], str]
 
 
-class FakeOpenAI:
+class FakeOpenAI(LoopbackServer):
     """An OpenAI-compatible HTTP server in a background thread; see the module docstring.
 
     ``replies`` are used in turn (cycling), or computed from each request. ``ttfb`` is the wait
@@ -113,6 +110,8 @@ class FakeOpenAI:
     messages quote the presented key in full, as a careless gateway might (OpenAI masks part of
     it), so a test can prove that a provider never passes one on.
     """
+
+    label = "fake OpenAI"
 
     def __init__(
         self,
@@ -126,6 +125,7 @@ class FakeOpenAI:
         models: Iterable[str] = ("gpt-4o-mini",),
         leak_key_in_errors: bool = True,
     ) -> None:
+        super().__init__()
         self.api_key = api_key
         self.ttfb = ttfb
         self.token_interval = token_interval
@@ -138,12 +138,6 @@ class FakeOpenAI:
         self._reply_index = itertools.count()
         self._next_faults: deque[Fault] = deque()
         self._lock = threading.Lock()
-        self._port: int | None = None
-        self._thread: threading.Thread | None = None
-        self._server: uvicorn.Server | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stopping: asyncio.Event | None = None
-        self._failure: BaseException | None = None
 
     # --- public -----------------------------------------------------------------------------
 
@@ -163,73 +157,10 @@ class FakeOpenAI:
         with self._lock:
             self._next_faults.extend(faults)
 
-    def start(self, timeout: float = 10.0) -> None:
-        """Start serving (blocks until the port answers, at most ``timeout`` seconds)."""
-        import uvicorn
-
+    def _asgi_app(self) -> Any:
         from voiceflow.testing._fake_openai_app import build_app
 
-        # IPPROTO_TCP spelt out: asyncio turns Nagle's algorithm off only on sockets that say
-        # so, and with it on, each event after the headers waits ~40 ms for a delayed ACK.
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self._port = sock.getsockname()[1]
-        config = uvicorn.Config(build_app(self), http="h11", loop="asyncio", lifespan="off",
-                                log_config=None, access_log=False, timeout_graceful_shutdown=2)
-        server = self._server = uvicorn.Server(config)
-
-        def run() -> None:
-            async def main() -> None:
-                self._loop = asyncio.get_running_loop()
-                self._stopping = asyncio.Event()
-                await server.serve(sockets=[sock])
-
-            try:
-                asyncio.run(main())
-            except BaseException as exc:  # noqa: BLE001 - reported by start() or stop()
-                self._failure = exc
-            finally:
-                sock.close()
-
-        self._thread = threading.Thread(target=run, name="fake-openai", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"the fake OpenAI server did not start: {self._failure!r}")
-            time.sleep(0.005)
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop serving: hung requests are released, open connections closed."""
-        loop, stopping, server = self._loop, self._stopping, self._server
-        if loop is not None and stopping is not None and not loop.is_closed():
-            try:
-                loop.call_soon_threadsafe(stopping.set)
-            except RuntimeError:
-                pass  # the loop has just closed
-        if server is not None:
-            server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout)
-            if self._thread.is_alive():
-                raise RuntimeError("the fake OpenAI server did not stop")
-        self._thread = self._server = None
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> Self:
-        await anyio.to_thread.run_sync(self.start)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await anyio.to_thread.run_sync(self.stop)
+        return build_app(self)
 
     # --- used by the app, on the server's thread -------------------------------------------
 
@@ -254,13 +185,3 @@ class FakeOpenAI:
         replies = list(self._replies)
         return replies[next(self._reply_index) % len(replies)] if replies else ""
 
-    async def _pause(self, seconds: float | None) -> bool:
-        """Wait ``seconds`` (``None``: until the server stops); True if it is stopping."""
-        stopping = self._stopping
-        if stopping is None:
-            return True
-        if seconds is not None and seconds <= 0:
-            return stopping.is_set()
-        with anyio.move_on_after(seconds):
-            await stopping.wait()
-        return stopping.is_set()
