@@ -102,7 +102,7 @@ def test_a_chain_entry_that_cannot_load_falls_back_and_an_empty_chain_is_a_clear
     agent.write_text(text.replace("  - provider: piper\n    voice: joe\n", bad_piper))
     result = voiceflow("run", str(agent), "--output", str(tmp_path / "call.wav"), "--log-format", "json")
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "provider unavailable, using the rest of its chain" in result.stderr
+    assert '"provider not ready"' in result.stderr and "tts[0] piper:" in result.stderr  # said once
     timeline = json.loads((tmp_path / "call.timeline.json").read_text())
     spoken = [t for t in timeline["turns"] if t["heard_text"]]
     assert spoken and {t["providers"]["tts"] for t in spoken} == {"espeak"}
