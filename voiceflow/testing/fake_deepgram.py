@@ -42,9 +42,9 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal
 
-import anyio
+from voiceflow.testing._loopback_server import LoopbackServer
 
 if TYPE_CHECKING:
     import uvicorn
@@ -133,7 +133,7 @@ class SpeakRequest:
     cleared: int = 0
 
 
-class FakeDeepgram:
+class FakeDeepgram(LoopbackServer):
     """A Deepgram server in a background thread; see the module docstring.
 
     ``utterances`` are the transcripts of the phrases heard, in turn (cycling); ``idle_timeout`` the
@@ -144,6 +144,8 @@ class FakeDeepgram:
     the next ones of an endpoint (it wins). ``leak_key_in_errors`` makes error messages quote the
     presented key in full, so a test can prove that a provider never passes one on.
     """
+
+    label = "fake Deepgram"
 
     def __init__(
         self,
@@ -161,6 +163,7 @@ class FakeDeepgram:
         fault: Fault | None = None,
         leak_key_in_errors: bool = True,
     ) -> None:
+        super().__init__()
         self.utterances = list(utterances)
         self.api_key = api_key
         self.idle_timeout = idle_timeout
@@ -180,13 +183,9 @@ class FakeDeepgram:
         self._lock = threading.Lock()
         self._ws_port: int | None = None
         self._http_port: int | None = None
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stopping: asyncio.Event | None = None
         self._http: uvicorn.Server | None = None
         self._ws: Server | None = None
         self._ready = threading.Event()
-        self._failure: BaseException | None = None
 
     # --- public -----------------------------------------------------------------------------
 
@@ -247,20 +246,6 @@ class FakeDeepgram:
             if self._thread.is_alive():
                 raise RuntimeError("the fake Deepgram server did not stop")
         self._thread = None
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> Self:
-        await anyio.to_thread.run_sync(self.start)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await anyio.to_thread.run_sync(self.stop)
 
     # --- the server's thread --------------------------------------------------------------
 
@@ -335,13 +320,3 @@ class FakeDeepgram:
         presented = (authorization or "").removeprefix("Token ").removeprefix("Bearer ")
         return f" (key {presented})" if self.leak_key_in_errors and presented else ""
 
-    async def _pause(self, seconds: float | None) -> bool:
-        """Wait ``seconds`` (``None``: until the server stops); True if it is stopping."""
-        stopping = self._stopping
-        if stopping is None:
-            return True
-        if seconds is not None and seconds <= 0:
-            return stopping.is_set()
-        with anyio.move_on_after(seconds):
-            await stopping.wait()
-        return stopping.is_set()
