@@ -37,10 +37,10 @@ HEALTHY = {
     "tts": {"provider": "tone"},
 }
 FAULTS_BY_STAGE = {
-    "vad": ["refuse", "hang_prepare", "die_mid_stream", "garbage"],
-    "stt": [f for f in faults.FAULTS if f not in ("none", "spin", "endless")],
-    "llm": [f for f in faults.FAULTS if f != "none"],
-    "tts": [f for f in faults.FAULTS if f != "none"],
+    "vad": ["refuse", "hang_prepare", "die_mid_stream", "garbage", "future"],
+    "stt": [f for f in faults.FAULTS if f not in ("none", "spin", "endless", "future")],
+    "llm": [f for f in faults.FAULTS if f not in ("none", "future")],
+    "tts": [f for f in faults.FAULTS if f not in ("none", "future")],
 }
 CELLS = [
     pytest.param(stage, fault, fallback, id=f"{stage}-{fault}-{'fallback' if fallback else 'alone'}")

@@ -48,7 +48,7 @@ class VoiceActivity:
         while self._stream is not None:
             stream = self._stream
             try:
-                return _checked(stream.process(frame))
+                return _checked(stream.process(frame), frame.t + frame.duration)
             except Exception as exc:  # noqa: BLE001 - the next VAD takes over
                 carried = self._fail(stream, exc, frame.t)
                 if carried is not None:
@@ -61,7 +61,7 @@ class VoiceActivity:
         if stream is None:
             return None
         try:
-            return _checked(stream.finish(t))
+            return _checked(stream.finish(t), t)
         except Exception as exc:  # noqa: BLE001
             return self._fail(stream, exc, t)
 
@@ -91,15 +91,23 @@ class VoiceActivity:
                 log.error("voice activity detector could not start", provider=provider.name, error=error)
 
 
-def _checked(edge: object) -> VADEvent | None:
-    """An edge the turn manager can use, or a failure of the detector: a NaN or infinite time
-    would set timers that never fire."""
+SLACK = 0.001
+"""Rounding allowed when an edge is compared with the audio it was found in."""
+
+
+def _checked(edge: object, audio_end: float) -> VADEvent | None:
+    """An edge the turn manager can use, or a failure of the detector. A time that is not
+    finite, or after the audio the detector has been given, would set an endpoint timer that
+    fires late or never: the turn would stall."""
     if edge is None:
         return None
     if not isinstance(edge, VADEvent) or not isinstance(edge.kind, VADKind):
         raise TypeError(f"process() returned {type(edge).__name__}, not a VADEvent")
     if not (math.isfinite(edge.t) and math.isfinite(edge.detected_at)):
         raise ValueError(f"process() returned an edge at a time that is not finite ({edge.t!r})")
+    if edge.t > audio_end + SLACK:
+        raise ValueError(f"process() returned an edge at {edge.t:.3f} s, after the audio it was given "
+                         f"(which ends at {audio_end:.3f} s)")
     return edge
 
 

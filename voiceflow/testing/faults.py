@@ -17,6 +17,7 @@ checks the call still ends well. The faults:
 ``empty``          Produces nothing (LLM/TTS: an empty stream; STT: the transcript stream ends).
 ``spin``           LLM/TTS: yields empty items forever, as fast as it can (no text, no audio).
 ``endless``        LLM/TTS: never finishes (text or audio forever, at a normal pace).
+``future``         VAD: an edge timed far after the audio it was given.
 =================  ==============================================================================
 """
 
@@ -30,7 +31,7 @@ import anyio.lowlevel
 from pydantic import Field
 
 from voiceflow.clock import current_clock
-from voiceflow.frames import AudioFrame, Message, Transcript, TTSAudio, VADEvent
+from voiceflow.frames import AudioFrame, Message, Transcript, TTSAudio, VADEvent, VADKind
 from voiceflow.plugins.hookspecs import hookimpl
 from voiceflow.providers import ProviderUnavailable, STTStream, VADStream
 from voiceflow.testing.fakes import (
@@ -48,7 +49,7 @@ from voiceflow.testing.fakes import (
 
 Fault = Literal[
     "none", "refuse", "hang_prepare", "hang_open", "hang_first_byte", "slow_first_byte",
-    "die_mid_stream", "garbage", "empty", "spin", "endless",
+    "die_mid_stream", "garbage", "empty", "spin", "endless", "future",
 ]
 FAULTS: tuple[str, ...] = Fault.__args__  # type: ignore[attr-defined]
 
@@ -92,6 +93,8 @@ class _FaultyVADStream(_EnergyStream):
                 raise InjectedFault("injected: VAD died")
             if self._fault == "garbage":
                 return "speech!"  # type: ignore[return-value]
+            if self._fault == "future":
+                return VADEvent(VADKind.SPEECH_START, frame.t + 1e9, frame.t)  # an edge from next year
         return super().process(frame)
 
 
