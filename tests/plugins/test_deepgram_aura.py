@@ -20,7 +20,7 @@ from voiceflow.frames import TTSAudio
 from voiceflow.providers import ProviderError, ProviderUnavailable
 from voiceflow.runtime.chain import Chain, StageFailed
 from voiceflow.testing._fake_deepgram_speak import tone
-from voiceflow.testing.conformance import check_tts
+from voiceflow.testing.conformance import cancel_after_first, check_tts
 from voiceflow.testing.fake_deepgram import FakeDeepgram, Fault
 from voiceflow_deepgram import AuraConfig, DeepgramAura
 
@@ -149,20 +149,9 @@ async def test_socket_idle_seconds_zero_opens_one_socket_per_clause(server: Fake
 async def test_barge_in_stops_the_clause_at_once(server: FakeDeepgram, transport: str) -> None:
     server.chunk_interval = 0.05  # the server would go on for about 2 s
     tts = await prepared(server, transport)
-    got_first = anyio.Event()
-
-    async def consume() -> None:
-        async with aclosing(tts.synthesize(TEXT)) as stream:
-            async for _ in stream:
-                got_first.set()
-
     try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(consume)
-            await got_first.wait()
-            cancelled_at = time.monotonic()
-            tg.cancel_scope.cancel()
-        stopped = time.monotonic() - cancelled_at
+        cancelled = await cancel_after_first(lambda: tts.synthesize(TEXT))
+        cancelled_at, stopped = cancelled.at, cancelled.latency
         request = server.speak_requests[-1]
         if transport == "websocket":
             await wait_until(lambda: "Clear" in request.controls)

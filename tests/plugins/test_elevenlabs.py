@@ -24,7 +24,7 @@ from voiceflow.frames import TextMark, TTSAudio
 from voiceflow.plugins import PluginRegistry
 from voiceflow.providers import ProviderKind, ProviderUnavailable
 from voiceflow.testing._fake_elevenlabs_voice import Speech, normalise
-from voiceflow.testing.conformance import check_tts
+from voiceflow.testing.conformance import cancel_after_first, check_tts
 from voiceflow.testing.fake_elevenlabs import FakeElevenLabs, Fault
 from voiceflow_elevenlabs import ElevenLabsConfig, ElevenLabsTTS, sockets
 from voiceflow_elevenlabs.alignment import ClauseAligner
@@ -139,20 +139,9 @@ async def test_conformance(server: FakeElevenLabs, transport: str) -> None:
 async def test_barge_in_closes_the_stream_at_once(server: FakeElevenLabs, transport: str) -> None:
     server.chunk_interval = 0.2  # mid-clause for seconds
     tts = await prepared(config(server, transport=transport))
-    got_first = anyio.Event()
-
-    async def consume() -> None:
-        async with aclosing(tts.synthesize(CLAUSE)) as stream:  # type: ignore[type-var]
-            async for _ in stream:
-                got_first.set()
-
     try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(consume)
-            await got_first.wait()
-            cancelled_at = time.monotonic()
-            tg.cancel_scope.cancel()
-        stopped = time.monotonic() - cancelled_at
+        cancelled = await cancel_after_first(lambda: tts.synthesize(CLAUSE))
+        cancelled_at, stopped = cancelled.at, cancelled.latency
         request = server.syntheses[-1]
         await wait_until(lambda: request.disconnected_at is not None)
     finally:

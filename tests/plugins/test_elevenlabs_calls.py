@@ -13,6 +13,7 @@ from typing import Any
 
 import anyio
 import pytest
+from test_elevenlabs import CLAUSE, FAST, KEY, TRANSPORTS, config, prepared
 
 from harness import fake_agent, fake_registry, run_call
 from voiceflow.clock import RealClock
@@ -21,28 +22,10 @@ from voiceflow.providers import ProviderError, ProviderUnavailable
 from voiceflow.runtime.chain import Chain, StageFailed
 from voiceflow.testing.fake_elevenlabs import FakeElevenLabs, Fault
 from voiceflow.testing.fakes import silence, speech_like
-from voiceflow_elevenlabs import ElevenLabsConfig, ElevenLabsTTS
+from voiceflow_elevenlabs import ElevenLabsTTS
 
 pytestmark = pytest.mark.anyio
 
-KEY = "xi-test-SECRET0123456789abcdefXYZ"
-CLAUSE = "Hello there, I have 3 cats and a dog; they like to sleep all afternoon in the sun."
-FAST = {"connect": 0.5, "first_byte": 0.5, "idle": 0.5, "prepare": 5.0}
-TRANSPORTS = ["websocket", "http"]
-
-
-def config(server: FakeElevenLabs | None = None, **fields: Any) -> ElevenLabsConfig:
-    data: dict[str, Any] = {"provider": "elevenlabs", "api_key": KEY, "timeouts": FAST}
-    if server is not None:
-        data["base_url"] = server.base_url
-    data.update(fields)
-    return ElevenLabsConfig.model_validate(data)
-
-
-async def prepared(cfg: ElevenLabsConfig) -> ElevenLabsTTS:
-    tts = ElevenLabsTTS(cfg)
-    await tts.prepare()
-    return tts
 
 
 async def collect(tts: ElevenLabsTTS, text: str = CLAUSE) -> list[TTSAudio]:

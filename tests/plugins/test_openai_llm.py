@@ -23,7 +23,7 @@ from voiceflow.frames import Message
 from voiceflow.plugins import PluginRegistry
 from voiceflow.providers import ProviderError, ProviderKind, ProviderUnavailable
 from voiceflow.runtime.chain import Chain, StageFailed
-from voiceflow.testing.conformance import check_llm
+from voiceflow.testing.conformance import cancel_after_first, check_llm
 from voiceflow.testing.fake_openai import FakeOpenAI, Fault
 from voiceflow.testing.fakes import silence, speech_like
 from voiceflow_openai import OpenAIConfig, OpenAILLM
@@ -136,19 +136,8 @@ async def test_time_to_first_token_is_the_server_s_not_the_transport_s(server: F
 async def test_barge_in_closes_the_http_stream_at_once(server: FakeOpenAI) -> None:
     server.token_interval = 0.2  # the server is mid-reply for seconds
     llm = await prepared(config(server))
-    got_first = anyio.Event()
-
-    async def consume() -> None:
-        async with aclosing(llm.stream(PROMPT)) as stream:
-            async for _ in stream:
-                got_first.set()
-
     try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(consume)
-            await got_first.wait()
-            cancelled_at = time.monotonic()
-            tg.cancel_scope.cancel()
+        cancelled_at = (await cancel_after_first(lambda: llm.stream(PROMPT))).at
         request = server.chat_requests[-1]
         await wait_until(lambda: request.disconnected_at is not None)
     finally:

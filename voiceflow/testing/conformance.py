@@ -15,6 +15,7 @@ a plugin's own tests can put bounds on them::
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -56,8 +57,21 @@ async def _measure(make: Callable[[], AsyncIterator[T]], timeout: float) -> tupl
     return items, first, anyio.current_time() - started
 
 
-async def _cancel_after_first(make: Callable[[], AsyncIterator[Any]], timeout: float) -> float:
-    """Start a stream, take one item, cancel the consumer as barge-in does; time the stop."""
+@dataclass(frozen=True, slots=True)
+class Cancelled:
+    """When a stream's consumer was cancelled (``time.monotonic()``, the clock the fake servers
+    stamp their records with) and how long the stream took to stop."""
+
+    at: float
+    latency: float
+
+
+async def cancel_after_first(make: Callable[[], AsyncIterator[Any]], *, timeout: float = 30.0) -> Cancelled:
+    """Start a stream, take one item, cancel the consumer as barge-in does; time the stop.
+
+    Plugin tests use it to check what their server saw after a barge-in (a disconnect, a
+    ``Clear``) against :attr:`Cancelled.at`.
+    """
     got_first = anyio.Event()
     cancelled_at = 0.0
 
@@ -70,9 +84,9 @@ async def _cancel_after_first(make: Callable[[], AsyncIterator[Any]], timeout: f
         async with anyio.create_task_group() as tg:
             tg.start_soon(consume)
             await got_first.wait()
-            cancelled_at = anyio.current_time()
+            cancelled_at = time.monotonic()
             tg.cancel_scope.cancel()
-    return anyio.current_time() - cancelled_at
+    return Cancelled(cancelled_at, time.monotonic() - cancelled_at)
 
 
 async def _check_stream(
@@ -82,7 +96,7 @@ async def _check_stream(
         items, ttfb, total = await _measure(make, timeout)
         if len(items) < min_items:
             raise ConformanceError(f"{kind} produced {len(items)} item(s); it must stream (≥ {min_items})")
-        cancel_latency = await _cancel_after_first(make, timeout)
+        cancel_latency = (await cancel_after_first(make, timeout=timeout)).latency
         if cancel_latency > cancel_within:
             raise ConformanceError(f"{kind} took {cancel_latency:.3f} s to stop after cancellation (limit {cancel_within} s)")
         again, restart_ttfb, _ = await _measure(make, timeout)
