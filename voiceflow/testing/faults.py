@@ -70,6 +70,14 @@ class _Faulty:
             await anyio.sleep_forever()
 
 
+async def _before_first_item(config: Any) -> None:
+    """The faults that strike before a stream's first item: a hang, or a slow start."""
+    if config.fault in ("hang_open", "hang_first_byte"):
+        await anyio.sleep_forever()
+    if config.fault == "slow_first_byte":
+        await current_clock().sleep(config.slow)
+
+
 # --- VAD ---------------------------------------------------------------------------------------
 
 
@@ -176,10 +184,7 @@ class FaultyLLM(_Faulty, ScriptedLLM):
 
     async def stream(self, messages: Sequence[Message]) -> AsyncIterator[str]:
         fault = self.config.fault
-        if fault in ("hang_open", "hang_first_byte"):
-            await anyio.sleep_forever()
-        if fault == "slow_first_byte":
-            await current_clock().sleep(self.config.slow)
+        await _before_first_item(self.config)
         if fault == "empty":
             return
         if fault == "garbage":
@@ -220,10 +225,7 @@ class FaultyTTS(_Faulty, ToneTTS):
 
     async def synthesize(self, text: str) -> AsyncIterator[TTSAudio]:
         fault = self.config.fault
-        if fault in ("hang_open", "hang_first_byte"):
-            await anyio.sleep_forever()
-        if fault == "slow_first_byte":
-            await current_clock().sleep(self.config.slow)
+        await _before_first_item(self.config)
         if fault == "empty":
             return
         if fault == "garbage":
