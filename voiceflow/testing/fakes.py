@@ -105,11 +105,27 @@ class _Script:
         self.finalized = 0
 
 
-class _ScriptedSTTStream(STTStream):
+class _QueuedTranscripts(STTStream):
+    """A fake stream's transcripts: whatever it puts in ``_send``, until it is closed."""
+
+    def __init__(self) -> None:
+        self._send, self._receive = anyio.create_memory_object_stream[Transcript](64)
+
+    async def transcripts(self) -> AsyncIterator[Transcript]:
+        async with self._receive:
+            async for transcript in self._receive:
+                yield transcript
+
+    async def aclose(self) -> None:
+        self._send.close()
+        self._receive.close()
+
+
+class _ScriptedSTTStream(_QueuedTranscripts):
     def __init__(self, config: ScriptedSTTConfig, script: _Script | None = None) -> None:
+        super().__init__()
         self._script = script or _Script(config)
         self._delay = config.delay
-        self._send, self._receive = anyio.create_memory_object_stream[Transcript](64)
         self.frames = 0
 
     async def send(self, frame: AudioFrame) -> None:
@@ -126,14 +142,6 @@ class _ScriptedSTTStream(STTStream):
         text = script.lines.pop(0) if script.lines else ""
         await self._send.send(Transcript(text, True, clock.now(), finalized=True))
 
-    async def transcripts(self) -> AsyncIterator[Transcript]:
-        async with self._receive:
-            async for transcript in self._receive:
-                yield transcript
-
-    async def aclose(self) -> None:
-        self._send.close()
-        self._receive.close()
 
 
 class ScriptedSTT(STTProvider[ScriptedSTTConfig]):
@@ -164,16 +172,16 @@ class StreamingSTTConfig(ProviderConfig):
     )
 
 
-class _StreamingSTTStream(STTStream):
+class _StreamingSTTStream(_QueuedTranscripts):
     """Like a streaming cloud recogniser: finals per phrase, then one that answers finalize()."""
 
     spontaneous_finals = True
 
     def __init__(self, config: StreamingSTTConfig) -> None:
+        super().__init__()
         self._config = config
         self._utterance = 0
         self._last_end: float | None = None
-        self._send, self._receive = anyio.create_memory_object_stream[Transcript](64)
 
     async def send(self, frame: AudioFrame) -> None:
         self._last_end = frame.t + frame.duration
@@ -191,14 +199,6 @@ class _StreamingSTTStream(STTStream):
         await clock.sleep(delays[index] if index < len(delays) else 0.1)
         await self._send.send(Transcript(phrases[-1], True, clock.now(), finalized=True, end=end))
 
-    async def transcripts(self) -> AsyncIterator[Transcript]:
-        async with self._receive:
-            async for transcript in self._receive:
-                yield transcript
-
-    async def aclose(self) -> None:
-        self._send.close()
-        self._receive.close()
 
 
 class StreamingSTT(STTProvider[StreamingSTTConfig]):
