@@ -5,7 +5,12 @@ falls back; with a hundred calls in a process that is a hundred callers waiting 
 the same answer. After ``circuit.failures`` consecutive failures the circuit opens and chains
 skip the provider (unless it is the last one they have: something beats nothing); after
 ``circuit.reset_after`` seconds one request is let through as a probe: success closes the circuit,
-failure opens it again.
+failure opens it again. A probe that never reports (the call that made it hung up, or a barge-in
+cancelled it) is presumed lost after another ``reset_after``, and the next request probes instead:
+a lost verdict must not keep a provider skipped for the life of the process.
+
+The LLM and TTS chains (:mod:`voiceflow.runtime.chain`) consult them per request, the STT
+recogniser (:mod:`voiceflow.runtime.recognizer`) per stream it opens.
 
 Breakers belong to the provider instances of a process (the pool's), so every session shares
 them; time is the event loop's (real) time, since sessions run on clocks of their own.
@@ -38,6 +43,7 @@ class Breaker:
     failures: int = 0
     opened_at: float = 0.0
     _probing: bool = False
+    _probe_started: float = 0.0
 
     def allows(self) -> bool:
         """Whether a request may go to the provider now (one probe at a time when half-open)."""
@@ -48,9 +54,12 @@ class Breaker:
                 return False
             self.state = CircuitState.HALF_OPEN
             log.info("circuit half-open: probing the provider", provider=self.provider)
+        now = anyio.current_time()
         if self._probing:
-            return False
-        self._probing = True
+            if now - self._probe_started < self.settings.reset_after:
+                return False
+            log.info("circuit probe never reported: probing again", provider=self.provider)
+        self._probing, self._probe_started = True, now
         return True
 
     def succeeded(self) -> None:

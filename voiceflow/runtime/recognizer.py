@@ -15,6 +15,15 @@ Two promises to the rest of the call:
   none opens. Audio that arrives while no stream is open is dropped, and a finalize request then
   fails at once, so no turn waits for a final that cannot come.
 
+**A recogniser that keeps failing is skipped by every call** (:mod:`voiceflow.runtime.breaker`,
+with ``breaker``: the pool's, shared by the whole process). Opening a stream consults the
+provider's circuit: an open circuit is skipped (an :class:`AttemptRecord` and a log line say so),
+and tried after all only when nothing else of the chain opens (something beats nothing). A failure
+to open, or a stream that fails, counts against it; a stream that delivers a transcript (or serves
+its call to the end without failing) closes it, which is how a half-open probe succeeds. So a dead
+primary (a socket that hangs as it opens) costs its ``connect`` deadline a few times per process,
+not once per call.
+
 Speech-start hints and finalize requests travel through the same queue as the audio, so the
 provider sees them in order: every frame of an utterance before it is asked for its final.
 
@@ -28,7 +37,7 @@ from a phrase final, and a late answer to a turn it gave up on from one for the 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,8 +48,10 @@ from anyio.abc import ObjectReceiveStream
 from voiceflow.clock import current_clock
 from voiceflow.config.base import AttemptTimeouts
 from voiceflow.frames import FRAME_SECONDS, AudioFrame, Transcript
-from voiceflow.providers import ProviderTimeout, STTProvider, STTStream
+from voiceflow.providers import Provider, ProviderTimeout, STTProvider, STTStream
 from voiceflow.redaction import redact
+from voiceflow.runtime.breaker import Breaker
+from voiceflow.runtime.chain import AttemptObserver, AttemptRecord
 from voiceflow.runtime.deadline import close_within, within
 
 log = structlog.get_logger("voiceflow.stt")
@@ -94,8 +105,21 @@ class Recognizer:
     """The STT stage of one call (see the module docstring): ``send``/``finalize`` from the
     caller side never block; :meth:`run` does the talking to providers; :attr:`outputs` reports."""
 
-    def __init__(self, providers: Sequence[STTProvider[Any]]) -> None:
+    def __init__(
+        self,
+        providers: Sequence[STTProvider[Any]],
+        *,
+        breaker: Callable[[Provider[Any]], Breaker] | None = None,
+        observers: Sequence[AttemptObserver] = (),
+    ) -> None:
         self.providers = list(providers)
+        self.breaker = breaker
+        """The process-wide circuit breaker of each provider (``ProviderPool.breaker``)."""
+        self.observers = list(observers)
+        """Told of every attempt to open a stream, as a chain's observers are of its attempts
+        (stage ``stt``; a skipped provider's error is ``skipped: circuit open …``)."""
+        self._unproven: Breaker | None = None
+        """The open stream's breaker, until the stream has shown that it works."""
         capacity = round(QUEUE_SECONDS / FRAME_SECONDS)
         self._queue_send, self._queue = anyio.create_memory_object_stream[_Item](capacity)
         self._out_send, self._out = anyio.create_memory_object_stream[RecognizerOutput](256)
@@ -170,6 +194,7 @@ class Recognizer:
                 opened = anyio.current_time()
                 failure, more = await self._serve(stream)
                 self._stream = None
+                self._settle(failure)
                 problem = await close_within(self._timeouts().connect, stream.aclose)
                 if problem is not None:
                     log.warning("speech recogniser did not close cleanly", error=problem)
@@ -192,6 +217,7 @@ class Recognizer:
             end.close()
         stream, self._stream = self._stream, None
         if stream is not None:
+            self._settle(None)  # it served the call to its end without failing
             problem = await close_within(self._timeouts().connect, stream.aclose)
             if problem is not None:
                 log.warning("speech recogniser did not close cleanly", error=problem)
@@ -202,25 +228,72 @@ class Recognizer:
         timeouts: AttemptTimeouts = self.providers[self._index].config.timeouts
         return timeouts
 
+    def _breaker_of(self, provider: STTProvider[Any]) -> Breaker | None:
+        return self.breaker(provider) if self.breaker is not None else None
+
     async def _open_from(self, start: int) -> list[str]:
+        """Open a stream on the first provider that will, from ``start`` round the chain. One
+        whose circuit is open is skipped unless it is the last of the round, and tried only if
+        none of the others opens."""
         errors: list[str] = []
         count = len(self.providers)
+        skipped: list[int] = []
         for step in range(count):
             index = (start + step) % count
             provider = self.providers[index]
-            try:
-                self._stream = await within(
-                    provider.config.timeouts.connect, "open stream", provider.open_stream
-                )
-            except Exception as exc:  # noqa: BLE001 - the next one may work
-                errors.append(redact(f"{provider.name}: {type(exc).__name__}: {exc}"))
-                log.warning("STT could not open a stream, trying the next", provider=provider.name,
-                            error=errors[-1])
+            breaker = self._breaker_of(provider)
+            if breaker is not None and step < count - 1 and not breaker.allows():
+                skipped.append(index)
+                self._attempt(provider, current_clock().now(), None, breaker.describe())
+                log.info("STT provider skipped: its circuit is open", provider=provider.name,
+                         failures=breaker.failures)
                 continue
-            self._index = index
-            self._dropped = 0
-            return errors
+            if await self._try_open(index, errors):
+                return errors
+        for index in skipped:  # something beats nothing
+            if await self._try_open(index, errors):
+                return errors
         return errors
+
+    async def _try_open(self, index: int, errors: list[str]) -> bool:
+        provider = self.providers[index]
+        breaker = self._breaker_of(provider)
+        requested = current_clock().now()
+        try:
+            stream = await within(provider.config.timeouts.connect, "open stream", provider.open_stream)
+        except Exception as exc:  # noqa: BLE001 - the next one may work
+            if breaker is not None:
+                breaker.failed()
+            errors.append(redact(f"{provider.name}: {type(exc).__name__}: {exc}"))
+            self._attempt(provider, requested, None, _describe(exc))
+            log.warning("STT could not open a stream, trying the next", provider=provider.name,
+                        error=errors[-1])
+            return False
+        self._stream, self._index, self._dropped, self._unproven = stream, index, 0, breaker
+        self._attempt(provider, requested, current_clock().now(), None)
+        return True
+
+    def _attempt(self, provider: STTProvider[Any], requested: float, opened: float | None,
+                 error: str | None) -> None:
+        record = AttemptRecord("stt", provider.name, requested, opened, error)
+        for observer in self.observers:
+            observer(record)
+
+    def _settle(self, failure: str | None) -> None:
+        """The breaker's verdict on the stream that is ending: a failure always counts; success
+        only if the stream had not already proven itself."""
+        if failure is not None:
+            breaker = self._breaker_of(self.providers[self._index])
+            if breaker is not None:
+                breaker.failed()
+            self._unproven = None
+        else:
+            self._proven()
+
+    def _proven(self) -> None:
+        breaker, self._unproven = self._unproven, None
+        if breaker is not None:
+            breaker.succeeded()
 
     async def _serve(self, stream: STTStream) -> tuple[str | None, bool]:
         """Run one stream until it fails (the error) or the call ends (``more`` is False)."""
@@ -273,6 +346,7 @@ class Recognizer:
                         if not isinstance(transcript, Transcript) or not isinstance(transcript.text, str):
                             failure = f"produced {type(transcript).__name__}, not a Transcript"
                             break
+                        self._proven()
                         answers = None
                         if transcript.is_final and (transcript.finalized or not spontaneous) and open_requests:
                             answers = open_requests.popleft()
