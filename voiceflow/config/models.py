@@ -13,6 +13,7 @@ from typing import Literal, TypeVar
 from pydantic import Field, model_validator
 
 from voiceflow.config.base import Strict
+from voiceflow.config.serving import Serving
 
 
 class Utterance(Strict):
@@ -224,4 +225,5 @@ class AgentCore(Strict):
     unhappy_paths: UnhappyPaths = Field(UnhappyPaths(), description="Silence, failures, unclear speech, call length.")
     chunking: Chunking = Field(Chunking(), description="How streamed LLM text is cut into clauses for TTS.")
     context: Context = Field(Context(), description="What the LLM is shown of the conversation.")
+    serving: Serving = Field(Serving(), description="Limits and drain when served (`voiceflow serve`).")
     session: Session = Field(Session(), description="Clock and end-of-call behaviour.")
