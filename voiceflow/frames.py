@@ -11,9 +11,10 @@ The per-turn timeline is built from these stamps, so latency is measured on the 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Literal
+from typing import Any, Literal
 
 SAMPLE_RATE = 16_000
 """The one internal sample rate, in Hz."""
@@ -127,16 +128,60 @@ class TTSAudio:
     marks: tuple[TextMark, ...] = ()
 
 
-Role = Literal["system", "user", "assistant"]
+Role = Literal["system", "user", "assistant", "tool"]
+
+
+@dataclass(slots=True, frozen=True)
+class ToolSpec:
+    """A tool as the LLM is offered it: a name, what it is for, and its arguments' JSON schema."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+
+
+@dataclass(slots=True, frozen=True)
+class ToolCall:
+    """The LLM asks for a tool to be run. ``arguments`` is the JSON text exactly as the model
+    wrote it: models do write invalid JSON, and the tool runner answers that like any other
+    error, back to the model."""
+
+    id: str
+    name: str
+    arguments: str
 
 
 @dataclass(slots=True)
 class Message:
-    """One entry of the conversation context sent to the LLM."""
+    """One entry of the conversation context sent to the LLM.
+
+    An assistant message may carry ``tool_calls``; each is answered by a ``tool`` message with
+    the same ``tool_call_id`` (the shape every chat API with function calling uses).
+    """
 
     role: Role
     content: str
     interrupted: bool = field(default=False, compare=False)
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
 
     def as_dict(self) -> dict[str, str]:
         return {"role": self.role, "content": self.content}
+
+
+def without_tools(messages: Sequence[Message]) -> list[Message]:
+    """``messages`` for a model that cannot call tools (a fallback LLM): each tool call and its
+    result become a short system note, so the model still knows what was looked up."""
+    plain: list[Message] = []
+    for message in messages:
+        if message.role == "tool":
+            plain.append(Message("system", f"Tool result: {message.content}"))
+            continue
+        if message.tool_calls:
+            if message.content.strip():
+                plain.append(Message("assistant", message.content, message.interrupted))
+            calls = "; ".join(f"{call.name}({call.arguments})" for call in message.tool_calls)
+            plain.append(Message("system", f"The assistant called: {calls}"))
+            continue
+        plain.append(message)
+    return plain

@@ -31,7 +31,17 @@ from enum import Enum
 from typing import Any, ClassVar, Generic, TypeVar
 
 from voiceflow.config.base import ProviderConfig
-from voiceflow.frames import AudioFrame, Message, Transcript, TTSAudio, VADEvent, VADKind
+from voiceflow.frames import (
+    AudioFrame,
+    Message,
+    ToolCall,
+    ToolSpec,
+    Transcript,
+    TTSAudio,
+    VADEvent,
+    VADKind,
+    without_tools,
+)
 
 
 class ProviderKind(str, Enum):
@@ -180,6 +190,24 @@ class LLMProvider(Provider[C]):
     @abstractmethod
     def stream(self, messages: Sequence[Message]) -> AsyncIterator[str]:
         """Stream the assistant's reply to ``messages`` as text deltas."""
+
+    def stream_with_tools(
+        self, messages: Sequence[Message], tools: Sequence[ToolSpec]
+    ) -> AsyncIterator[str | ToolCall]:
+        """Like :meth:`stream`, with ``tools`` the model may call.
+
+        A provider that supports function calling overrides this: text deltas as they come, then
+        each complete :class:`~voiceflow.frames.ToolCall` the model asked for (the runtime runs
+        them and asks again with the results). ``messages`` may hold earlier tool calls and
+        results. The default serves a model without tools: it answers in text, the history's
+        tool entries told to it as notes, so it can still be a fallback of an agent with tools.
+        """
+        return self.stream(without_tools(messages))
+
+    @classmethod
+    def calls_tools(cls) -> bool:
+        """Whether this provider can call tools (it overrides :meth:`stream_with_tools`)."""
+        return cls.stream_with_tools is not LLMProvider.stream_with_tools
 
     async def warm(self, messages: Sequence[Message]) -> None:  # noqa: B027 - optional hook
         """A call is starting with these messages (the system prompt): get ready for them.

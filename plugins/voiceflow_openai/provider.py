@@ -14,19 +14,22 @@ Decisions, and why:
 * A stream that ends without a ``finish_reason`` is a failure, not a short answer: a connection
   cut cleanly mid-reply otherwise looks exactly like a finished one.
 
-Tool calls (``delta.tool_calls``) are not handled yet: the provider requests none and ignores any.
+* Tool calls arrive in fragments (``delta.tool_calls``: an id and name first, then pieces of
+  the arguments' JSON, keyed by ``index``); they are joined here and handed on whole, once the
+  stream has finished, since a call cut off mid-arguments must never run.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from contextlib import aclosing
 from typing import Any
 
 import anyio
 
 from voiceflow.compute import run_in_thread
-from voiceflow.frames import Message
+from voiceflow.frames import Message, ToolCall, ToolSpec
 from voiceflow.providers import LLMProvider, ProviderError, ProviderUnavailable
 from voiceflow_openai.config import OpenAIConfig
 from voiceflow_openai.errors import map_error
@@ -107,19 +110,37 @@ class OpenAILLM(LLMProvider[OpenAIConfig]):
 
     def stream(self, messages: Sequence[Message]) -> AsyncIterator[str]:
         """Stream the reply's text deltas; closing the iterator closes the HTTP stream."""
-        return self._stream([message.as_dict() for message in messages])
+        return self._text_only(self._stream([message.as_dict() for message in messages], ()))
 
-    async def _stream(self, payload: list[dict[str, str]]) -> AsyncIterator[str]:
+    def stream_with_tools(
+        self, messages: Sequence[Message], tools: Sequence[ToolSpec]
+    ) -> AsyncIterator[str | ToolCall]:
+        return self._stream([chat_message(message) for message in messages], tools)
+
+    @staticmethod
+    async def _text_only(items: AsyncGenerator[str | ToolCall, None]) -> AsyncIterator[str]:
+        async with aclosing(items):  # closing this closes the HTTP stream at once
+            async for item in items:
+                if isinstance(item, str):
+                    yield item
+
+    async def _stream(
+        self, payload: list[dict[str, Any]], tools: Sequence[ToolSpec]
+    ) -> AsyncGenerator[str | ToolCall, None]:
         client = self._client
         if client is None:
             raise ProviderError("openai: stream() called before prepare()")
+        params = self._parameters()
+        if tools:
+            params["tools"] = [tool_definition(tool) for tool in tools]
         try:
             stream = await client.chat.completions.create(
-                model=self.config.model, messages=payload, stream=True, **self._parameters()
+                model=self.config.model, messages=payload, stream=True, **params
             )
         except Exception as exc:  # noqa: BLE001 - every SDK failure is mapped
             raise self._error(exc) from None
         finished = False
+        calls = _ToolCallParts()
         try:
             while True:
                 try:
@@ -133,9 +154,13 @@ class OpenAILLM(LLMProvider[OpenAIConfig]):
                         continue
                     if choice.finish_reason is not None:
                         finished = True
-                    text = choice.delta.content if choice.delta is not None else None
-                    if text:
-                        yield text
+                    delta = choice.delta
+                    if delta is None:
+                        continue
+                    for part in delta.tool_calls or ():
+                        calls.add(part)
+                    if delta.content:
+                        yield delta.content
         finally:
             # Shielded: a cancelled reply (barge-in) must still close its socket now, not when
             # the garbage collector gets to it; bounded, so a stuck close cannot hold the reply.
@@ -146,6 +171,8 @@ class OpenAILLM(LLMProvider[OpenAIConfig]):
                 f"openai: the reply from {self.config.endpoint} ended without a finish_reason "
                 "(connection cut mid-reply?)"
             )
+        for call in calls.complete(self.config.endpoint):
+            yield call
 
     def _parameters(self) -> dict[str, Any]:
         config = self.config
@@ -162,3 +189,49 @@ class OpenAILLM(LLMProvider[OpenAIConfig]):
 
     def _error(self, exc: BaseException) -> ProviderError:
         return map_error(exc, endpoint=self.config.endpoint, model=self.config.model, key=self._key)
+
+
+def chat_message(message: Message) -> dict[str, Any]:
+    """A context message in the chat-completions shape, tool calls and results included."""
+    if message.role == "tool":
+        return {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.content}
+    entry: dict[str, Any] = message.as_dict()
+    if message.tool_calls:
+        entry["content"] = message.content or None
+        entry["tool_calls"] = [
+            {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
+            for call in message.tool_calls
+        ]
+    return entry
+
+
+def tool_definition(tool: ToolSpec) -> dict[str, Any]:
+    return {
+        "type": "function",
+        "function": {"name": tool.name, "description": tool.description, "parameters": tool.parameters},
+    }
+
+
+class _ToolCallParts:
+    """Streamed tool-call fragments, joined by their ``index``."""
+
+    def __init__(self) -> None:
+        self._parts: dict[int, dict[str, str]] = {}
+
+    def add(self, part: Any) -> None:
+        entry = self._parts.setdefault(part.index, {"id": "", "name": "", "arguments": ""})
+        if part.id:
+            entry["id"] = part.id
+        function = part.function
+        if function is not None:
+            entry["name"] += function.name or ""
+            entry["arguments"] += function.arguments or ""
+
+    def complete(self, endpoint: str) -> list[ToolCall]:
+        calls: list[ToolCall] = []
+        for index in sorted(self._parts):
+            entry = self._parts[index]
+            if not entry["name"]:
+                raise ProviderError(f"openai: {endpoint} sent a tool call without a function name")
+            calls.append(ToolCall(entry["id"] or f"call_{index}", entry["name"], entry["arguments"] or "{}"))
+        return calls

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, Union
 
-from pydantic import BaseModel, BeforeValidator, Field, create_model
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, create_model
 from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
 from voiceflow.config.base import ProviderConfig
 from voiceflow.config.models import AgentCore
+from voiceflow.config.tools import ToolConfig
 from voiceflow.providers import ProviderKind
 
 if TYPE_CHECKING:
@@ -90,9 +91,30 @@ def compose_agent_model(registry: PluginRegistry) -> type[BaseModel]:
         )
     else:
         fields["transport"] = _not_installed("transport", ProviderKind.TRANSPORT, None)
+    fields["tools"] = _tools_field(registry)
     return create_model(
         "Agent",
         __base__=AgentConfig,
         __doc__="A voiceflow agent: one file describes the whole voice agent.",
         **fields,
+    )
+
+
+def _tools_field(registry: PluginRegistry) -> Any:
+    """``tools``, with each ``function:`` checked against the tools plugins registered."""
+    registered = {info.tool.name for info in registry.tools()}
+
+    def installed(tool: ToolConfig) -> ToolConfig:
+        if tool.function is not None and tool.function not in registered:
+            known = ", ".join(sorted(registered)) or "none is installed"
+            raise PydanticCustomError(
+                "tool_not_installed",
+                f"no plugin registers a tool function named {tool.function!r} ({known})",
+            )
+        return tool
+
+    inherited = AgentCore.model_fields["tools"]
+    return (
+        list[Annotated[ToolConfig, AfterValidator(installed)]],
+        Field(default_factory=list, max_length=64, description=inherited.description),
     )

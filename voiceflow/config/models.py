@@ -14,6 +14,7 @@ from pydantic import Field, model_validator
 
 from voiceflow.config.base import Strict
 from voiceflow.config.serving import Serving
+from voiceflow.config.tools import RESET_STATE, ToolConfig
 
 
 class Utterance(Strict):
@@ -227,3 +228,24 @@ class AgentCore(Strict):
     context: Context = Field(Context(), description="What the LLM is shown of the conversation.")
     serving: Serving = Field(Serving(), description="Limits and drain when served (`voiceflow serve`).")
     session: Session = Field(Session(), description="Clock and end-of-call behaviour.")
+    tools: list[ToolConfig] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Functions the LLM may call: HTTP webhooks, or Python functions from plugins.",
+    )
+
+    @model_validator(mode="after")
+    def _tools_fit(self) -> AgentCore:
+        names = [tool.tool_name for tool in self.tools]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(f"tools: each tool needs its own name ({', '.join(twice)} used twice)")
+        known = set(self.turn_taking.states)
+        for index, tool in enumerate(self.tools):
+            if tool.sets_state is not None and tool.sets_state != RESET_STATE and tool.sets_state not in known:
+                listed = ", ".join(sorted(known)) or "none are declared"
+                raise ValueError(
+                    f"tools[{index}].sets_state: {tool.sets_state!r} is not a state of "
+                    f"turn_taking.states ({listed}; or '{RESET_STATE}')"
+                )
+        return self

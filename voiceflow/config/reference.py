@@ -13,7 +13,9 @@ A test fails when this file is stale. Every block rejects unknown keys. Strings 
 """
 
 
-def _type(prop: dict[str, Any]) -> str:
+def _type(prop: dict[str, Any] | bool) -> str:
+    if isinstance(prop, bool):  # JSON schema's "anything" (true) or "nothing" (false)
+        return "any" if prop else "nothing"
     if "$ref" in prop:
         return str(prop["$ref"]).rsplit("/", 1)[-1]
     if "const" in prop:

@@ -11,7 +11,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from voiceflow.tools.toolbox import ToolOutcome
 
 MARKS = (
     "user_speech_start",
@@ -60,6 +63,10 @@ class TurnTimeline:
     fallbacks: list[str] = field(default_factory=list)
     failure: str | None = None
     """Why this turn failed, or which failure it apologises for (already redacted)."""
+    tools: list[ToolOutcome] = field(default_factory=list)
+    """The tool calls the reply made, in order, with their results."""
+    states: list[str] = field(default_factory=list)
+    """Conversation-state switches during this turn (``"spelling (by tool start_spelling)"``)."""
 
     def mark(self, name: str, t: float) -> None:
         self.marks[name] = t
@@ -89,6 +96,8 @@ class TurnTimeline:
             "providers": self.providers,
             "fallbacks": self.fallbacks,
             "failure": self.failure,
+            "tools": [outcome.as_dict(self.origin) for outcome in self.tools],
+            "states": self.states,
             "marks": {name: round(t - self.origin, 4) for name, t in ordered},
             "spans": {
                 name: round(value, 4)

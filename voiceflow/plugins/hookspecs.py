@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import typer
 
     from voiceflow.providers import Provider
+    from voiceflow.tools import Tool
 
 PROJECT = "voiceflow"
 ENTRY_POINT_GROUP = "voiceflow"
@@ -29,6 +30,7 @@ hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
 Register = Callable[["type[Provider[Any]]"], None]
+RegisterTool = Callable[["Tool"], None]
 
 
 @hookspec
@@ -39,6 +41,12 @@ def register_providers(register: Register) -> None:
 @hookspec
 def register_transports(register: Register) -> None:
     """Register transport classes (file, web, phone, ...): ``register(MyTransport)`` for each."""
+
+
+@hookspec
+def register_tools(register: RegisterTool) -> None:
+    """Register Python tools an agent file can offer its LLM: ``register(Tool(...))`` for each
+    (see :mod:`voiceflow.tools`)."""
 
 
 @hookspec

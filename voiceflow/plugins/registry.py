@@ -16,6 +16,7 @@ import pluggy
 
 from voiceflow.plugins import hookspecs
 from voiceflow.providers import Provider, ProviderKind
+from voiceflow.tools import Tool
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -44,6 +45,16 @@ class ProviderInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolInfo:
+    """One registered Python tool, with where it came from."""
+
+    tool: Tool
+    plugin: str
+    package: str
+    version: str
+
+
+@dataclass(frozen=True, slots=True)
 class BrokenPlugin:
     """An entry point that failed to load: listed, reported, and otherwise left out."""
 
@@ -67,6 +78,7 @@ class PluginRegistry:
     manager: pluggy.PluginManager = field(init=False)
     broken: list[BrokenPlugin] = field(init=False, default_factory=list)
     _providers: dict[tuple[ProviderKind, str], ProviderInfo] = field(init=False, default_factory=dict)
+    _tools: dict[str, ToolInfo] = field(init=False, default_factory=dict)
     _origin: dict[int, tuple[str, str, str]] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -109,6 +121,14 @@ class PluginRegistry:
                     raise
                 except Exception as exc:  # noqa: BLE001
                     self.broken.append(BrokenPlugin(origin[0], origin[1], f"{type(exc).__name__}: {exc}"))
+        for impl in self.manager.hook.register_tools.get_hookimpls():
+            origin = self._origin.get(id(impl.plugin), (impl.plugin_name, "?", "?"))
+            try:
+                impl.function(register=lambda tool, o=origin: self._register_tool(tool, *o))
+            except PluginError:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                self.broken.append(BrokenPlugin(origin[0], origin[1], f"{type(exc).__name__}: {exc}"))
 
     def _register(self, cls: type[Provider[Any]], plugin: str, package: str, version: str) -> None:
         for attr in ("kind", "name", "config_model"):
@@ -123,6 +143,17 @@ class PluginRegistry:
             )
         self._providers[key] = ProviderInfo(key[0], cls.name, cls, plugin, package, version)
 
+    def _register_tool(self, tool: Tool, plugin: str, package: str, version: str) -> None:
+        if not isinstance(tool, Tool):
+            raise PluginError(f"plugin {plugin!r} ({package}) registered {tool!r}, not a voiceflow.tools.Tool")
+        other = self._tools.get(tool.name)
+        if other is not None and other.tool is not tool:
+            raise PluginError(
+                f"tool {tool.name!r} is registered twice: by {other.package} (plugin {other.plugin!r}) "
+                f"and by {package} (plugin {plugin!r})"
+            )
+        self._tools[tool.name] = ToolInfo(tool, plugin, package, version)
+
     # --- queries ----------------------------------------------------------------------------
 
     def providers(self, kind: ProviderKind | None = None) -> list[ProviderInfo]:
@@ -135,6 +166,16 @@ class PluginRegistry:
         except KeyError:
             known = ", ".join(i.name for i in self.providers(kind)) or "none"
             raise PluginError(f"no {kind.value} provider named {name!r} (installed: {known})") from None
+
+    def tools(self) -> list[ToolInfo]:
+        return [self._tools[name] for name in sorted(self._tools)]
+
+    def tool(self, name: str) -> ToolInfo:
+        try:
+            return self._tools[name]
+        except KeyError:
+            known = ", ".join(sorted(self._tools)) or "none"
+            raise PluginError(f"no tool named {name!r} is registered by a plugin (installed: {known})") from None
 
     def add_commands(self, cli: Any) -> None:
         self.manager.hook.register_commands(cli=cli)

@@ -29,6 +29,16 @@ from voiceflow.runtime.chunker import ClauseChunker
 log = structlog.get_logger("voiceflow.reply")
 
 
+class ClauseBreak:
+    """Yielded between a reply's text deltas: say what is pending now, without waiting for the
+    clause to end (the reply is about to pause, e.g. while a tool runs)."""
+
+
+CLAUSE_BREAK = ClauseBreak()
+
+ReplyText = AsyncIterator["str | ClauseBreak"]
+
+
 @dataclass
 class Clause:
     text: str
@@ -130,7 +140,7 @@ class ReplyPipeline:
     clock: Clock
     chunking: Chunking
 
-    async def speak(self, reply: Reply, text: AsyncIterator[str]) -> None:
+    async def speak(self, reply: Reply, text: ReplyText) -> None:
         """Speak streamed ``text``; returns once the caller has heard all of it.
 
         If a stage fails, the audio already queued still plays out before the failure is
@@ -166,12 +176,17 @@ class ReplyPipeline:
             await reply.drained.wait()
             tg.cancel_scope.cancel()
 
-    async def _chunk(self, reply: Reply, text: AsyncIterator[str], out: ObjectSendStream[str]) -> None:
+    async def _chunk(self, reply: Reply, text: ReplyText, out: ObjectSendStream[str]) -> None:
         chunker = ClauseChunker(self.chunking)
         max_wait = self.chunking.first_clause_max_wait
         first_delta: float | None = None
         async with out, aclosing(text) as deltas:  # type: ignore[type-var]
             async for delta in deltas:
+                if isinstance(delta, ClauseBreak):
+                    for clause in chunker.flush():
+                        reply.timeline.mark_once("first_clause", self.clock.now())
+                        await out.send(clause)
+                    continue
                 reply.generated += delta
                 first_delta = self.clock.now() if first_delta is None else first_delta
                 for clause in chunker.push(delta):

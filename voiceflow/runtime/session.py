@@ -25,6 +25,7 @@ from voiceflow.runtime.pool import NoProviderReady, ProviderPool
 from voiceflow.runtime.recognizer import Recognizer, RecognizerFailed, RecognizerUnavailable
 from voiceflow.runtime.reply import PlaybackMark, ReplyPipeline
 from voiceflow.runtime.voice_activity import VoiceActivity
+from voiceflow.tools.toolbox import Toolbox, bind_tools
 from voiceflow.turns.events import (
     CallerAudioEnded,
     Event,
@@ -105,10 +106,13 @@ class Session:
             )
             tts = Chain[TTSProvider[Any]]("tts", tts_providers, self.clock, breaker=self.pool.breaker)
             stt = Recognizer(await self._providers(ProviderKind.STT, self.agent.stt, unavailable))
+            toolbox = self._toolbox(llm)
             try:
-                await self._converse(stt, vad, llm, tts, unavailable)
+                await self._converse(stt, vad, llm, tts, unavailable, toolbox)
             finally:
                 await stt.aclose()  # also when cancelled while the stream was still opening
+                if toolbox is not None:
+                    await toolbox.aclose()
                 self.transport.notify("hangup", reason=self.ended_because)
             log.info("call ended", reason=self.ended_because, turns=len(self.timeline.turns))
             return self.result()
@@ -120,6 +124,7 @@ class Session:
         llm: Chain[LLMProvider[Any]],
         tts: Chain[TTSProvider[Any]],
         unavailable: list[str],
+        toolbox: Toolbox | None,
     ) -> None:
         """Open the recogniser's stream, then run the turn manager and the call's pumps."""
         if stt.providers:
@@ -140,6 +145,7 @@ class Session:
             hang_up=self._hang_up,
             caller_audio_end_is_hangup=self.transport.caller_audio_end_is_hangup,
             unavailable="; ".join(unavailable) or None,
+            toolbox=toolbox,
         )
         if self._hang_up_reason is not None:
             self.request_hang_up(self._hang_up_reason)
@@ -155,6 +161,16 @@ class Session:
                 tg.start_soon(self._warm_llm, llm.providers[0], name="llm-warm-up")
             await manager.run()
             tg.cancel_scope.cancel()
+
+    def _toolbox(self, llm: Chain[LLMProvider[Any]]) -> Toolbox | None:
+        if not self.agent.tools:
+            return None
+        blind = [provider.name for provider in llm.providers if not provider.calls_tools()]
+        if blind:
+            log.warning("these LLMs cannot call tools: serving a reply, they answer without them",
+                        providers=blind)
+        tools = bind_tools(self.agent.tools, self.pool.registry)
+        return Toolbox(tools, self.clock, self.call_id, self.agent.turn_taking.states)
 
     async def _providers(self, kind: ProviderKind, configs: Any, unavailable: list[str]) -> list[Any]:
         """The stage's prepared providers; an empty list (and the reason noted) if none is ready."""

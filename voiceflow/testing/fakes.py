@@ -10,6 +10,7 @@ milliseconds of wall time.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Literal
 
@@ -18,13 +19,15 @@ import anyio.lowlevel
 import numpy as np
 from pydantic import Field
 
-from voiceflow.clock import current_clock
+from voiceflow.clock import Clock, current_clock
 from voiceflow.config.base import ProviderConfig
 from voiceflow.frames import (
     SAMPLE_RATE,
     AudioFrame,
     Message,
     TextMark,
+    ToolCall,
+    ToolSpec,
     Transcript,
     TTSAudio,
     VADEvent,
@@ -220,8 +223,14 @@ class ScriptedLLMConfig(ProviderConfig):
     fail_after_words: int | None = Field(None, ge=1, description="Raise after this many words.")
 
 
+TOOL_CALL_MARK = re.compile(r"\[\[call ([A-Za-z0-9_-]+) (.*?)\]\]")
+"""In a scripted reply, ``[[call name {"json": "arguments"}]]`` is a tool call the model makes
+after its text (the next reply in the list answers the request that carries the results)."""
+
+
 class ScriptedLLM(LLMProvider[ScriptedLLMConfig]):
-    """Streams scripted replies word by word and records what it was asked."""
+    """Streams scripted replies word by word and records what it was asked. A reply may call
+    tools: ``"Let me look. [[call check_order {\"order\": \"42\"}]]"``."""
 
     name = "scripted-llm"
     config_model = ScriptedLLMConfig
@@ -229,6 +238,7 @@ class ScriptedLLM(LLMProvider[ScriptedLLMConfig]):
     def __init__(self, config: ScriptedLLMConfig) -> None:
         super().__init__(config)
         self.requests: list[list[Message]] = []
+        self.offered_tools: list[list[ToolSpec]] = []
         self.warmed: list[list[Message]] = []
         self.tokens_sent = 0
 
@@ -236,13 +246,30 @@ class ScriptedLLM(LLMProvider[ScriptedLLMConfig]):
         self.warmed.append(list(messages))
 
     async def stream(self, messages: Sequence[Message]) -> AsyncIterator[str]:
+        async for item in self.stream_with_tools(messages, ()):
+            if isinstance(item, str):
+                yield item
+
+    async def stream_with_tools(
+        self, messages: Sequence[Message], tools: Sequence[ToolSpec]
+    ) -> AsyncIterator[str | ToolCall]:
         self.requests.append(list(messages))
+        self.offered_tools.append(list(tools))
         clock = current_clock()
         await clock.sleep(self.config.first_token_delay)
         if self.config.fail:
             raise RuntimeError("scripted failure")
         replies = self.config.replies
-        text = replies[min(len(self.requests), len(replies)) - 1]
+        reply = replies[min(len(self.requests), len(replies)) - 1]
+        text = " ".join(TOOL_CALL_MARK.sub("", reply).split())
+        async for word in self._words(text, clock):
+            yield word
+        for number, (name, arguments) in enumerate(TOOL_CALL_MARK.findall(reply) if tools else ()):
+            yield ToolCall(f"call_{len(self.requests)}_{number}", name, arguments)
+
+    async def _words(self, text: str, clock: Clock) -> AsyncIterator[str]:
+        if not text:
+            return
         for i, word in enumerate(text.split(" ")):
             if i and i == self.config.fail_after_words:
                 raise RuntimeError("scripted failure mid-reply")

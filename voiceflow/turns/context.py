@@ -34,10 +34,22 @@ class Conversation:
         self.history.append(Message("assistant", content, interrupted=interrupted))
         self._trim()
 
+    def add_tool_round(self, messages: list[Message]) -> None:
+        """Record a round of tool use (the model's calls, then their results), as it finished."""
+        self.history.extend(messages)
+        self._trim()
+
     def take_last_user(self) -> str:
-        """Remove and return the last caller message (their turn turned out not to be over)."""
-        if self.history and self.history[-1].role == "user":
-            return self.history.pop().content
+        """Remove and return the last caller message (their turn turned out not to be over).
+
+        Tool rounds recorded after it stay: the tools did run, whatever the caller says next.
+        """
+        for index in range(len(self.history) - 1, -1, -1):
+            role = self.history[index].role
+            if role == "user":
+                return self.history.pop(index).content
+            if role != "tool" and not self.history[index].tool_calls:
+                break
         return ""
 
     def messages(self) -> list[Message]:

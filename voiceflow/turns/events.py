@@ -89,6 +89,15 @@ class StageDown:
 
 
 @dataclass(frozen=True, slots=True)
+class StateRequested:
+    """Something in the call (a tool, for now) asks for another conversation state, which
+    switches the turn-taking overrides of ``turn_taking.states`` (``"default"``: none)."""
+
+    state: str
+    because: str
+
+
+@dataclass(frozen=True, slots=True)
 class HangUpRequested:
     """Someone outside the call ends it now (Ctrl-C, SIGTERM, an operator)."""
 
@@ -100,6 +109,7 @@ Event = (
     | SpeechEnded
     | TranscriptReceived
     | TimerFired
+    | StateRequested
     | ReplyHeard
     | ReplyEnded
     | CallerAudioEnded

@@ -22,6 +22,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 from voiceflow.clock import Clock
 from voiceflow.config.compose import AgentConfig
 from voiceflow.config.models import TurnTaking
+from voiceflow.config.tools import RESET_STATE
 from voiceflow.metrics.timeline import CallTimeline
 from voiceflow.providers import CallTransport, LLMProvider
 from voiceflow.redaction import redact
@@ -29,6 +30,7 @@ from voiceflow.runtime.chain import AttemptRecord, Chain
 from voiceflow.runtime.recognizer import Recognizer
 from voiceflow.runtime.reply import ReplyPipeline
 from voiceflow.runtime.voice_activity import VoiceActivity
+from voiceflow.tools.toolbox import Toolbox
 from voiceflow.turns.barge_in import RECHECK, BargeInPolicy, Overlap, Verdict
 from voiceflow.turns.context import Conversation
 from voiceflow.turns.events import (
@@ -42,12 +44,14 @@ from voiceflow.turns.events import (
     SpeechStarted,
     StageDown,
     State,
+    StateRequested,
     Timer,
     TimerFired,
     TranscriptReceived,
 )
 from voiceflow.turns.replies import ActiveReply, ReplyLauncher, TextSource, UserTurn, fixed_text, llm_text
 from voiceflow.turns.timers import Timers
+from voiceflow.turns.tool_use import ToolUse
 from voiceflow.turns.unhappy import Line, UnhappyScript
 
 log = structlog.get_logger("voiceflow.turns")
@@ -68,6 +72,7 @@ class TurnManager:
         hang_up: Callable[[str], None],
         caller_audio_end_is_hangup: bool = True,
         unavailable: str | None = None,
+        toolbox: Toolbox | None = None,
     ) -> None:
         self.agent = agent
         self.clock = clock
@@ -80,6 +85,7 @@ class TurnManager:
         self.hang_up = hang_up
         self.caller_audio_end_is_hangup = caller_audio_end_is_hangup
         self.unavailable = unavailable
+        self.toolbox = toolbox
         """Set when a stage cannot serve this call at all: the agent says so and hangs up."""
         self.conversation = Conversation(agent.prompt.system, agent.context.max_turns)
         self.conversation_state: str | None = None
@@ -160,6 +166,8 @@ class TurnManager:
                 self._on_recognition_failed(event)
             case StageDown():
                 self._give_up(f"{event.stage}: {event.error}")
+            case StateRequested():
+                self._switch_state(event)
             case HangUpRequested():
                 self._end(event.reason)
             case _:
@@ -443,7 +451,21 @@ class TurnManager:
         self.state = State.THINKING
 
     def _llm_reply(self) -> TextSource:
-        return llm_text(self.llm, self.clock, self.conversation.messages())
+        tools = None
+        if self.toolbox is not None:
+            tools = ToolUse(self.toolbox, lambda: self.conversation_state, self.conversation.add_tool_round,
+                            lambda state, tool: self._inbox_send.send_nowait(StateRequested(state, f"tool {tool}")))
+        return llm_text(self.llm, self.clock, self.conversation.messages(), tools)
+
+    def _switch_state(self, event: StateRequested) -> None:
+        state = None if event.state == RESET_STATE else event.state
+        if state == self.conversation_state:
+            return
+        log.info("conversation state switched", state=event.state, previous=self.conversation_state,
+                 because=event.because)
+        self.conversation_state = state
+        if self.timeline.turns:
+            self.timeline.turns[-1].states.append(f"{event.state} ({event.because})")
 
     def _on_reply_heard(self, event: ReplyHeard) -> None:
         if self.active is not None and self.active.reply is event.reply and self.state is State.THINKING:

@@ -7,7 +7,8 @@ to the manager's inbox when it ends. Text comes from a source: the LLM, or a fix
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+import itertools
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,17 +18,33 @@ import structlog
 from anyio.streams.memory import MemoryObjectSendStream
 
 from voiceflow.clock import Clock
-from voiceflow.frames import Message
+from voiceflow.frames import Message, ToolCall, ToolSpec
 from voiceflow.metrics.timeline import CallTimeline, TurnTimeline
 from voiceflow.providers import LLMProvider
 from voiceflow.runtime.chain import BadItem, Chain, StageFailed
-from voiceflow.runtime.reply import Reply, ReplyPipeline
+from voiceflow.runtime.reply import CLAUSE_BREAK, ClauseBreak, Reply, ReplyPipeline, ReplyText
+from voiceflow.tools.toolbox import ToolOutcome
 from voiceflow.turns.events import Event, ReplyEnded, ReplyHeard
+from voiceflow.turns.tool_use import MAX_TOOL_ROUNDS, ToolUse, exchange, run_tools
 
 log = structlog.get_logger("voiceflow.replies")
 
-TextSource = Callable[[TurnTimeline], AsyncIterator[str]]
-"""Makes a reply's text stream; called inside the reply's task with the reply's timeline turn."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyScope:
+    """What a reply's text source may use besides its timeline turn."""
+
+    timeline: TurnTimeline
+    start_soon: Callable[[Callable[[], Coroutine[Any, Any, None]]], object]
+    """Runs work alongside the reply (a tool), cancelled with it at barge-in."""
+    confirmed: Callable[[], Awaitable[None]]
+    """Returns once the reply is for real: a preemptive reply waits until the caller's turn is
+    confirmed over (nothing with effects, such as a tool, may run before)."""
+
+
+TextSource = Callable[[ReplyScope], ReplyText]
+"""Makes a reply's text stream; called inside the reply's task."""
 
 
 @dataclass
@@ -62,7 +79,7 @@ class ActiveReply:
 
 
 def fixed_text(text: str) -> TextSource:
-    async def source(turn: TurnTimeline) -> AsyncIterator[str]:
+    async def source(scope: ReplyScope) -> AsyncIterator[str]:
         yield text
 
     return source
@@ -78,57 +95,101 @@ CONTINUE_INSTRUCTION = (
 )
 
 
-def llm_text(llm: Chain[LLMProvider[Any]], clock: Clock, messages: list[Message]) -> TextSource:
+def llm_text(
+    llm: Chain[LLMProvider[Any]], clock: Clock, messages: list[Message], tools: ToolUse | None = None
+) -> TextSource:
     """The LLM's reply to ``messages``, taken now (not when the reply task first runs).
 
-    If the serving LLM fails mid-reply and the chain has another, the reply goes on there: the
-    text written so far stays (some of it may already be playing) and the next model is asked to
-    continue it, so the caller hears one reply, not a broken one and an apology.
+    With ``tools``, the model may call them: the text it wrote so far is said, the calls run
+    (with a filler line if they are slow), and the model is asked again with their results, up
+    to :data:`~voiceflow.turns.tool_use.MAX_TOOL_ROUNDS` times.
     """
 
-    async def source(turn: TurnTimeline) -> AsyncGenerator[str, None]:
+    async def source(scope: ReplyScope) -> AsyncGenerator[str | ClauseBreak, None]:
+        turn = scope.timeline
         turn.mark("llm_request", clock.now())
-        written = ""
-        first = 0
-        while True:
-            request = messages if not written else [
-                *messages, Message("assistant", written.rstrip()), Message("system", CONTINUE_INSTRUCTION)
-            ]
-            deltas = llm.stream(_reply_to(request), first=first, check=check_text_delta, nonempty=True,
-                                substantive=bool)
-            try:
-                async with aclosing(deltas):
-                    async for delta in deltas:
-                        turn.mark_once("llm_first_token", clock.now())
-                        written += delta
-                        yield delta
-                        if len(written) > MAX_REPLY_CHARS:
-                            log.warning("LLM reply cut at the length limit", chars=len(written))
-                            turn.fallbacks.append(f"llm: reply cut at {MAX_REPLY_CHARS} characters")
-                            break
+        request = list(messages)
+        total = 0
+        for rounds in itertools.count():
+            calls: list[ToolCall] = []
+            written = ""
+            items = _llm_round(llm, request, tools.toolbox.specs if tools else ())
+            async with aclosing(items):
+                async for item in items:
+                    if isinstance(item, ToolCall):
+                        calls.append(item)
+                        continue
+                    turn.mark_once("llm_first_token", clock.now())
+                    written += item
+                    total += len(item)
+                    yield item
+                    if total > MAX_REPLY_CHARS:
+                        log.warning("LLM reply cut at the length limit", chars=total)
+                        turn.fallbacks.append(f"llm: reply cut at {MAX_REPLY_CHARS} characters")
+                        calls = []
+                        break
+            if not calls or tools is None:
                 break
-            except StageFailed as failure:
-                if failure.served_by is None or failure.served_by + 1 >= len(llm.providers):
-                    raise
-                first = failure.served_by + 1
-                log.warning("LLM failed mid-reply: the next one continues it",
-                            provider=llm.providers[failure.served_by].name)
-                if written and not written[-1].isspace():
-                    written += " "
-                    yield " "
+            if rounds >= MAX_TOOL_ROUNDS:
+                log.warning("LLM kept calling tools: its calls are dropped", rounds=rounds)
+                turn.fallbacks.append(f"llm: tool calls dropped after {MAX_TOOL_ROUNDS} rounds")
+                break
+            yield CLAUSE_BREAK
+            outcomes: list[ToolOutcome] = []
+            async for filler in run_tools(tools, calls, scope, clock, outcomes):
+                yield filler
+            request += exchange(calls, outcomes, said=written)
         turn.mark("llm_done", clock.now())
 
     return source
 
 
-def _reply_to(messages: list[Message]) -> Callable[[LLMProvider[Any]], AsyncIterator[str]]:
-    return lambda provider: provider.stream(messages)
+async def _llm_round(
+    llm: Chain[LLMProvider[Any]], messages: list[Message], tools: Sequence[ToolSpec]
+) -> AsyncGenerator[str | ToolCall, None]:
+    """One request to the LLM chain. If the serving LLM fails mid-reply and the chain has
+    another, the reply goes on there: the text written so far stays (some of it may already be
+    playing) and the next model is asked to continue it, so the caller hears one reply, not a
+    broken one and an apology."""
+    written = ""
+    first = 0
+    while True:
+        request = messages if not written else [
+            *messages, Message("assistant", written.rstrip()), Message("system", CONTINUE_INSTRUCTION)
+        ]
+        deltas = llm.stream(_reply_to(request, tools), first=first, check=check_llm_item, nonempty=True,
+                            substantive=bool)
+        try:
+            async with aclosing(deltas):
+                async for delta in deltas:
+                    if isinstance(delta, str):
+                        written += delta
+                    yield delta
+            return
+        except StageFailed as failure:
+            if failure.served_by is None or failure.served_by + 1 >= len(llm.providers):
+                raise
+            first = failure.served_by + 1
+            log.warning("LLM failed mid-reply: the next one continues it",
+                        provider=llm.providers[failure.served_by].name)
+            if written and not written[-1].isspace():
+                written += " "
+                yield " "
 
 
-def check_text_delta(delta: str) -> None:
-    """An LLM must stream text; anything else is that provider's failure, not a crash."""
-    if not isinstance(delta, str):
-        raise BadItem(f"produced {type(delta).__name__}, not text")
+def _reply_to(
+    messages: list[Message], tools: Sequence[ToolSpec]
+) -> Callable[[LLMProvider[Any]], AsyncIterator[str | ToolCall]]:
+    if not tools:
+        return lambda provider: provider.stream(messages)
+    return lambda provider: provider.stream_with_tools(messages, tools)
+
+
+def check_llm_item(item: str | ToolCall) -> None:
+    """An LLM must stream text (or tool calls); anything else is that provider's failure, not a
+    crash."""
+    if not isinstance(item, str | ToolCall):
+        raise BadItem(f"produced {type(item).__name__}, not text")
 
 
 @dataclass
@@ -159,11 +220,18 @@ class ReplyLauncher:
                       gate=anyio.Event() if gated else None)
         active = ActiveReply(reply, anyio.CancelScope(), user_turn, speculative=gated)
 
+        async def confirmed() -> None:
+            if reply.gate is not None:
+                await reply.gate.wait()
+
         async def run() -> None:
             error: BaseException | None = None
             with active.scope:
                 try:
-                    await self.pipeline.speak(reply, source(turn))
+                    async with anyio.create_task_group() as alongside:
+                        scope = ReplyScope(turn, lambda work: alongside.start_soon(work), confirmed)
+                        await self.pipeline.speak(reply, source(scope))
+                        alongside.cancel_scope.cancel()
                 except Exception as exc:  # noqa: BLE001 - reported to the state machine
                     error = _root_cause(exc)
             await self.inbox.send(ReplyEnded(reply, error, active.scope.cancel_called))
