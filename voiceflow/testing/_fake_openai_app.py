@@ -21,6 +21,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from voiceflow.testing.fakes import TOOL_CALL_MARK
+
 if TYPE_CHECKING:
     from voiceflow.testing.fake_openai import FakeOpenAI, Fault, ReceivedRequest
 
@@ -116,8 +118,12 @@ class _Completion(Response):
         self.fault = fault
         body = record.body or {}
         limit = body.get("max_completion_tokens") or body.get("max_tokens")
-        deltas = tokens(reply)
-        self.finish_reason = "stop"
+        self.tool_calls = [
+            (f"call_fake{record.index}_{number}", name, arguments)
+            for number, (name, arguments) in enumerate(TOOL_CALL_MARK.findall(reply))
+        ] if body.get("tools") else []
+        deltas = tokens(" ".join(TOOL_CALL_MARK.sub("", reply).split()))
+        self.finish_reason = "tool_calls" if self.tool_calls else "stop"
         if isinstance(limit, int) and 0 < limit < len(deltas):
             deltas, self.finish_reason = deltas[:limit], "length"
         self.deltas = deltas
@@ -178,6 +184,9 @@ class _Completion(Response):
                 record.first_chunk_at = time.monotonic()
         if fault is not None and fault.after >= len(self.deltas):
             await self._mid_stream_fault(emit)
+        for delta in self._tool_call_deltas():
+            await server._pause(server.token_interval)
+            await emit(self._chunk(delta))
         await emit(self._chunk({}, self.finish_reason))
         options = (record.body or {}).get("stream_options")
         if isinstance(options, dict) and options.get("include_usage"):
@@ -186,6 +195,17 @@ class _Completion(Response):
             await emit(b"data: " + json.dumps(usage).encode() + b"\n\n")
         record.finished_at = time.monotonic()
         await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
+
+    def _tool_call_deltas(self) -> list[dict[str, Any]]:
+        """Tool calls as OpenAI streams them: the id and name first, then the arguments' JSON in
+        small pieces, each keyed by the call's index."""
+        deltas: list[dict[str, Any]] = []
+        for index, (call_id, name, arguments) in enumerate(self.tool_calls):
+            deltas.append({"tool_calls": [{"index": index, "id": call_id, "type": "function",
+                                           "function": {"name": name, "arguments": ""}}]})
+            deltas += [{"tool_calls": [{"index": index, "function": {"arguments": arguments[i : i + 8]}}]}
+                       for i in range(0, len(arguments), 8)]
+        return deltas
 
     async def _mid_stream_fault(self, emit: Callable[[bytes], Awaitable[None]]) -> None:
         fault = self.fault
@@ -214,11 +234,18 @@ class _Completion(Response):
             raise _Cut
         data = {"id": self.id, "object": "chat.completion", "created": int(time.time()), "model": self.model,
                 "system_fingerprint": "fp_fake",
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": "".join(self.deltas)},
+                "choices": [{"index": 0, "message": self._message(),
                              "logprobs": None, "finish_reason": self.finish_reason}],
                 "usage": self._usage()}
         record.first_chunk_at = record.finished_at = time.monotonic()
         await send({"type": "http.response.body", "body": json.dumps(data).encode(), "more_body": False})
+
+    def _message(self) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": "".join(self.deltas) or None}
+        if self.tool_calls:
+            message["tool_calls"] = [{"id": call_id, "type": "function", "function": {"name": name, "arguments": args}}
+                                     for call_id, name, args in self.tool_calls]
+        return message
 
     def _usage(self) -> dict[str, int]:
         prompt = sum(len(tokens(str(m.get("content", "")))) for m in self.record.messages)

@@ -8,6 +8,11 @@ request must carry ``Authorization: Bearer <api_key>``. Timing is realistic and 
 (time to first byte, pace between tokens) and runs on real time in the server's own thread, so it
 does not care which clock or event loop the test uses.
 
+A reply may call tools, written as the scripted LLM writes them
+(``"Let me look. [[call check_order {\"order\": \"42\"}]]"``): when the request offers tools, the
+calls are streamed as OpenAI streams them (``delta.tool_calls`` fragments, ``finish_reason``
+``tool_calls``); the next reply answers the request carrying their results.
+
 Faults, for the whole server, for requests naming a given model, or for the next requests::
 
     async with FakeOpenAI(replies=["Paris is the capital of France."]) as server:

@@ -139,6 +139,8 @@ def llm_text(
             async for filler in run_tools(tools, calls, scope, clock, outcomes):
                 yield filler
             request += exchange(calls, outcomes, said=written)
+            if total:
+                yield " "  # the next round's text is a new sentence of the same reply
         turn.mark("llm_done", clock.now())
 
     return source

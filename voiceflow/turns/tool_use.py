@@ -72,7 +72,7 @@ async def run_tools(
     scope.start_soon(run_all)
     filler = tools.toolbox.filler(calls)
     if filler is not None and not await _finished_within(done, clock, filler[0]):
-        yield filler[1]
+        yield f" {filler[1]}"
         yield CLAUSE_BREAK
     await done.wait()
     outcomes.extend(result for result in results if result is not None)
