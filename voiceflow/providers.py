@@ -239,6 +239,9 @@ class OutFrame:
 
     frame: AudioFrame
     mark: object
+    wire: bytes | None = None
+    """The same 20 ms already in the transport's :attr:`CallTransport.wire_format`, when the
+    voice produced that format itself (μ-law 8 kHz for a phone): sent as is, never transcoded."""
 
 
 PlayedCallback = Callable[[object, float], None]
@@ -251,6 +254,10 @@ class CallTransport(ABC):
     clock: str = "real"
     """Which clock suits this call when the agent says ``session.clock: auto``: live calls need
     ``"real"``; a file can run on ``"virtual"`` time, faster than real time."""
+    wire_format: str | None = None
+    """The audio format on this call's wire, when it is not the internal PCM16 16 kHz:
+    ``"mulaw/8000"`` for phone lines. Voices that can produce it are asked to, and their audio
+    then reaches :meth:`play` in :attr:`OutFrame.wire` untouched."""
     caller_audio_end_is_hangup: bool = True
     """False for sources whose audio simply runs out (a file): the call then ends once the agent
     is idle, instead of the moment the audio stops."""
