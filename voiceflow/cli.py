@@ -142,6 +142,79 @@ STOP_GRACE = 0.5
 """Seconds a call gets to hang up after Ctrl-C before it is cut off (the exit comes within ~1 s)."""
 
 
+@app.command()
+def serve(
+    agent_files: Annotated[list[Path], typer.Argument(help="Agent YAML files; each is served at /agents/<name>.")],
+    host: Annotated[str, typer.Option(help="Address to listen on (anything but loopback needs a token).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on (0: any free port).")] = 8000,
+    access_token: Annotated[
+        str | None,
+        typer.Option(envvar="VOICEFLOW_ACCESS_TOKEN", show_envvar=True,
+                     help="Callers must present it (Bearer header or ?access_token=); prefer the variable."),
+    ] = None,
+    transport: Annotated[
+        str | None, typer.Option(help="Serve every agent on this transport (its defaults), not the file's.")
+    ] = None,
+    plugin: Annotated[
+        list[str] | None, typer.Option(help="Also load this plugin module (not installed: development, tests).")
+    ] = None,
+    log_format: Annotated[str, typer.Option(help="console or json.")] = "console",
+    log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "info",
+) -> None:
+    """Serve agents to live callers (WebSocket, browser, phone) until SIGTERM drains the calls."""
+    from voiceflow.serving.command import run_until_drained
+    from voiceflow.serving.server import ServeOptions, ServingError, check_bind_or_fail
+
+    fmt, level = _log_options(log_format, log_level)
+    options = ServeOptions(host, port, access_token)
+    try:
+        check_bind_or_fail(options)
+    except ServingError as exc:
+        raise _fail(f"voiceflow serve: {exc}") from None
+    configure_logging(fmt, level)
+    registry = _registry_with(plugin or [])
+    agents = [_load(path, registry) for path in agent_files]
+    if transport is not None:
+        agents = [_on_transport(agent, registry, transport) for agent in agents]
+    try:
+        code = run_until_drained(agents, registry, options)
+    except Exception as exc:  # noqa: BLE001 - task groups wrap what ends the server
+        root = _single(exc)
+        if isinstance(root, ServingError):
+            raise _fail(f"voiceflow serve: {root}") from None
+        if isinstance(root, PluginError | NoProviderReady | ProviderError):
+            raise _fail(f"voiceflow serve: {redact(str(root))}", 1) from None
+        raise
+    if code:
+        raise typer.Exit(code)
+
+
+def _single(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def _registry_with(modules: list[str]) -> PluginRegistry:
+    import importlib
+
+    loaded = []
+    for name in modules:
+        try:
+            loaded.append(importlib.import_module(name))
+        except Exception as exc:  # noqa: BLE001 - one line, not a traceback
+            raise _fail(f"--plugin {name}: cannot import it ({type(exc).__name__}: {exc})") from None
+    return PluginRegistry(plugins=loaded)
+
+
+def _on_transport(agent: AgentConfig, registry: PluginRegistry, name: str) -> AgentConfig:
+    try:
+        config = registry.get(ProviderKind.TRANSPORT, name).cls.config_model.model_validate({"provider": name})
+    except (PluginError, ValidationError) as exc:
+        raise _fail(f"--transport: {one_line(str(exc))}") from None
+    return agent.model_copy(update={"transport": config})
+
+
 def _with_file_transport(
     agent: AgentConfig, registry: PluginRegistry, input: Path | None, output: Path | None, realtime: bool
 ) -> AgentConfig:

@@ -1,0 +1,306 @@
+"""One call over the WebSocket audio API: caller audio in, agent audio out in acknowledged
+chunks, the call's events to the client.
+
+Three tasks run while the call does (:meth:`WebSocketCall.run`):
+
+* the **reader** takes the client's messages: audio becomes 20 ms frames stamped on the call's
+  clock (paced, so a client sending faster than real time is read at real time), marks say what
+  has been played, ``hangup`` ends the caller's side. A bad message or silence longer than
+  ``idle_timeout`` ends this call, and only this call.
+* the **chunker** sends agent audio in chunks of ``chunk_ms``, each followed by a mark, never
+  more than ``ahead`` seconds beyond what the client has acknowledged: the client's buffer stays
+  small, so a barge-in has little to throw away and the acknowledged audio is what was heard.
+* the **writer** is the only task that writes to the socket; everything else posts to its
+  outbox. ``flush`` (barge-in) is immediate: queued agent audio is dropped, ``clear`` is posted,
+  and chunks posted before it are skipped unsent.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import anyio
+import numpy as np
+import soxr
+import structlog
+
+from voiceflow.clock import Clock, current_clock
+from voiceflow.frames import FRAME_BYTES, FRAME_SECONDS, SAMPLE_RATE, AudioFrame
+from voiceflow.providers import CallTransport, OutFrame, PlayedCallback
+from voiceflow.serving.api import ServingLimits
+from voiceflow_websocket.config import WebSocketConfig
+from voiceflow_websocket.protocol import (
+    Close,
+    HangUp,
+    Mark,
+    ProtocolError,
+    Start,
+    check_audio,
+    message,
+    parse,
+)
+
+log = structlog.get_logger("voiceflow.websocket")
+
+CALLER_BUFFER_FRAMES = 50
+"""Caller frames waiting for the VAD (1 s); beyond it the socket is read no faster."""
+OUTBOX_ITEMS = 256
+"""Messages waiting for the socket; a client that lets this fill has stopped reading."""
+
+
+class Gone(Exception):
+    """The client is no longer there (closed, vanished, or the socket failed)."""
+
+
+class Wire(Protocol):
+    """What a call needs of its socket (the endpoint adapts its web framework's socket)."""
+
+    async def receive(self) -> bytes | str | None:
+        """The next message; ``None`` once the client has closed or vanished."""
+        ...
+
+    async def send(self, data: bytes | str) -> None:
+        """Send one message; raises :class:`Gone` if the client is not there."""
+        ...
+
+
+class Resample:
+    """PCM16 mono between two rates, streaming, at a low-delay quality (the default high
+    quality holds back the first ~100 ms, which a live call cannot afford)."""
+
+    def __init__(self, in_rate: int, out_rate: int) -> None:
+        self._stream = None if in_rate == out_rate else soxr.ResampleStream(
+            in_rate, out_rate, 1, dtype="int16", quality="LQ")
+
+    def __call__(self, pcm: bytes) -> bytes:
+        if self._stream is None:
+            return pcm
+        samples: np.ndarray[Any, Any] = self._stream.resample_chunk(np.frombuffer(pcm, dtype="<i2"))
+        return samples.astype("<i2").tobytes()
+
+
+@dataclass(slots=True)
+class _Chunk:
+    id: int
+    frames: list[tuple[object, float]]
+    """Each frame's playback mark and duration."""
+    seconds: float
+    due: float = math.inf
+    """Clients that do not acknowledge: when the chunk will have played."""
+
+
+class WebSocketCall(CallTransport):
+    caller_audio_end_is_hangup = True
+
+    def __init__(self, wire: Wire, start: Start, limits: ServingLimits, config: WebSocketConfig, call_id: str) -> None:
+        self.call_id = call_id
+        self.clock = "real"
+        self.failure: ProtocolError | None = None
+        """Why the client's side broke the call (reported to it in ``error``), if it did."""
+        self._wire, self._start, self._limits, self._config = wire, start, limits, config
+        self._frames_in, self._frames = anyio.create_memory_object_stream[AudioFrame](CALLER_BUFFER_FRAMES)
+        buffer = max(1, round(config.ahead / FRAME_SECONDS))
+        self._out_in, self._out = anyio.create_memory_object_stream[OutFrame](buffer)
+        self._outbox_in, self._outbox = anyio.create_memory_object_stream[tuple[int | None, bytes | str]](OUTBOX_ITEMS)
+        self._to_internal = Resample(start.format.sample_rate, SAMPLE_RATE)
+        self._to_client = Resample(SAMPLE_RATE, start.format.sample_rate)
+        self._pending = bytearray()
+        self._cursor = -math.inf
+        self._generation = 0
+        self._sent: deque[_Chunk] = deque()
+        self._unheard = 0.0
+        self._next_id = 0
+        self._progress = anyio.Event()
+        self._play_cursor = -math.inf
+        self._played: PlayedCallback = lambda mark, t: None
+        self._over = False
+
+    # --- CallTransport ------------------------------------------------------------------------
+
+    async def caller_audio(self) -> AsyncIterator[AudioFrame]:
+        async for frame in self._frames:
+            yield frame
+
+    async def play(self, out: OutFrame) -> None:
+        await self._out_in.send(out)
+
+    def flush(self) -> None:
+        self._generation += 1
+        while True:
+            try:
+                self._out.receive_nowait()
+            except anyio.WouldBlock:
+                break
+        self._sent.clear()
+        self._unheard = 0.0
+        self._play_cursor = -math.inf
+        self._wake()
+        self._post(None, message("clear"))
+
+    def on_played(self, callback: PlayedCallback) -> None:
+        self._played = callback
+
+    def notify(self, event: str, **data: Any) -> None:
+        if event == "transcript":
+            self._post(None, message("transcript", turn=data["turn"], text=data["text"]))
+        elif event == "turn_started":
+            self._post(None, message("turn", event="started", turn=data["turn"], kind=data["kind"]))
+        elif event == "turn_ended":
+            m2e = data.pop("mouth_to_ear", None)
+            ms = None if m2e is None else round(1000 * m2e)
+            self._post(None, message("turn", event="ended", **data, mouth_to_ear_ms=ms))
+        elif event == "hangup":
+            self._over = True
+
+    async def run(self) -> None:
+        """The call's socket work; started again for a goodbye after the conversation."""
+        clock = current_clock()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._read, clock)
+            tg.start_soon(self._chunk_agent_audio, clock)
+            tg.start_soon(self._write)
+            if not self._start.acknowledges_marks:
+                tg.start_soon(self._assume_played, clock)
+
+    def close(self) -> None:
+        for stream in (self._frames_in, self._frames, self._out_in, self._out, self._outbox_in, self._outbox):
+            stream.close()
+
+    # --- from the client ----------------------------------------------------------------------
+
+    async def _read(self, clock: Clock) -> None:
+        try:
+            while True:
+                with anyio.fail_after(self._limits.idle_timeout):
+                    data = await self._wire.receive()
+                match data:
+                    case None:
+                        self._end_caller_audio()
+                        return
+                    case bytes():
+                        check_audio(data, self._limits.max_message_bytes)
+                        await self._caller_audio(data, clock)
+                    case str():
+                        self._control(data, clock)
+        except TimeoutError:
+            self._fail(ProtocolError("idle", f"nothing received for {self._limits.idle_timeout:g} s", Close.NORMAL))
+        except ProtocolError as failure:
+            self._fail(failure)
+
+    def _control(self, text: str, clock: Clock) -> None:
+        match parse(text):
+            case Mark(id=mark_id):
+                self._acknowledge(mark_id, clock.now())
+            case HangUp():
+                self._end_caller_audio()
+            case Start():
+                raise ProtocolError("bad_message", "start was already received")
+
+    async def _caller_audio(self, data: bytes, clock: Clock) -> None:
+        """Cut into frames and stamp them with when they were captured: a message arriving now
+        holds the last stretch of audio, unless the client is ahead of real time, in which case
+        the frames are taken when their time comes."""
+        if self._over:
+            return
+        self._pending += self._to_internal(data)
+        whole = len(self._pending) - len(self._pending) % FRAME_BYTES
+        frames = [bytes(self._pending[i : i + FRAME_BYTES]) for i in range(0, whole, FRAME_BYTES)]
+        del self._pending[:whole]
+        now = clock.now()
+        for i, pcm in enumerate(frames):
+            t = max(self._cursor, now - (len(frames) - i) * FRAME_SECONDS)
+            self._cursor = t + FRAME_SECONDS
+            await clock.sleep_until(self._cursor)
+            try:
+                await self._frames_in.send(AudioFrame(pcm, t))
+            except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                return  # the conversation is over
+
+    def _acknowledge(self, mark_id: int, t: float) -> None:
+        """Everything up to mark ``mark_id`` has been played, the last of it just now."""
+        if not self._sent or mark_id < self._sent[0].id:
+            return  # cleared, already acknowledged, or never sent: nothing to learn
+        heard: list[_Chunk] = []
+        while self._sent and self._sent[0].id <= mark_id:
+            heard.append(self._sent.popleft())
+        start = t - sum(chunk.seconds for chunk in heard)
+        for chunk in heard:
+            self._unheard -= chunk.seconds
+            for mark, seconds in chunk.frames:
+                self._played(mark, start)
+                start += seconds
+        self._wake()
+
+    def _end_caller_audio(self) -> None:
+        self._frames_in.close()
+
+    def _fail(self, failure: ProtocolError) -> None:
+        if self.failure is None:
+            self.failure = failure
+            log.warning("client broke the call", call_id=self.call_id, code=failure.code, detail=str(failure))
+        self._end_caller_audio()
+
+    # --- to the client ------------------------------------------------------------------------
+
+    async def _chunk_agent_audio(self, clock: Clock) -> None:
+        most = self._config.chunk_ms // 20
+        async for first in self._out:
+            frames = [first]
+            while len(frames) < most:
+                try:
+                    frames.append(self._out.receive_nowait())
+                except anyio.WouldBlock:
+                    break
+            generation = self._generation
+            while self._unheard >= self._config.ahead and generation == self._generation:
+                await self._wait_progress()
+            if generation != self._generation:
+                continue  # a barge-in dropped it while it waited
+            self._next_id += 1
+            pcm = b"".join(out.frame.pcm for out in frames)
+            chunk = _Chunk(self._next_id, [(out.mark, out.frame.duration) for out in frames], len(pcm) / (2 * SAMPLE_RATE))
+            if not self._start.acknowledges_marks:
+                self._play_cursor = chunk.due = max(clock.now(), self._play_cursor) + chunk.seconds
+            self._sent.append(chunk)
+            self._unheard += chunk.seconds
+            self._wake()
+            self._post(generation, self._to_client(pcm))
+            self._post(generation, message("mark", id=chunk.id))
+
+    async def _assume_played(self, clock: Clock) -> None:
+        """For clients that do not acknowledge: each chunk counts as heard in real time."""
+        while True:
+            if not self._sent:
+                await self._wait_progress()
+                continue
+            chunk = self._sent[0]
+            await clock.sleep_until(chunk.due)
+            if self._sent and self._sent[0] is chunk:
+                self._acknowledge(chunk.id, chunk.due)
+
+    async def _write(self) -> None:
+        try:
+            async for generation, data in self._outbox:
+                if generation is None or generation == self._generation:
+                    await self._wire.send(data)
+        except Gone:
+            self._fail(ProtocolError("gone", "the client went away", Close.NORMAL))
+
+    def _post(self, generation: int | None, data: bytes | str) -> None:
+        try:
+            self._outbox_in.send_nowait((generation, data))
+        except anyio.WouldBlock:
+            self._fail(ProtocolError("too_slow", "the client stopped reading", Close.POLICY))
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            pass  # the call is closed
+
+    async def _wait_progress(self) -> None:
+        await self._progress.wait()
+
+    def _wake(self) -> None:
+        self._progress.set()
+        self._progress = anyio.Event()

@@ -1,0 +1,53 @@
+"""The serving process's ASGI app: health, readiness and every agent's transport under
+``/agents/<name>``, each behind the access check."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Mount, Route
+
+from voiceflow.serving.access import guarded
+from voiceflow.serving.api import ServedTransport
+from voiceflow.serving.host import AgentHost, ServerState
+
+AGENTS_PREFIX = "/agents"
+
+
+@dataclass(frozen=True)
+class ServedAgent:
+    host: AgentHost
+    transport: ServedTransport[Any]
+
+    @property
+    def path(self) -> str:
+        return f"{AGENTS_PREFIX}/{self.host.agent_name}"
+
+
+def build_app(agents: list[ServedAgent], state: ServerState) -> Starlette:
+    async def healthz(request: Request) -> JSONResponse:
+        return JSONResponse({"alive": True})
+
+    async def readyz(request: Request) -> JSONResponse:
+        body = {
+            "ready": state.ready,
+            "draining": state.draining,
+            "loading": sorted(state.loading),
+            "agents": {
+                agent.host.agent_name: {
+                    "calls": agent.host.held, "max_sessions": agent.host.limits.max_sessions,
+                }
+                for agent in agents
+            },
+        }
+        return JSONResponse(body, status_code=200 if state.ready else 503)
+
+    routes: list[BaseRoute] = [Route("/healthz", healthz), Route("/readyz", readyz)]
+    for agent in agents:
+        app = guarded(agent.transport.app(agent.host), state, agent.transport.open_paths())
+        routes.append(Mount(agent.path, app=app))
+    return Starlette(routes=routes)

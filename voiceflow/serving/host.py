@@ -1,0 +1,97 @@
+"""The runtime side of the serving seam: admission and call running for one served agent.
+
+:class:`ServerState` is the one piece of state the agents of a process share (models loading,
+draining); it is an object handed around, not a module global, so tests can run several servers
+in one process.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from voiceflow.config.compose import AgentConfig
+from voiceflow.providers import CallTransport
+from voiceflow.runtime.runner import CallRunner
+from voiceflow.serving.api import CallSlot, RefusalReason, Refused, ServingLimits, SessionHost
+from voiceflow.serving.events import TurnRelay
+
+BUSY_RETRY = 2.0
+"""Seconds a refused caller is told to wait when the agent is at its limit."""
+STARTING_RETRY = 5.0
+
+
+class ServerState:
+    """Readiness of the whole process: not ready while any agent's models load or while draining."""
+
+    def __init__(self, token: str | None = None) -> None:
+        self.token = token
+        self.loading: set[str] = set()
+        self.draining = False
+
+    @property
+    def ready(self) -> bool:
+        return not self.draining and not self.loading
+
+    def token_ok(self, presented: str | None) -> bool:
+        if self.token is None:
+            return True
+        if presented is None:
+            return False
+        return hmac.compare_digest(presented.encode(), self.token.encode())
+
+
+class AgentHost(SessionHost):
+    """Admits calls for one agent within its ``serving.max_sessions`` and runs them on its
+    :class:`~voiceflow.runtime.runner.CallRunner`."""
+
+    def __init__(self, agent: AgentConfig, runner: CallRunner, state: ServerState) -> None:
+        self.agent_name = agent.name
+        serving = agent.serving
+        self.limits = ServingLimits(serving.max_sessions, serving.max_message_bytes, serving.idle_timeout)
+        self.runner = runner
+        self.state = state
+        self.held = 0
+        """Places taken: admitted calls, from admission until their handler let go."""
+
+    def admit(self) -> CallSlot:
+        name = self.agent_name
+        if self.state.draining:
+            raise Refused(RefusalReason.DRAINING, f"{name} is shutting down here; call another instance", BUSY_RETRY)
+        if name in self.state.loading:
+            raise Refused(RefusalReason.STARTING, f"{name} is still loading its models", STARTING_RETRY)
+        if self.held >= self.limits.max_sessions:
+            raise Refused(
+                RefusalReason.BUSY,
+                f"{name} is busy ({self.limits.max_sessions} calls at once is its limit); try again shortly",
+                BUSY_RETRY,
+            )
+        self.held += 1
+        return _Slot(self)
+
+    @property
+    def draining(self) -> bool:
+        return self.state.draining
+
+    @property
+    def token_required(self) -> bool:
+        return self.state.token is not None
+
+    def token_ok(self, presented: str | None) -> bool:
+        return self.state.token_ok(presented)
+
+
+class _Slot(CallSlot):
+    def __init__(self, host: AgentHost) -> None:
+        self._host: AgentHost | None = host
+
+    async def run(self, call: CallTransport) -> str:
+        if self._host is None:
+            raise RuntimeError("this call's place was already given back")
+        relay = TurnRelay(call)
+        result = await self._host.runner.run(call, companion=relay.watch)
+        return result.ended_because
+
+    def release(self) -> None:
+        if self._host is not None:
+            self._host.held -= 1
+            self._host = None
