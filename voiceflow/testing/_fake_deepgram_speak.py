@@ -119,8 +119,10 @@ class _AudioBody(Response):
                     "headers": [(b"content-type", b"application/octet-stream"),
                                 (b"dg-request-id", str(uuid.uuid4()).encode())]})
         for i, chunk in enumerate(chunks(self.audio, server.chunk_bytes)):
-            if fault is not None and i == fault.after and fault.kind in ("disconnect", "malformed"):
+            if fault is not None and i == fault.after and fault.kind == "disconnect":
                 return  # the body stops short: uvicorn drops the connection
+            if fault is not None and i == fault.after and fault.kind == "malformed":
+                chunk = chunk[:-1]  # a byte short: the rest of the body is out of step, and ends mid-sample
             if i == 0 and fault is not None and fault.kind == "slow_first_byte":
                 await server._pause(fault.seconds)
             elif i:

@@ -64,7 +64,9 @@ class Fault:
     - ``slow_first_byte``: the first message (or audio) comes ``seconds`` late.
     - ``disconnect``: drop the connection without a close frame after ``after`` messages (or
       audio chunks) were sent, or ``seconds`` after it opened when ``seconds`` is set.
-    - ``malformed``: after ``after`` messages, a text frame whose JSON is cut off.
+    - ``malformed``: after ``after`` messages, a text frame whose JSON is cut off (websockets);
+      (REST) the chunk after ``after`` chunks is a byte short and the body goes on, so the rest
+      of the audio is out of step and the body ends mid-sample.
     - ``error``: after ``after`` messages, Deepgram's ``{"type": "Error", …}`` message, then a
       1011 close (websockets), or a 500 with an error body (REST).
     - ``status``: (REST) HTTP ``status`` with Deepgram's error body.
