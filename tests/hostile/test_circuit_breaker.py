@@ -10,6 +10,7 @@ from test_fault_matrix import FAST, make_agent, registry
 
 import voiceflow.runtime.session as session_module
 from harness import fake_agent, run_call
+from voiceflow.config.base import CircuitBreaker as CircuitSettings
 from voiceflow.runtime.breaker import Breaker, CircuitState
 from voiceflow.runtime.chain import AttemptRecord
 from voiceflow.runtime.pool import ProviderPool
@@ -158,3 +159,18 @@ async def test_a_probe_that_opens_closes_the_recogniser_s_circuit(monkeypatch: p
     assert [outcome(c, "deepgram") for c in calls[3:]] == ["opened", "opened"], calls
     assert breaker.state is CircuitState.CLOSED and breaker.failures == 0
     assert [answered(r) for r in results] == ["what time is it"] * 3 + ["deepgram heard this"] * 2
+
+
+async def test_a_probe_that_never_reports_is_presumed_lost_after_reset_after() -> None:
+    """A probe whose call hung up (or was barged in on) before it answered gives no verdict: the
+    provider must not stay skipped for the life of the process."""
+    breaker = Breaker("voice", CircuitSettings(failures=1, reset_after=600))
+    breaker.failed()
+    assert breaker.state is CircuitState.OPEN and not breaker.allows()
+    reset_elapsed(breaker)
+    assert breaker.allows()  # the probe, which is then lost...
+    assert not breaker.allows()  # (one probe at a time)
+    breaker._probe_started -= breaker.settings.reset_after  # ...and reset_after passes
+    assert breaker.allows() and breaker.state is CircuitState.HALF_OPEN
+    breaker.succeeded()
+    assert breaker.state is CircuitState.CLOSED and breaker.allows()
