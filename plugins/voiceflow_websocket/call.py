@@ -166,6 +166,17 @@ class WebSocketCall(CallTransport):
             if not self._start.acknowledges_marks:
                 tg.start_soon(self._assume_played, clock)
 
+    async def send_remaining_events(self) -> None:
+        """Once the call is over: send the events still queued (the last turn's end), dropping
+        any agent audio with them; raises :class:`Gone` if the client has left."""
+        while True:
+            try:
+                generation, data = self._outbox.receive_nowait()
+            except (anyio.WouldBlock, anyio.ClosedResourceError, anyio.EndOfStream):
+                return
+            if generation is None and isinstance(data, str):
+                await self._wire.send(data)
+
     def close(self) -> None:
         for stream in (self._frames_in, self._frames, self._out_in, self._out, self._outbox_in, self._outbox):
             stream.close()

@@ -92,6 +92,9 @@ async def serve_call(websocket: WebSocket, host: SessionHost, config: WebSocketC
             return
         try:
             reason = await slot.run(call)
+            await call.send_remaining_events()
+        except Gone:
+            return
         finally:
             call.close()
         if call.failure is not None:

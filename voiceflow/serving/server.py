@@ -98,14 +98,17 @@ async def serve(
     *,
     on_listening: Listening | None = None,
     on_call_done: Callable[[CallResult], None] | None = None,
+    pool: ProviderPool | None = None,
 ) -> None:
     """Serve ``agents`` until ``control`` says stop; raise :class:`ServingError` if they cannot
-    be served as asked (nothing has been bound then)."""
+    be served as asked. ``pool`` lets an embedding application (or a test) share prepared
+    providers; by default the process gets its own, closed at the end."""
     check_bind_or_fail(options)
     _check_agents(agents, registry)
     state = ServerState(options.token)
     state.loading = {agent.name for agent in agents}
-    pool = ProviderPool(registry)
+    owned = pool is None
+    pool = pool or ProviderPool(registry)
     try:
         served = [
             ServedAgent(
@@ -133,8 +136,9 @@ async def serve(
                 server.should_exit = True
                 server.force_exit = control.stopped_now
     finally:
-        with anyio.CancelScope(shield=True):
-            await pool.aclose()
+        if owned:
+            with anyio.CancelScope(shield=True):
+                await pool.aclose()
 
 
 def check_bind_or_fail(options: ServeOptions) -> None:
