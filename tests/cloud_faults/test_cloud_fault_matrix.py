@@ -60,24 +60,24 @@ class Cloud:
     id: str
     stage: str
     provider: str
-    server: Callable[..., Any]
-    """Makes a fake server (not started)."""
+    server: Callable[[], Any]
+    """Makes its fake server (not started yet)."""
     entry: Callable[..., dict[str, Any]]
     """The chain entry for a server: ``entry(server, timeouts=…)``."""
     faults: dict[str, Any]
     key: str
 
 
-def _deepgram_server(**options: Any) -> Any:
-    return fake_deepgram.FakeDeepgram(utterances=[CLOUD_HEARD], api_key=deepgram.KEY, **options)
+def _deepgram_server() -> Any:
+    return fake_deepgram.FakeDeepgram(utterances=[CLOUD_HEARD], api_key=deepgram.KEY)
 
 
-def _openai_server(**options: Any) -> Any:
-    return fake_openai.FakeOpenAI(replies=[ANSWER], api_key=openai.KEY, **options)
+def _openai_server() -> Any:
+    return fake_openai.FakeOpenAI(replies=[ANSWER], api_key=openai.KEY)
 
 
-def _elevenlabs_server(**options: Any) -> Any:
-    return fake_elevenlabs.FakeElevenLabs(api_key=elevenlabs.KEY, **options)
+def _elevenlabs_server() -> Any:
+    return fake_elevenlabs.FakeElevenLabs(api_key=elevenlabs.KEY)
 
 
 def _aura(transport: str) -> Callable[..., dict[str, Any]]:
@@ -133,10 +133,10 @@ CELLS = [pytest.param(cloud, fault, id=f"{cloud.id}-{fault}") for cloud in CLOUD
 
 
 @pytest.fixture(scope="module")
-def fakes() -> Iterator[dict[Callable[..., Any], tuple[Any, Any]]]:
+def fakes() -> Iterator[dict[Callable[[], Any], tuple[Any, Any]]]:
     """A faulty and a healthy server of each fake, for the whole matrix (a server takes 0.2 s to
     stop); each cell sets the faulty one's fault, and every cell has a pool of its own."""
-    started: dict[Callable[..., Any], tuple[Any, Any]] = {}
+    started: dict[Callable[[], Any], tuple[Any, Any]] = {}
     try:
         for make in dict.fromkeys(cloud.server for cloud in CLOUDS):
             started[make] = (make(), make())
@@ -150,7 +150,7 @@ def fakes() -> Iterator[dict[Callable[..., Any], tuple[Any, Any]]]:
 
 
 @contextmanager
-def servers(fakes: dict[Callable[..., Any], tuple[Any, Any]], cloud: Cloud, fault: str) -> Iterator[tuple[Any, Any]]:
+def servers(fakes: dict[Callable[[], Any], tuple[Any, Any]], cloud: Cloud, fault: str) -> Iterator[tuple[Any, Any]]:
     faulty, healthy = fakes[cloud.server]
     faulty.fault = cloud.faults[fault]  # every connection or request, from now on
     try:
@@ -164,7 +164,7 @@ def replies(result: CallResult) -> list[Any]:
 
 
 @pytest.mark.parametrize(("cloud", "fault"), CELLS)
-async def test_cloud_fault_cell(fakes: dict[Callable[..., Any], tuple[Any, Any]], cloud: Cloud, fault: str) -> None:
+async def test_cloud_fault_cell(fakes: dict[Callable[[], Any], tuple[Any, Any]], cloud: Cloud, fault: str) -> None:
     reg = fake_registry()  # the built-ins (the cloud plugins among them) and the scripted fakes
     pool = ProviderPool(reg)
     outcomes: dict[str, tuple[CallResult, Any]] = {}
@@ -208,8 +208,7 @@ async def test_cloud_fault_cell(fakes: dict[Callable[..., Any], tuple[Any, Any]]
     completed = [t for t in replies(result) if t.outcome == "completed"]
     assert completed and all(t.heard_text for t in completed), timeline
     last = completed[-1]
-    if cloud.stage != "llm":
-        assert last.heard_text == ANSWER, timeline
+    assert last.heard_text.endswith(ANSWER), timeline  # (an LLM that took over may repeat the start)
     if fault == "slow_first_byte" or (cloud.id, fault) in SERVED_ANYWAY:  # the cloud provider served the call
         assert len(completed) == 2 and not any(t.fallbacks or t.failure for t in result.timeline.turns), timeline
         if cloud.stage == "stt":
