@@ -126,6 +126,9 @@ class TTSAudio:
     pcm: bytes
     sample_rate: int
     marks: tuple[TextMark, ...] = ()
+    encoding: Literal["pcm16", "mulaw"] = "pcm16"
+    """``"mulaw"``: ``pcm`` holds G.711 μ-law bytes, one a sample, at 8 kHz (what a voice asked
+    for a phone's wire format produces; see :meth:`~voiceflow.providers.TTSProvider.synthesize_for`)."""
 
 
 Role = Literal["system", "user", "assistant", "tool"]

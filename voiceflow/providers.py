@@ -227,6 +227,17 @@ class TTSProvider(Provider[C]):
     def synthesize(self, text: str) -> AsyncIterator[TTSAudio]:
         """Stream audio for one clause of text, first chunk as early as possible."""
 
+    def synthesize_for(self, text: str, wire_format: str) -> AsyncIterator[TTSAudio]:
+        """Like :meth:`synthesize`, for a call whose transport carries ``wire_format``
+        (:attr:`CallTransport.wire_format`, e.g. ``"mulaw/8000"``).
+
+        A voice that can produce that format itself overrides this and yields it
+        (``TTSAudio(..., encoding="mulaw", sample_rate=8000)``): the audio then reaches the
+        caller without being decoded, resampled and encoded again. The default gives PCM, which
+        the transport converts once.
+        """
+        return self.synthesize(text)
+
 
 # --- transports ------------------------------------------------------------------------------
 

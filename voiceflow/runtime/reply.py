@@ -17,14 +17,15 @@ import anyio
 import structlog
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
-from voiceflow.audio import Resampler
 from voiceflow.clock import Clock
 from voiceflow.config.models import Chunking
-from voiceflow.frames import FRAME_BYTES, SAMPLE_RATE, AudioFrame, TTSAudio
+from voiceflow.frames import SAMPLE_RATE, AudioFrame, TTSAudio
+from voiceflow.g711 import MULAW_RATE
 from voiceflow.metrics.timeline import TurnTimeline
 from voiceflow.providers import CallTransport, OutFrame, TTSProvider
 from voiceflow.runtime.chain import BadItem, Chain, StageFailed
 from voiceflow.runtime.chunker import ClauseChunker
+from voiceflow.runtime.framer import Framer
 
 log = structlog.get_logger("voiceflow.reply")
 
@@ -217,12 +218,12 @@ class ReplyPipeline:
             reply.tts_from = provider_index
 
         while text:
-            framer = _Framer()
+            framer = Framer()
             start, offset = clause.queued, clause.text.find(text)
             if offset < 0:
                 clause.alignment = None
             audio = self.tts.stream(
-                _synthesis(text),
+                _synthesis(text, self.transport.wire_format),
                 first=reply.tts_from, check=check_tts_audio, nonempty=True, served=served,
                 substantive=_has_audio,
             )
@@ -235,8 +236,8 @@ class ReplyPipeline:
                             clause.alignment += [
                                 (start + round(mark.at * SAMPLE_RATE), offset + mark.chars) for mark in chunk.marks
                             ]
-                        for pcm in framer.push(chunk):
-                            await self._play(reply, index, pcm)
+                        for pcm, wire in framer.push(chunk):
+                            await self._play(reply, index, pcm, wire)
                         if framer.seconds > limit:
                             raise _Runaway(reply.tts_from, f"{framer.seconds:.0f} s of audio for {len(text)} characters")
                 text = ""
@@ -248,8 +249,8 @@ class ReplyPipeline:
                     raise
                 reply.tts_from = failed + 1
                 text = unspoken_rest(text, framer.seconds)
-            for pcm in framer.finish():
-                await self._play(reply, index, pcm)
+            for pcm, wire in framer.finish():
+                await self._play(reply, index, pcm, wire)
         clause.complete = True
 
     def _runaway(self, reply: Reply, failure: _Runaway) -> None:
@@ -258,16 +259,18 @@ class ReplyPipeline:
         reply.timeline.fallbacks.append(f"tts/{provider}: {failure}")
         log.warning("TTS produced far more audio than its text needs", provider=provider, detail=str(failure))
 
-    async def _play(self, reply: Reply, index: int, pcm: bytes) -> None:
+    async def _play(self, reply: Reply, index: int, pcm: bytes, wire: bytes | None) -> None:
         if reply.gate is not None:
             await reply.gate.wait()
         clause = reply.clauses[index]
         clause.queued += len(pcm) // 2
-        await self.transport.play(OutFrame(AudioFrame(pcm), PlaybackMark(reply, index, clause.queued)))
+        await self.transport.play(OutFrame(AudioFrame(pcm), PlaybackMark(reply, index, clause.queued), wire))
 
 
-def _synthesis(text: str) -> Callable[[TTSProvider[Any]], AsyncIterator[TTSAudio]]:
-    return lambda provider: provider.synthesize(text)
+def _synthesis(text: str, wire_format: str | None) -> Callable[[TTSProvider[Any]], AsyncIterator[TTSAudio]]:
+    if wire_format is None:
+        return lambda provider: provider.synthesize(text)
+    return lambda provider: provider.synthesize_for(text, wire_format)
 
 
 def _has_audio(chunk: TTSAudio) -> bool:
@@ -315,42 +318,14 @@ def check_tts_audio(chunk: TTSAudio) -> None:
         raise BadItem(f"produced {type(chunk).__name__}, not TTSAudio")
     if not isinstance(chunk.pcm, bytes | bytearray):
         raise BadItem(f"produced audio as {type(chunk.pcm).__name__}, not bytes")
+    if chunk.encoding == "mulaw":
+        if chunk.sample_rate != MULAW_RATE:
+            raise BadItem(f"produced μ-law at {chunk.sample_rate!r} Hz (μ-law is 8000 Hz)")
+        return
+    if chunk.encoding != "pcm16":
+        raise BadItem(f"produced audio encoded as {chunk.encoding!r} (expected pcm16 or mulaw)")
     if len(chunk.pcm) % 2:
         raise BadItem(f"produced {len(chunk.pcm)} bytes of PCM16: not a whole number of samples")
     rate = chunk.sample_rate
     if isinstance(rate, bool) or not isinstance(rate, int) or not MIN_TTS_RATE <= rate <= MAX_TTS_RATE:
         raise BadItem(f"produced audio at sample rate {rate!r} (expected {MIN_TTS_RATE}–{MAX_TTS_RATE} Hz)")
-
-
-class _Framer:
-    """TTS chunks at any rate and size → 20 ms frames at the internal rate."""
-
-    def __init__(self) -> None:
-        self._resampler: Resampler | None = None
-        self._pending = bytearray()
-        self.seconds = 0.0
-        """Audio received so far, in seconds."""
-
-    def push(self, chunk: TTSAudio) -> list[bytes]:
-        self.seconds += len(chunk.pcm) / (2 * chunk.sample_rate)
-        if self._resampler is None or self._resampler.in_rate != chunk.sample_rate:
-            tail = self._resampler.process(b"", last=True) if self._resampler else b""
-            self._pending += tail
-            self._resampler = Resampler(chunk.sample_rate)
-        self._pending += self._resampler.process(chunk.pcm)
-        return self._take()
-
-    def finish(self) -> list[bytes]:
-        if self._resampler is not None:
-            self._pending += self._resampler.process(b"", last=True)
-        frames = self._take()
-        if self._pending:
-            frames.append(bytes(self._pending) + b"\0" * (FRAME_BYTES - len(self._pending)))
-            self._pending.clear()
-        return frames
-
-    def _take(self) -> list[bytes]:
-        whole = len(self._pending) - len(self._pending) % FRAME_BYTES
-        frames = [bytes(self._pending[i : i + FRAME_BYTES]) for i in range(0, whole, FRAME_BYTES)]
-        del self._pending[:whole]
-        return frames

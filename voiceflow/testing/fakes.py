@@ -33,6 +33,7 @@ from voiceflow.frames import (
     VADEvent,
     VADKind,
 )
+from voiceflow.g711 import MULAW_RATE, mulaw_encode
 from voiceflow.plugins.hookspecs import hookimpl
 from voiceflow.providers import LLMProvider, STTProvider, STTStream, TTSProvider, VADProvider, VADStream
 
@@ -287,6 +288,7 @@ class ToneTTSConfig(ProviderConfig):
     sample_rate: int = Field(24_000, ge=4_000, le=384_000)
     lead_silence: float = Field(0.0, ge=0, le=60, description="Silence before the tone, seconds.")
     alignment: bool = Field(False, description="Report TextMarks: which characters each chunk ends on.")
+    speaks_mulaw: bool = Field(False, description="On a μ-law 8 kHz wire, speak μ-law 8 kHz (as phone voices can).")
 
 
 class ToneTTS(TTSProvider[ToneTTSConfig]):
@@ -295,10 +297,22 @@ class ToneTTS(TTSProvider[ToneTTSConfig]):
     name = "tone"
     config_model = ToneTTSConfig
 
-    async def synthesize(self, text: str) -> AsyncIterator[TTSAudio]:
+    def synthesize(self, text: str) -> AsyncIterator[TTSAudio]:
+        return self._tone(text, self.config.sample_rate)
+
+    def synthesize_for(self, text: str, wire_format: str) -> AsyncIterator[TTSAudio]:
+        if self.config.speaks_mulaw and wire_format == "mulaw/8000":
+            return self._as_mulaw(self._tone(text, MULAW_RATE))
+        return self.synthesize(text)
+
+    @staticmethod
+    async def _as_mulaw(chunks: AsyncIterator[TTSAudio]) -> AsyncIterator[TTSAudio]:
+        async for chunk in chunks:
+            yield TTSAudio(mulaw_encode(chunk.pcm), MULAW_RATE, chunk.marks, encoding="mulaw")
+
+    async def _tone(self, text: str, rate: int) -> AsyncIterator[TTSAudio]:
         clock = current_clock()
         config = self.config
-        rate = config.sample_rate
         lead = int(config.lead_silence * rate)
         total = lead + int(len(text) * config.seconds_per_char * rate)
         chunk = int(config.chunk_seconds * rate)
