@@ -49,6 +49,7 @@ class ProviderKind(str, Enum):
     STT = "stt"
     LLM = "llm"
     TTS = "tts"
+    TURN = "turn_detection"
     TRANSPORT = "transport"
 
 
@@ -237,6 +238,35 @@ class TTSProvider(Provider[C]):
         the transport converts once.
         """
         return self.synthesize(text)
+
+
+# --- end of turn -----------------------------------------------------------------------------
+
+
+class TurnDetector(Provider[C]):
+    """Judges whether the caller has finished their turn (a semantic end-of-turn model).
+
+    Asked only at pause candidates (the VAD heard speech end), while the silence window runs, so
+    it costs nothing while the caller speaks and hides inside the pause. Its verdict moves the
+    endpoint: "finished" may end the turn sooner than the silence rule alone, "not finished"
+    waits longer (both bounded by ``turn_taking.endpointing``). A detector that fails or is slow
+    is ignored for that pause: the silence rule decides.
+    """
+
+    kind = ProviderKind.TURN
+    max_audio_seconds: ClassVar[float] = 8.0
+    """The most caller audio the detector looks at (the runtime keeps this much per call)."""
+
+    @abstractmethod
+    async def turn_complete(self, audio: bytes, transcript: str) -> float:
+        """The probability (0–1) that the turn is complete.
+
+        ``audio`` is the caller's most recent audio, PCM16 at 16 kHz, up to
+        :attr:`max_audio_seconds`, ending where the pause began (the caller's own pauses within
+        it included); ``transcript`` is what was recognised of the turn so far (may be empty:
+        audio-only models ignore it). Run heavy work off the event loop
+        (:func:`voiceflow.compute.run_in_thread`).
+        """
 
 
 # --- transports ------------------------------------------------------------------------------

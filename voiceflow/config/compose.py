@@ -44,6 +44,7 @@ class AgentConfig(AgentCore):
     stt: list[ProviderConfig]
     llm: list[ProviderConfig]
     tts: list[ProviderConfig]
+    turn_detection: list[ProviderConfig] = []
 
 
 def _union_of(configs: list[type[ProviderConfig]]) -> Any:
@@ -83,6 +84,18 @@ def compose_agent_model(registry: PluginRegistry) -> type[BaseModel]:
             list[_union_of(configs)],  # type: ignore[misc]
             Field(min_length=1, description=f"{description} A fallback chain: first entry first."),
         )
+    detectors = [info.cls.config_model for info in registry.providers(ProviderKind.TURN)]
+    if detectors:
+        fields["turn_detection"] = (
+            list[_union_of(detectors)],  # type: ignore[misc]
+            Field(
+                default_factory=list,
+                description="Semantic end-of-turn models asked at each pause (first entry first; "
+                "the next one if it fails). Empty: the silence rule alone ends turns.",
+            ),
+        )
+    else:
+        fields["turn_detection"] = _not_installed("turn_detection", ProviderKind.TURN, [])
     transports = [info.cls.config_model for info in registry.providers(ProviderKind.TRANSPORT)]
     if transports:
         fields["transport"] = (
