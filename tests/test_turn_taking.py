@@ -134,7 +134,8 @@ async def test_per_state_override_waits_longer() -> None:
 
 
 async def _run_in_state(session: Any, state: str) -> Any:
-    """Run a call whose conversation sits in ``state`` (set by tools in a later version)."""
+    """Run a call whose conversation sits in ``state`` from the start (tools switch it mid-call:
+    tests/tools/test_tool_calls.py)."""
     from voiceflow.turns import manager as manager_module
 
     cls = manager_module.TurnManager

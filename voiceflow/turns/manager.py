@@ -33,6 +33,7 @@ from voiceflow.runtime.voice_activity import VoiceActivity
 from voiceflow.tools.toolbox import Toolbox
 from voiceflow.turns.barge_in import RECHECK, BargeInPolicy, Overlap, Verdict
 from voiceflow.turns.context import Conversation
+from voiceflow.turns.endpointing import Decision, Endpointer
 from voiceflow.turns.events import (
     CallerAudioEnded,
     Event,
@@ -90,7 +91,7 @@ class TurnManager:
         self.conversation = Conversation(agent.prompt.system, agent.context.max_turns)
         self.conversation_state: str | None = None
         self.state = State.LISTENING
-        self.user: UserTurn | None = None
+        self.endpointer = Endpointer(stt, clock, lambda: self.turn_taking.endpointing)
         self.active: ActiveReply | None = None
         self._overlap: Overlap | None = None
         self._caller_speaking = False
@@ -98,8 +99,6 @@ class TurnManager:
         self._end_reason = "goodbye"
         self._failed_speculation: UserTurn | None = None
         self.script = UnhappyScript(agent.unhappy_paths)
-        self._abandoned = 0
-        """The last finalize request the manager stopped waiting for (max_wait, a failure)."""
         self._inbox_send, self._inbox = anyio.create_memory_object_stream[Event](1024)
         self._tg: TaskGroup | None = None
         self._timers: Timers | None = None
@@ -112,6 +111,11 @@ class TurnManager:
     @property
     def inbox(self) -> MemoryObjectSendStream[Event]:
         return self._inbox_send
+
+    @property
+    def user(self) -> UserTurn | None:
+        """The caller's turn in progress, if any (kept by the endpointing policy)."""
+        return self.endpointer.user
 
     @property
     def turn_taking(self) -> TurnTaking:
@@ -180,16 +184,12 @@ class TurnManager:
         if self.active is not None and self.state in (State.THINKING, State.SPEAKING):
             self._consider_barge_in(event.t)
             return
-        if self.user is not None and self.state is State.ENDPOINTING:
+        resumed = self.user is not None and self.state is State.ENDPOINTING
+        if resumed:
             if self.active is not None and self.active.speculative:
                 self._drop_speculation()
-            self.user.segment_start = event.t
-            self.user.silence_ok = False
             self._timers_cancel(Timer.ENDPOINT, Timer.MAX_WAIT)
-        else:
-            self.user = UserTurn(start=event.t, segment_start=event.t)
-            self.user.marks["user_speech_start"] = event.t
-        self.stt.speech_started(event.t)
+        self.endpointer.speech_started(event.t, resumed=resumed)
         self._timers_cancel(Timer.SILENCE, Timer.IDLE_END)
         self.state = State.USER_SPEAKING
 
@@ -215,73 +215,41 @@ class TurnManager:
                 log.info("short speech over the agent ignored", seconds=round(event.t - overlap.started, 3))
                 return
             self._barge_in(overlap.started)  # long enough after all: interrupt, then end the segment
-        user = self.user
-        if user is None or self.state is not State.USER_SPEAKING:
+        if self.user is None or self.state is not State.USER_SPEAKING:
             return
-        user.voiced += max(0.0, event.t - user.segment_start)
-        endpointing = self.turn_taking.endpointing
-        if user.voiced < endpointing.min_speech and not user.requested:
-            self.user = None
+        pause = self.endpointer.speech_ended(event.t, event.detected_at)
+        if pause is None:
             self._became_idle()
             return
-        user.marks["user_speech_end"] = event.t
-        user.marks["vad_end_detected"] = event.detected_at
-        user.marks["stt_finalize"] = self.clock.now()  # the last segment is the one waited for
-        user.requested = True
-        user.awaiting = self.stt.finalize()
         self.state = State.ENDPOINTING
-        self._timers_set(Timer.ENDPOINT, max(self.clock.now(), event.t + endpointing.min_silence))
-        self._timers_set(Timer.MAX_WAIT, self.clock.now() + endpointing.max_wait)
+        self._timers_set(Timer.ENDPOINT, pause.endpoint_at)
+        self._timers_set(Timer.MAX_WAIT, pause.max_wait_at)
 
     def _on_recognition_failed(self, event: RecognitionFailed) -> None:
         """A failing recogniser costs the turn in flight, never the call: words of it were lost
         with the stream, so the caller is asked again rather than answered on half a sentence.
         Finals that cannot come are no longer waited for. (The recogniser has already opened a
         new stream for the rest of the call.)"""
-        user = self.user
-        if user is None:
-            return
-        missing = user.awaiting is not None
-        if (self.state is State.USER_SPEAKING or missing) and user.failure is None:
-            user.failure = f"stt/{event.provider}: {event.error}"  # the first cause, not its echoes
-        if self.state is State.ENDPOINTING and missing:
-            self._stop_waiting_for_finals(user)
+        speaking = self.state is State.USER_SPEAKING
+        if self.endpointer.recognition_failed(f"stt/{event.provider}: {event.error}", speaking=speaking) \
+                and self.state is State.ENDPOINTING:
             self._maybe_end_turn()
 
     def _on_transcript(self, event: TranscriptReceived) -> None:
-        transcript, user = event.transcript, self.user
-        if event.answers is not None and event.answers <= self._abandoned:
-            log.info("late final of an earlier turn dropped", text=transcript.text)
-            return
-        if user is None:
-            return
-        if not transcript.is_final:
-            user.interim = transcript.text
-            return
-        if event.answers is None and transcript.end is not None and transcript.end <= user.start:
-            log.info("late phrase final of an earlier utterance dropped", text=transcript.text)
-            return
-        user.finals.append(transcript.text.strip())
-        user.marks["stt_final"] = self.clock.now()
-        if event.answers is not None and user.awaiting is not None and event.answers >= user.awaiting:
-            user.awaiting = None  # the final for the turn's last segment: all of it is in
-        self._maybe_end_turn()
-
-    def _stop_waiting_for_finals(self, user: UserTurn) -> None:
-        """Go on without the finals still awaited; if one comes later it belongs to this turn,
-        which will be over, and is dropped rather than taken for the next one."""
-        if user.awaiting is not None:
-            self._abandoned = max(self._abandoned, user.awaiting)
-            user.awaiting = None
+        if self.endpointer.transcript(event):
+            self._maybe_end_turn()
 
     def _maybe_end_turn(self) -> None:
-        user = self.user
-        if self.state is not State.ENDPOINTING or user is None or user.awaiting is not None:
+        if self.state is not State.ENDPOINTING:
             return
-        if user.silence_ok:
-            self._end_user_turn()
-        elif self.turn_taking.endpointing.preemptive and self.active is None and user.text and user.failure is None:
-            self._speculate(user)
+        match self.endpointer.decision():
+            case Decision.END:
+                self._end_user_turn()
+            case Decision.SPECULATE if self.active is None:
+                assert self.user is not None
+                self._speculate(self.user)
+            case Decision.SPECULATE | Decision.WAIT:
+                pass
 
     def _speculate(self, user: UserTurn) -> None:
         """Start the reply before the silence confirms the turn; hold its audio until it does."""
@@ -301,11 +269,8 @@ class TurnManager:
         self.active = None
 
     def _end_user_turn(self) -> None:
-        user = self.user
-        assert user is not None
         self._timers_cancel(Timer.ENDPOINT, Timer.MAX_WAIT)
-        user.marks["endpoint"] = self.clock.now()
-        self.user = None
+        user = self.endpointer.end()
         active = self.active
         if active is not None and active.speculative:
             if active.user_turn is user and user.awaiting is None:
@@ -355,18 +320,11 @@ class TurnManager:
 
     def _timer_endpoint(self) -> None:
         if self.user is not None:
-            self.user.silence_ok = True
+            self.endpointer.silence_reached()
             self._maybe_end_turn()
 
     def _timer_max_wait(self) -> None:
-        user = self.user
-        if self.state is State.ENDPOINTING and user is not None and user.awaiting is not None:
-            log.warning("final transcript late: going on with what is known")
-            if not user.text:
-                # Nothing at all came back: that is the recogniser failing, not unclear speech.
-                max_wait = self.turn_taking.endpointing.max_wait
-                user.failure = f"stt/{self.stt.provider_name}: no final transcript within max_wait {max_wait:g} s"
-            self._stop_waiting_for_finals(user)  # the silence rule still applies
+        if self.state is State.ENDPOINTING and self.endpointer.final_overdue():
             self._maybe_end_turn()
 
     def _timer_barge_in(self) -> None:
@@ -387,15 +345,10 @@ class TurnManager:
         interrupted = self.active
         self._interrupt(interrupted)
         carried = interrupted.user_turn if interrupted.reply.first_heard is None else None
-        self.user = UserTurn(start=t, segment_start=t)
-        self.user.marks["user_speech_start"] = t
         if carried is not None:
             # Still thinking: the caller had not finished. Their new words continue the same turn.
             self.conversation.take_last_user()
-            self.user.finals = [carried.text]
-            self.user.requested = True
-            self.user.voiced = carried.voiced
-        self.stt.speech_started(t)
+        self.endpointer.barged_in(t, carried)
         self.state = State.USER_SPEAKING
 
     def _timer_silence(self) -> None:

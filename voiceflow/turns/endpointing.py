@@ -1,0 +1,190 @@
+"""When the caller's turn is over: the endpointing policy.
+
+The turn manager owns the conversation (who speaks, replies, speculation, timers); this module
+owns the caller's turn in progress (:class:`~voiceflow.turns.replies.UserTurn`) and the judgement
+of when it is over. A turn ends when two things hold:
+
+* **the transcript is in**: every ``finalize()`` the turn asked for is answered (or given up on
+  at ``max_wait``: a slow recogniser never stalls the call);
+* **the pause is long enough**: ``min_silence`` after the last voiced sample.
+
+Finals are tied to the finalize request they answer, so a late final of a turn already over is
+dropped instead of landing in the next one (:attr:`Endpointer.abandoned`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+
+import structlog
+
+from voiceflow.clock import Clock
+from voiceflow.config.models import Endpointing
+from voiceflow.runtime.recognizer import Recognizer
+from voiceflow.turns.events import TranscriptReceived
+from voiceflow.turns.replies import UserTurn
+
+log = structlog.get_logger("voiceflow.endpointing")
+
+
+class Decision(Enum):
+    WAIT = "wait"
+    """Not over yet (or not known to be)."""
+    END = "end"
+    """The turn is over."""
+    SPECULATE = "speculate"
+    """The transcript is in but the pause is not yet long enough: a reply may start, held back."""
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    """Deadlines the manager's timers keep after the caller paused."""
+
+    endpoint_at: float
+    """When the pause will be long enough (silence rule)."""
+    max_wait_at: float
+    """When to stop waiting for the final transcript."""
+
+
+class Endpointer:
+    """The caller's turn in progress and the endpointing judgement for one call."""
+
+    def __init__(self, stt: Recognizer, clock: Clock, settings: Callable[[], Endpointing]) -> None:
+        self.stt = stt
+        self.clock = clock
+        self._settings = settings
+        self.user: UserTurn | None = None
+        self.abandoned = 0
+        """The last finalize request given up on (max_wait, a failure): its answer is dropped."""
+
+    # --- the caller's speech -----------------------------------------------------------------
+
+    def speech_started(self, t: float, *, resumed: bool) -> UserTurn:
+        """Speech began at audio time ``t``: a new turn, or (``resumed``) the paused one going on."""
+        if resumed and self.user is not None:
+            self.user.segment_start = t
+            self.user.silence_ok = False
+        else:
+            self.user = UserTurn(start=t, segment_start=t)
+            self.user.marks["user_speech_start"] = t
+        self.stt.speech_started(t)
+        return self.user
+
+    def barged_in(self, t: float, carried: UserTurn | None) -> UserTurn:
+        """The caller interrupted the agent at ``t``; ``carried`` is their previous turn when the
+        agent had not yet said anything of its reply (their new words continue it)."""
+        self.user = UserTurn(start=t, segment_start=t)
+        self.user.marks["user_speech_start"] = t
+        if carried is not None:
+            self.user.finals = [carried.text]
+            self.user.requested = True
+            self.user.voiced = carried.voiced
+        self.stt.speech_started(t)
+        return self.user
+
+    def speech_ended(self, t: float, detected_at: float) -> Pause | None:
+        """The caller paused at audio time ``t``: the final transcript is asked for, and the
+        deadlines returned. ``None``: too little speech to be a turn (a cough); it is dropped."""
+        user = self.user
+        assert user is not None
+        user.voiced += max(0.0, t - user.segment_start)
+        settings = self._settings()
+        if user.voiced < settings.min_speech and not user.requested:
+            self.user = None
+            return None
+        user.marks["user_speech_end"] = t
+        user.marks["vad_end_detected"] = detected_at
+        now = self.clock.now()
+        user.marks["stt_finalize"] = now  # the last segment is the one waited for
+        user.requested = True
+        user.awaiting = self.stt.finalize()
+        return Pause(max(now, t + settings.min_silence), now + settings.max_wait)
+
+    # --- the recogniser ----------------------------------------------------------------------
+
+    def transcript(self, event: TranscriptReceived) -> bool:
+        """Take a transcript; True if it added a final to the turn (the decision may change)."""
+        transcript, user = event.transcript, self.user
+        if event.answers is not None and event.answers <= self.abandoned:
+            log.info("late final of an earlier turn dropped", text=transcript.text)
+            return False
+        if user is None:
+            return False
+        if not transcript.is_final:
+            user.interim = transcript.text
+            return False
+        if event.answers is None and transcript.end is not None and transcript.end <= user.start:
+            log.info("late phrase final of an earlier utterance dropped", text=transcript.text)
+            return False
+        user.finals.append(transcript.text.strip())
+        user.marks["stt_final"] = self.clock.now()
+        if event.answers is not None and user.awaiting is not None and event.answers >= user.awaiting:
+            user.awaiting = None  # the final for the turn's last segment: all of it is in
+        return True
+
+    def recognition_failed(self, cause: str, *, speaking: bool) -> bool:
+        """The recogniser failed (``cause``); True if the turn stopped waiting for its finals.
+
+        Words were lost with the stream, so the turn's transcript cannot be trusted: the first
+        cause is kept (the caller is asked again rather than answered on half a sentence).
+        """
+        user = self.user
+        if user is None:
+            return False
+        missing = user.awaiting is not None
+        if (speaking or missing) and user.failure is None:
+            user.failure = cause
+        if missing and not speaking:
+            self._give_up_finals(user)
+            return True
+        return False
+
+    def final_overdue(self) -> bool:
+        """``max_wait`` passed; True if the turn was still waiting (it goes on without)."""
+        user = self.user
+        if user is None or user.awaiting is None:
+            return False
+        log.warning("final transcript late: going on with what is known")
+        if not user.text:
+            # Nothing at all came back: that is the recogniser failing, not unclear speech.
+            max_wait = self._settings().max_wait
+            user.failure = f"stt/{self.stt.provider_name}: no final transcript within max_wait {max_wait:g} s"
+        self._give_up_finals(user)  # the silence rule still applies
+        return True
+
+    def _give_up_finals(self, user: UserTurn) -> None:
+        """Go on without the finals still awaited; if one comes later it belongs to this turn,
+        which will be over, and is dropped rather than taken for the next one."""
+        if user.awaiting is not None:
+            self.abandoned = max(self.abandoned, user.awaiting)
+            user.awaiting = None
+
+    # --- the judgement -----------------------------------------------------------------------
+
+    def silence_reached(self) -> None:
+        if self.user is not None:
+            self.user.silence_ok = True
+
+    def decision(self) -> Decision:
+        user = self.user
+        if user is None or user.awaiting is not None:
+            return Decision.WAIT
+        if user.silence_ok:
+            return Decision.END
+        if self._settings().preemptive and user.text and user.failure is None:
+            return Decision.SPECULATE
+        return Decision.WAIT
+
+    def end(self) -> UserTurn:
+        """The turn is over: hand it to the manager."""
+        user = self.user
+        assert user is not None
+        user.marks["endpoint"] = self.clock.now()
+        self.user = None
+        return user
+
+    def drop(self) -> None:
+        """Forget the turn in progress (it became part of something else)."""
+        self.user = None
