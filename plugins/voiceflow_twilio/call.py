@@ -1,0 +1,263 @@
+"""One phone call over a Twilio media stream: caller audio in, agent audio out with a mark
+after every frame, marks echoed back as what the caller heard, keypad digits to whoever listens.
+
+Two tasks run while the call does (:meth:`TwilioCall.run`, started again for a goodbye):
+
+* the **reader** takes Twilio's messages: ``media`` becomes 20 ms frames at 16 kHz stamped with
+  their capture time (:mod:`voiceflow_twilio.capture`), an echoed ``mark`` says a frame has been
+  played to the caller, ``dtmf`` goes to the keypad listeners, ``stop`` (or the socket closing)
+  is the caller hanging up. A malformed message, or silence longer than ``idle_timeout``, ends
+  this call and only this call.
+* the **writer** is the only task that writes to the socket; everything else posts to its
+  outbox, so :meth:`flush` (barge-in) can be immediate: the frames not yet sent are dropped,
+  ``clear`` is posted, and Twilio drops what it has not played.
+
+What counts as heard: a frame is reported through ``on_played`` only when Twilio echoes the mark
+that follows it, which it does once the audio before it has been played. Twilio also echoes, at
+once, the marks of audio a ``clear`` threw away: so after a flush no mark sent before it counts.
+That undercounts by the audio whose echo was still on its way when the flush happened (a
+network round trip at most), and never counts audio the caller did not hear.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import anyio
+import structlog
+
+from voiceflow.clock import Clock, current_clock
+from voiceflow.frames import AudioFrame
+from voiceflow.g711 import mulaw_encode
+from voiceflow.providers import CallTransport, OutFrame, PlayedCallback
+from voiceflow.serving.api import ServingLimits
+from voiceflow_twilio import protocol
+from voiceflow_twilio.capture import CaptureFramer
+from voiceflow_twilio.config import TwilioConfig
+from voiceflow_twilio.protocol import Connected, Dtmf, Mark, Media, ProtocolError, Start, Stop
+from voiceflow_twilio.rate import Downsampler
+
+log = structlog.get_logger("voiceflow.twilio")
+
+WIRE_FORMAT = "mulaw/8000"
+CALLER_BUFFER_FRAMES = 50
+"""Caller frames waiting for the VAD (1 s); beyond it the socket is read no faster."""
+OUTBOX_ITEMS = 1024
+"""Messages waiting for the socket (two per 20 ms frame); a Twilio that lets this fill is gone."""
+
+DtmfCallback = Callable[[str, float], None]
+"""``callback(digit, t)``: a keypad press (``0``–``9``, ``*``, ``#``, ``A``–``D``) and the
+call-clock time it arrived."""
+
+
+CallObserver = Callable[["TwilioCall"], None]
+"""Told of each call before its session starts (:meth:`TwilioTransport.on_call`)."""
+
+
+class Gone(Exception):
+    """Twilio's side of the socket is no longer there."""
+
+
+class Socket(Protocol):
+    """What a call needs of its WebSocket (the endpoint adapts its web framework's)."""
+
+    async def receive(self) -> str | bytes | None:
+        """The next message; ``None`` once the socket has closed."""
+        ...
+
+    async def send(self, text: str) -> None:
+        """Send one text message; raises :class:`Gone` if the peer is not there."""
+        ...
+
+
+@dataclass(slots=True)
+class _Sent:
+    id: int
+    mark: object
+    seconds: float
+
+
+class TwilioCall(CallTransport):
+    wire_format = WIRE_FORMAT
+    caller_audio_end_is_hangup = True
+
+    def __init__(self, socket: Socket, start: Start, limits: ServingLimits, config: TwilioConfig) -> None:
+        self.call_id = f"twilio-{start.call_sid}"
+        self.clock = "real"
+        self.start = start
+        self.failure: ProtocolError | None = None
+        """Why Twilio's side broke the call, if it did."""
+        self.caller_hung_up = False
+        """Twilio said ``stop`` or closed the socket: the call is already over on the phone."""
+        self.heard_seconds = 0.0
+        """Agent audio Twilio has confirmed played (echoed marks), over the whole call."""
+        self._socket, self._limits, self._config = socket, limits, config
+        self._frames_in, self._frames = anyio.create_memory_object_stream[AudioFrame](CALLER_BUFFER_FRAMES)
+        self._outbox_in, self._outbox = anyio.create_memory_object_stream[tuple[int | None, str]](OUTBOX_ITEMS)
+        self._capture = CaptureFramer()
+        self._downsample = Downsampler()
+        self._generation = 0
+        self._sent: deque[_Sent] = deque()
+        self._unheard = 0.0
+        self._next_id = 0
+        self._progress = anyio.Event()
+        self._played: PlayedCallback = lambda mark, t: None
+        self._keypad: list[DtmfCallback] = []
+        self._over = False
+
+    # --- CallTransport ------------------------------------------------------------------------
+
+    async def caller_audio(self) -> AsyncIterator[AudioFrame]:
+        async for frame in self._frames:
+            yield frame
+
+    async def play(self, out: OutFrame) -> None:
+        """Send one frame and its mark, once no more than ``ahead`` seconds are unconfirmed."""
+        generation = self._generation
+        while self._unheard >= self._config.ahead and generation == self._generation:
+            await self._wait_progress()
+        if generation != self._generation:
+            return  # a barge-in dropped it while it waited
+        payload = out.wire if out.wire is not None else mulaw_encode(self._downsample(out.frame.pcm))
+        self._next_id += 1
+        self._sent.append(_Sent(self._next_id, out.mark, out.frame.duration))
+        self._unheard += out.frame.duration
+        self._post(generation, protocol.media(self.start.stream_sid, payload))
+        self._post(generation, protocol.mark(self.start.stream_sid, str(self._next_id)))
+
+    def flush(self) -> None:
+        self._generation += 1
+        self._sent.clear()
+        self._unheard = 0.0
+        self._downsample.reset()
+        self._wake()
+        self._post(None, protocol.clear(self.start.stream_sid))
+
+    def on_played(self, callback: PlayedCallback) -> None:
+        self._played = callback
+
+    def notify(self, event: str, **data: Any) -> None:
+        if event == "hangup":
+            self._over = True  # caller audio is no longer wanted; marks still are (a goodbye)
+
+    async def run(self) -> None:
+        clock = current_clock()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._read, clock)
+            tg.start_soon(self._write)
+
+    # --- keypad -------------------------------------------------------------------------------
+
+    def on_dtmf(self, callback: DtmfCallback) -> None:
+        """Call ``callback(digit, t)`` for every key the caller presses from now on.
+
+        This is how keypad input leaves the transport; several listeners may register (the
+        session's turn manager, an application's own). Register before the call runs: digits
+        pressed while nobody listens are dropped. Digits are never logged (they may be a PIN).
+        """
+        self._keypad.append(callback)
+
+    # --- from Twilio --------------------------------------------------------------------------
+
+    async def _read(self, clock: Clock) -> None:
+        try:
+            while True:
+                with anyio.fail_after(self._limits.idle_timeout):
+                    data = await self._socket.receive()
+                if data is None:
+                    self._caller_gone()
+                    return
+                if isinstance(data, bytes):
+                    raise ProtocolError("bad_message", "a binary message (Twilio sends JSON text)")
+                match protocol.parse(data, self._limits.max_message_bytes):
+                    case Media() as media:
+                        await self._caller_audio(media, clock.now())
+                    case Mark(name=name):
+                        self._acknowledge(name, clock.now())
+                    case Dtmf(digit=digit):
+                        self._pressed(digit, clock.now())
+                    case Stop():
+                        self._caller_gone()
+                        return
+                    case Connected() | Start():
+                        raise ProtocolError("bad_message", "the stream had already started")
+        except TimeoutError:
+            self._fail(ProtocolError("idle", f"nothing received for {self._limits.idle_timeout:g} s"))
+        except ProtocolError as failure:
+            self._fail(failure)
+
+    async def _caller_audio(self, media: Media, now: float) -> None:
+        if self._over:
+            return
+        for frame in self._capture.push(media.payload, media.timestamp_ms, now):
+            try:
+                await self._frames_in.send(frame)
+            except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                return  # the conversation is over
+
+    def _acknowledge(self, name: str, t: float) -> None:
+        """Twilio has played everything up to the frame marked ``name``, the last of it just now."""
+        if not (name.isascii() and name.isdigit()):
+            return  # not one of ours
+        mark_id = int(name)
+        if not self._sent or not self._sent[0].id <= mark_id <= self._sent[-1].id:
+            return  # cleared (Twilio echoes those at once), already counted, or never sent
+        heard: list[_Sent] = []
+        while self._sent and self._sent[0].id <= mark_id:
+            heard.append(self._sent.popleft())
+        start = t - sum(frame.seconds for frame in heard)
+        for frame in heard:
+            self._unheard -= frame.seconds
+            self.heard_seconds += frame.seconds
+            self._played(frame.mark, start)
+            start += frame.seconds
+        if not self._sent:
+            self._unheard = 0.0  # no rounding left behind
+        self._wake()
+
+    def _pressed(self, digit: str, t: float) -> None:
+        log.info("keypad press", call_id=self.call_id, listeners=len(self._keypad))
+        for callback in self._keypad:
+            callback(digit, t)
+
+    def _caller_gone(self) -> None:
+        self.caller_hung_up = True
+        self._frames_in.close()
+
+    def _fail(self, failure: ProtocolError) -> None:
+        if self.failure is None:
+            self.failure = failure
+            log.warning("twilio broke the call", call_id=self.call_id, code=failure.code, detail=str(failure))
+        self._frames_in.close()
+
+    # --- to Twilio ----------------------------------------------------------------------------
+
+    async def _write(self) -> None:
+        try:
+            async for generation, text in self._outbox:
+                if generation is None or generation == self._generation:
+                    await self._socket.send(text)
+        except Gone:
+            self._caller_gone()
+
+    def _post(self, generation: int | None, text: str) -> None:
+        try:
+            self._outbox_in.send_nowait((generation, text))
+        except anyio.WouldBlock:
+            self._fail(ProtocolError("too_slow", "Twilio stopped reading the stream"))
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            pass  # the call is closed
+
+    async def _wait_progress(self) -> None:
+        await self._progress.wait()
+
+    def _wake(self) -> None:
+        self._progress.set()
+        self._progress = anyio.Event()
+
+    def close(self) -> None:
+        for stream in (self._frames_in, self._frames, self._outbox_in, self._outbox):
+            stream.close()
