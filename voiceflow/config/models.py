@@ -33,6 +33,34 @@ class Prompt(Strict):
     )
 
 
+class TurnModel(Strict):
+    """How the end-of-turn model's verdict on a pause moves the endpoint (only with
+    `turn_detection` providers)."""
+
+    threshold: float = Field(
+        0.5, ge=0, le=1, description="A pause the model scores at least this is a finished turn."
+    )
+    finished_silence: float = Field(
+        0.2,
+        ge=0,
+        le=5,
+        description="A turn judged finished ends after this much silence (sooner than min_silence).",
+    )
+    unfinished_silence: float = Field(
+        2.0,
+        ge=0.05,
+        le=10,
+        description="A turn judged unfinished waits this long for the caller to go on, then ends anyway.",
+    )
+    verdict_wait: float = Field(
+        0.3,
+        ge=0,
+        le=5,
+        description="Longest wait for a slow verdict past the silence rule's own deadline; then the "
+        "silence rule decides.",
+    )
+
+
 class Endpointing(Strict):
     """When the caller's turn is over. Silence is measured from the last voiced sample."""
 
@@ -54,6 +82,9 @@ class Endpointing(Strict):
         description="Start the reply as soon as the final transcript is in, before min_silence "
         "has passed; its audio is held until the turn is confirmed over, and it is dropped "
         "unheard if the caller goes on.",
+    )
+    turn_model: TurnModel = Field(
+        TurnModel(), description="How the end-of-turn model's verdicts move the endpoint."
     )
 
 

@@ -22,6 +22,7 @@ MARKS = (
     "vad_end_detected",
     "stt_finalize",
     "stt_final",
+    "turn_judged",
     "endpoint",
     "llm_request",
     "llm_first_token",
@@ -65,6 +66,8 @@ class TurnTimeline:
     """Why this turn failed, or which failure it apologises for (already redacted)."""
     tools: list[ToolOutcome] = field(default_factory=list)
     """The tool calls the reply made, in order, with their results."""
+    endpointing: list[str] = field(default_factory=list)
+    """How the end of the caller's turn was judged (model verdicts, transcript rules)."""
     states: list[str] = field(default_factory=list)
     """Conversation-state switches during this turn (``"spelling (by tool start_spelling)"``)."""
 
@@ -98,6 +101,7 @@ class TurnTimeline:
             "failure": self.failure,
             "tools": [outcome.as_dict(self.origin) for outcome in self.tools],
             "states": self.states,
+            "endpointing": self.endpointing,
             "marks": {name: round(t - self.origin, 4) for name, t in ordered},
             "spans": {
                 name: round(value, 4)

@@ -19,6 +19,7 @@ from voiceflow.frames import Message, VADEvent, VADKind
 from voiceflow.metrics.timeline import CallTimeline
 from voiceflow.providers import CallTransport, LLMProvider, ProviderKind, TTSProvider
 from voiceflow.redaction import Redactor, redact, using_redactor
+from voiceflow.runtime.audio_tail import AudioTail
 from voiceflow.runtime.chain import Chain, StageFailed
 from voiceflow.runtime.deadline import within
 from voiceflow.runtime.pool import NoProviderReady, ProviderPool
@@ -37,6 +38,7 @@ from voiceflow.turns.events import (
     TranscriptReceived,
 )
 from voiceflow.turns.manager import TurnManager
+from voiceflow.turns.pause_judge import PauseJudge
 
 log = structlog.get_logger("voiceflow.session")
 
@@ -107,8 +109,9 @@ class Session:
             tts = Chain[TTSProvider[Any]]("tts", tts_providers, self.clock, breaker=self.pool.breaker)
             stt = Recognizer(await self._providers(ProviderKind.STT, self.agent.stt, unavailable))
             toolbox = self._toolbox(llm)
+            judge = await self._pause_judge()
             try:
-                await self._converse(stt, vad, llm, tts, unavailable, toolbox)
+                await self._converse(stt, vad, llm, tts, unavailable, toolbox, judge)
             finally:
                 await stt.aclose()  # also when cancelled while the stream was still opening
                 if toolbox is not None:
@@ -125,6 +128,7 @@ class Session:
         tts: Chain[TTSProvider[Any]],
         unavailable: list[str],
         toolbox: Toolbox | None,
+        judge: PauseJudge | None,
     ) -> None:
         """Open the recogniser's stream, then run the turn manager and the call's pumps."""
         if stt.providers:
@@ -146,6 +150,7 @@ class Session:
             caller_audio_end_is_hangup=self.transport.caller_audio_end_is_hangup,
             unavailable="; ".join(unavailable) or None,
             toolbox=toolbox,
+            judge=judge,
         )
         if self._hang_up_reason is not None:
             self.request_hang_up(self._hang_up_reason)
@@ -155,12 +160,26 @@ class Session:
             if unavailable:
                 tg.start_soon(self._discard_caller_audio, name="caller-audio")
             else:
-                tg.start_soon(self._pump_caller_audio, vad, stt, manager.inbox, name="caller-audio")
+                tail = judge.tail if judge is not None else None
+                tg.start_soon(self._pump_caller_audio, vad, stt, manager.inbox, tail, name="caller-audio")
                 tg.start_soon(stt.run, name="stt")
                 tg.start_soon(self._pump_recognizer, stt, manager.inbox, name="transcripts")
                 tg.start_soon(self._warm_llm, llm.providers[0], name="llm-warm-up")
             await manager.run()
             tg.cancel_scope.cancel()
+
+    async def _pause_judge(self) -> PauseJudge | None:
+        """The end-of-turn models, if the agent has any that could start (else the silence rule
+        ends turns, and the log says why)."""
+        if not self.agent.turn_detection:
+            return None
+        problems: list[str] = []
+        detectors = await self._providers(ProviderKind.TURN, self.agent.turn_detection, problems)
+        if not detectors:
+            log.warning("no end-of-turn model could start: the silence rule ends turns", problems=problems)
+            return None
+        seconds = max(detector.max_audio_seconds for detector in detectors)
+        return PauseJudge(detectors, AudioTail(seconds))
 
     def _toolbox(self, llm: Chain[LLMProvider[Any]]) -> Toolbox | None:
         if not self.agent.tools:
@@ -181,7 +200,7 @@ class Session:
             return []
 
     async def _pump_caller_audio(
-        self, vad: VoiceActivity, stt: Recognizer, inbox: anyio.abc.ObjectSendStream[Event]
+        self, vad: VoiceActivity, stt: Recognizer, inbox: anyio.abc.ObjectSendStream[Event], tail: AudioTail | None
     ) -> None:
         """The hot path: each caller frame goes through the VAD and on to the STT's queue.
 
@@ -198,6 +217,8 @@ class Session:
                         await inbox.send(StageDown("vad", str(failure)))
                         return
                     stt.send(frame)
+                    if tail is not None:
+                        tail.push(frame)
                     end = frame.t + frame.duration
                     if edge is not None:
                         await inbox.send(_edge_event(edge))

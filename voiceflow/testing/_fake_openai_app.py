@@ -184,9 +184,9 @@ class _Completion(Response):
                 record.first_chunk_at = time.monotonic()
         if fault is not None and fault.after >= len(self.deltas):
             await self._mid_stream_fault(emit)
-        for delta in self._tool_call_deltas():
+        for part in self._tool_call_deltas():
             await server._pause(server.token_interval)
-            await emit(self._chunk(delta))
+            await emit(self._chunk(part))
         await emit(self._chunk({}, self.finish_reason))
         options = (record.body or {}).get("stream_options")
         if isinstance(options, dict) and options.get("include_usage"):

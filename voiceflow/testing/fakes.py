@@ -35,7 +35,15 @@ from voiceflow.frames import (
 )
 from voiceflow.g711 import MULAW_RATE, mulaw_encode
 from voiceflow.plugins.hookspecs import hookimpl
-from voiceflow.providers import LLMProvider, STTProvider, STTStream, TTSProvider, VADProvider, VADStream
+from voiceflow.providers import (
+    LLMProvider,
+    STTProvider,
+    STTStream,
+    TTSProvider,
+    TurnDetector,
+    VADProvider,
+    VADStream,
+)
 
 
 class EnergyVADConfig(ProviderConfig):
@@ -331,9 +339,40 @@ class ToneTTS(TTSProvider[ToneTTSConfig]):
             await anyio.lowlevel.checkpoint()
 
 
+class ScriptedTurnConfig(ProviderConfig):
+    provider: Literal["scripted-turn"] = "scripted-turn"
+    verdicts: list[float] = Field(
+        default_factory=lambda: [0.9], description="Probability of 'finished', pause by pause; the last repeats."
+    )
+    delay: float = Field(0.05, ge=0, le=60, description="Seconds each verdict takes (on the session clock, busy).")
+    fail: bool = Field(False, description="Raise instead of answering.")
+
+
+class ScriptedTurn(TurnDetector[ScriptedTurnConfig]):
+    """An end-of-turn model that answers as scripted, and records what it was asked."""
+
+    name = "scripted-turn"
+    config_model = ScriptedTurnConfig
+
+    def __init__(self, config: ScriptedTurnConfig) -> None:
+        super().__init__(config)
+        self.asked: list[tuple[float, str]] = []
+        """(seconds of audio, transcript) of each question."""
+
+    async def turn_complete(self, audio: bytes, transcript: str) -> float:
+        self.asked.append((len(audio) / (2 * SAMPLE_RATE), transcript))
+        clock = current_clock()
+        with clock.busy():
+            await clock.sleep(self.config.delay)
+        if self.config.fail:
+            raise RuntimeError("scripted end-of-turn failure")
+        verdicts = self.config.verdicts
+        return verdicts[min(len(self.asked), len(verdicts)) - 1]
+
+
 @hookimpl
 def register_providers(register: Any) -> None:
-    for cls in (EnergyVAD, ScriptedSTT, StreamingSTT, ScriptedLLM, ToneTTS):
+    for cls in (EnergyVAD, ScriptedSTT, StreamingSTT, ScriptedLLM, ToneTTS, ScriptedTurn):
         register(cls)
 
 

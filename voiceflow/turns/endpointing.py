@@ -6,7 +6,11 @@ of when it is over. A turn ends when two things hold:
 
 * **the transcript is in**: every ``finalize()`` the turn asked for is answered (or given up on
   at ``max_wait``: a slow recogniser never stalls the call);
-* **the pause is long enough**: ``min_silence`` after the last voiced sample.
+* **the pause is long enough**: ``min_silence`` after the last voiced sample, unless the
+  end-of-turn model (``turn_detection``) judged the pause: a finished turn then ends after
+  ``turn_model.finished_silence``, an unfinished one waits ``turn_model.unfinished_silence``.
+  While its verdict is awaited the turn does not end, for at most ``turn_model.verdict_wait``
+  past the silence rule's deadline: a slow model costs that much, never more.
 
 Finals are tied to the finalize request they answer, so a late final of a turn already over is
 dropped instead of landing in the next one (:attr:`Endpointer.abandoned`).
@@ -42,10 +46,22 @@ class Decision(Enum):
 class Pause:
     """Deadlines the manager's timers keep after the caller paused."""
 
+    serial: int
+    """Names this pause to a verdict that comes back later."""
     endpoint_at: float
-    """When the pause will be long enough (silence rule)."""
+    """When the pause will be long enough, as far as is known now."""
     max_wait_at: float
     """When to stop waiting for the final transcript."""
+
+
+@dataclass(slots=True)
+class _PauseState:
+    serial: int
+    t: float
+    """Audio time the pause began (just after the last voiced sample)."""
+    judging: bool
+    """An end-of-turn verdict was asked for and has not come back."""
+    verdict: float | None = None
 
 
 class Endpointer:
@@ -56,6 +72,8 @@ class Endpointer:
         self.clock = clock
         self._settings = settings
         self.user: UserTurn | None = None
+        self._pause: _PauseState | None = None
+        self._serial = 0
         self.abandoned = 0
         """The last finalize request given up on (max_wait, a failure): its answer is dropped."""
 
@@ -63,6 +81,7 @@ class Endpointer:
 
     def speech_started(self, t: float, *, resumed: bool) -> UserTurn:
         """Speech began at audio time ``t``: a new turn, or (``resumed``) the paused one going on."""
+        self._pause = None
         if resumed and self.user is not None:
             self.user.segment_start = t
             self.user.silence_ok = False
@@ -75,6 +94,7 @@ class Endpointer:
     def barged_in(self, t: float, carried: UserTurn | None) -> UserTurn:
         """The caller interrupted the agent at ``t``; ``carried`` is their previous turn when the
         agent had not yet said anything of its reply (their new words continue it)."""
+        self._pause = None
         self.user = UserTurn(start=t, segment_start=t)
         self.user.marks["user_speech_start"] = t
         if carried is not None:
@@ -84,9 +104,10 @@ class Endpointer:
         self.stt.speech_started(t)
         return self.user
 
-    def speech_ended(self, t: float, detected_at: float) -> Pause | None:
+    def speech_ended(self, t: float, detected_at: float, *, judging: bool = False) -> Pause | None:
         """The caller paused at audio time ``t``: the final transcript is asked for, and the
-        deadlines returned. ``None``: too little speech to be a turn (a cough); it is dropped."""
+        deadlines returned (``judging``: an end-of-turn verdict is being asked for too).
+        ``None``: too little speech to be a turn (a cough); it is dropped."""
         user = self.user
         assert user is not None
         user.voiced += max(0.0, t - user.segment_start)
@@ -100,7 +121,39 @@ class Endpointer:
         user.marks["stt_finalize"] = now  # the last segment is the one waited for
         user.requested = True
         user.awaiting = self.stt.finalize()
-        return Pause(max(now, t + settings.min_silence), now + settings.max_wait)
+        self._serial += 1
+        self._pause = _PauseState(self._serial, t, judging)
+        return Pause(self._serial, max(now, self.endpoint_at()), now + settings.max_wait)
+
+    def endpoint_at(self) -> float:
+        """When the current pause is long enough to end the turn, as far as is known now."""
+        pause = self._pause
+        assert pause is not None
+        settings = self._settings()
+        model = settings.turn_model
+        silence = settings.min_silence
+        if pause.verdict is not None:
+            silence = model.finished_silence if pause.verdict >= model.threshold else model.unfinished_silence
+        elif pause.judging:
+            silence += model.verdict_wait
+        return pause.t + silence
+
+    def judged(self, serial: int, verdict: tuple[float, str] | None) -> float | None:
+        """The end-of-turn verdict on pause ``serial`` (``None``: no model answered). Returns the
+        new endpoint deadline, or ``None`` if that pause is no longer the current one."""
+        pause, user = self._pause, self.user
+        if pause is None or user is None or pause.serial != serial:
+            return None
+        pause.judging = False
+        user.marks["turn_judged"] = self.clock.now()
+        if verdict is None:
+            user.endpoint_notes.append("end-of-turn model: no verdict (silence rule)")
+        else:
+            pause.verdict, judge = verdict
+            finished = pause.verdict >= self._settings().turn_model.threshold
+            user.endpoint_notes.append(f"{judge}: {'finished' if finished else 'unfinished'} ({pause.verdict:.2f})")
+        user.silence_ok = False  # judged again below, against the new deadline
+        return self.endpoint_at()
 
     # --- the recogniser ----------------------------------------------------------------------
 
@@ -163,9 +216,16 @@ class Endpointer:
 
     # --- the judgement -----------------------------------------------------------------------
 
-    def silence_reached(self) -> None:
-        if self.user is not None:
-            self.user.silence_ok = True
+    def silence_reached(self) -> float | None:
+        """The endpoint timer fired: ``None`` if the pause is long enough now, else the deadline
+        it moved to meanwhile (a verdict asked for is not back yet, or said "unfinished")."""
+        if self.user is None or self._pause is None:
+            return None
+        deadline = self.endpoint_at()
+        if self.clock.now() < deadline:
+            return deadline
+        self.user.silence_ok = True
+        return None
 
     def decision(self) -> Decision:
         user = self.user
@@ -183,8 +243,10 @@ class Endpointer:
         assert user is not None
         user.marks["endpoint"] = self.clock.now()
         self.user = None
+        self._pause = None
         return user
 
     def drop(self) -> None:
         """Forget the turn in progress (it became part of something else)."""
         self.user = None
+        self._pause = None

@@ -89,6 +89,15 @@ class StageDown:
 
 
 @dataclass(frozen=True, slots=True)
+class PauseJudged:
+    """The end-of-turn model's verdict on pause ``serial``: (probability complete, by whom), or
+    ``None`` if no model answered."""
+
+    serial: int
+    verdict: tuple[float, str] | None
+
+
+@dataclass(frozen=True, slots=True)
 class StateRequested:
     """Something in the call (a tool, for now) asks for another conversation state, which
     switches the turn-taking overrides of ``turn_taking.states`` (``"default"``: none)."""
@@ -110,6 +119,7 @@ Event = (
     | TranscriptReceived
     | TimerFired
     | StateRequested
+    | PauseJudged
     | ReplyHeard
     | ReplyEnded
     | CallerAudioEnded

@@ -12,6 +12,7 @@ transcript of the speech. ``max_wait`` caps the wait for a slow recogniser so th
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import suppress
 from typing import Any, assert_never
 
 import anyio
@@ -38,6 +39,7 @@ from voiceflow.turns.events import (
     CallerAudioEnded,
     Event,
     HangUpRequested,
+    PauseJudged,
     RecognitionFailed,
     ReplyEnded,
     ReplyHeard,
@@ -50,6 +52,7 @@ from voiceflow.turns.events import (
     TimerFired,
     TranscriptReceived,
 )
+from voiceflow.turns.pause_judge import PauseJudge
 from voiceflow.turns.replies import ActiveReply, ReplyLauncher, TextSource, UserTurn, fixed_text, llm_text
 from voiceflow.turns.timers import Timers
 from voiceflow.turns.tool_use import ToolUse
@@ -74,6 +77,7 @@ class TurnManager:
         caller_audio_end_is_hangup: bool = True,
         unavailable: str | None = None,
         toolbox: Toolbox | None = None,
+        judge: PauseJudge | None = None,
     ) -> None:
         self.agent = agent
         self.clock = clock
@@ -87,6 +91,7 @@ class TurnManager:
         self.caller_audio_end_is_hangup = caller_audio_end_is_hangup
         self.unavailable = unavailable
         self.toolbox = toolbox
+        self.judge = judge
         """Set when a stage cannot serve this call at all: the agent says so and hangs up."""
         self.conversation = Conversation(agent.prompt.system, agent.context.max_turns)
         self.conversation_state: str | None = None
@@ -172,6 +177,8 @@ class TurnManager:
                 self._give_up(f"{event.stage}: {event.error}")
             case StateRequested():
                 self._switch_state(event)
+            case PauseJudged():
+                self._on_pause_judged(event)
             case HangUpRequested():
                 self._end(event.reason)
             case _:
@@ -217,13 +224,28 @@ class TurnManager:
             self._barge_in(overlap.started)  # long enough after all: interrupt, then end the segment
         if self.user is None or self.state is not State.USER_SPEAKING:
             return
-        pause = self.endpointer.speech_ended(event.t, event.detected_at)
+        judge = self.judge
+        pause = self.endpointer.speech_ended(event.t, event.detected_at, judging=judge is not None)
         if pause is None:
             self._became_idle()
             return
         self.state = State.ENDPOINTING
         self._timers_set(Timer.ENDPOINT, pause.endpoint_at)
         self._timers_set(Timer.MAX_WAIT, pause.max_wait_at)
+        if judge is not None:
+            text = self.user.text if self.user is not None else ""
+
+            async def ask() -> None:
+                verdict = await judge.judge(event.t, text)
+                with suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+                    await self._inbox_send.send(PauseJudged(pause.serial, verdict))
+
+            self._spawn(ask)
+
+    def _on_pause_judged(self, event: PauseJudged) -> None:
+        deadline = self.endpointer.judged(event.serial, event.verdict)
+        if deadline is not None and self.state is State.ENDPOINTING:
+            self._timers_set(Timer.ENDPOINT, max(self.clock.now(), deadline))
 
     def _on_recognition_failed(self, event: RecognitionFailed) -> None:
         """A failing recogniser costs the turn in flight, never the call: words of it were lost
@@ -320,7 +342,10 @@ class TurnManager:
 
     def _timer_endpoint(self) -> None:
         if self.user is not None:
-            self.endpointer.silence_reached()
+            later = self.endpointer.silence_reached()
+            if later is not None:
+                self._timers_set(Timer.ENDPOINT, later)
+                return
             self._maybe_end_turn()
 
     def _timer_max_wait(self) -> None:

@@ -64,6 +64,8 @@ class UserTurn:
     failure: str | None = None
     """Set when the recogniser failed during this turn: its transcript cannot be trusted."""
     marks: dict[str, float] = field(default_factory=dict)
+    endpoint_notes: list[str] = field(default_factory=list)
+    """How the end of this turn was judged (an end-of-turn model's verdict, a transcript rule)."""
 
     @property
     def text(self) -> str:
@@ -217,6 +219,7 @@ class ReplyLauncher:
         if user_turn is not None:
             turn.marks.update(user_turn.marks)
             turn.user_text = user_turn.text
+            turn.endpointing = user_turn.endpoint_notes
         self._ids += 1
         reply = Reply(self._ids, kind, interruptible, turn, on_first_heard=self._first_heard,
                       gate=anyio.Event() if gated else None)
