@@ -118,7 +118,7 @@ async def serve(
             for agent in agents
         ]
         server = _Server(_uvicorn_config(build_app(served, state), agents))
-        with _bound(options) as sock:
+        with _bound(options) as sock, _stopped_if_abandoned(server, served):
             async with anyio.create_task_group() as tg:
                 tg.start_soon(_run_uvicorn, server, sock)
                 while not server.started:
@@ -214,6 +214,23 @@ async def _drain_agent(host: AgentHost, reason: str) -> None:
         log.warning("cutting calls that did not end", agent=host.agent_name, calls=runner.live)
         runner.cut_all(reason)
     await runner.wait_idle()
+
+
+@contextlib.contextmanager
+def _stopped_if_abandoned(server: _Server, served: list[ServedAgent]) -> Iterator[None]:
+    """If serving is cancelled or fails (not drained), end the calls and close the sockets
+    rather than leave uvicorn's connection tasks running on the loop."""
+    try:
+        yield
+    except BaseException:
+        for agent in served:
+            agent.host.runner.cut_all("server stopped")
+        server.should_exit = server.force_exit = True
+        for listener in getattr(server, "servers", []):
+            listener.close()
+        for connection in list(server.server_state.connections):
+            connection.shutdown()
+        raise
 
 
 class _Server(uvicorn.Server):
