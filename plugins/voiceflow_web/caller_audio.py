@@ -1,0 +1,54 @@
+"""The caller's microphone, from the WebRTC track to the runtime's frames.
+
+The browser's Opus arrives decoded by aiortc as 48 kHz interleaved stereo in 20 ms packets. It
+is mixed down, resampled to 16 kHz by a streaming filter at a low-delay quality (the default
+quality holds back up to 37 ms in bursts), cut into 20 ms frames and stamped on the call's clock:
+a packet decoded now holds the last stretch of audio, so its frames end now (never before the
+frame that came first).
+
+That is when the audio reached the runtime, not quite when it was captured: aiortc's audio
+jitter buffer hands a packet on only once four more have arrived (``JitterBuffer(prefetch=4)``
+in its receiver), so each packet is 80 ms old when decoded, plus the network's transit. Stamping
+the true capture time would be 80 ms earlier, and then the barge-in policy, which compares the
+caller's last voiced frame with the clock's *now* (``VOICE_GAP``, 70 ms), takes a caller who is
+still talking for one who has stopped and interrupts only at the end of their sentence. Until
+the policy compares against the newest audio it has seen, the server's mouth-to-ear for browser
+calls is short by about :data:`RECEIVE_DELAY`; the page's own figure is not.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from voiceflow.audio import Resampler
+from voiceflow.frames import FRAME_BYTES, FRAME_SECONDS, SAMPLE_RATE, AudioFrame
+
+RECEIVE_DELAY = 4 * FRAME_SECONDS
+"""How old a caller packet is when aiortc decodes it (its jitter buffer's prefetch)."""
+
+
+class CallerAudio:
+    """Converts one track's packets; keeps the resampler's state and the partial frame."""
+
+    def __init__(self) -> None:
+        self._resampler: Resampler | None = None
+        self._pending = bytearray()
+        self._cursor = -float("inf")
+
+    def frames(self, interleaved: bytes, rate: int, channels: int, now: float) -> list[AudioFrame]:
+        """The whole frames the packet completes, stamped as arriving now."""
+        if self._resampler is None or self._resampler.in_rate != rate:
+            self._resampler = Resampler(rate, SAMPLE_RATE, quality="LQ")
+        samples = np.frombuffer(interleaved, dtype="<i2")
+        if channels > 1:
+            samples = samples[: len(samples) - len(samples) % channels].reshape(-1, channels).mean(axis=1)
+        self._pending += self._resampler.process(samples.astype("<i2").tobytes())
+        whole = len(self._pending) - len(self._pending) % FRAME_BYTES
+        chunks = [bytes(self._pending[i : i + FRAME_BYTES]) for i in range(0, whole, FRAME_BYTES)]
+        del self._pending[:whole]
+        out = []
+        for i, pcm in enumerate(chunks):
+            t = max(self._cursor, now - (len(chunks) - i) * FRAME_SECONDS)
+            self._cursor = t + FRAME_SECONDS
+            out.append(AudioFrame(pcm, t))
+        return out
