@@ -9,9 +9,8 @@ import statistics
 from pathlib import Path
 
 import anyio
-import pytest
-
 from serve_process import ServeProcess, agent_file
+
 from voiceflow.testing.fakes import silence, speech_like
 from voiceflow.testing.served import http_get
 from voiceflow.testing.ws_caller import CallReport, Cue, WsCaller, greeting_heard
