@@ -119,10 +119,13 @@ class WsCaller:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
         async with connect(self.url, additional_headers=headers, max_size=None) as ws:
             self._t0 = anyio.current_time()
-            await ws.send(json.dumps({
-                "type": "start", "format": {"encoding": "pcm16", "sample_rate": self.rate, "channels": 1},
-                "acknowledges_marks": self.acks,
-            }))
+            try:
+                await ws.send(json.dumps({
+                    "type": "start", "format": {"encoding": "pcm16", "sample_rate": self.rate, "channels": 1},
+                    "acknowledges_marks": self.acks,
+                }))
+            except ConnectionClosed:
+                pass  # refused (busy, draining): the reason is among the messages received
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._receive, ws, tg.cancel_scope)
                 tg.start_soon(self._acknowledge, ws)
