@@ -17,8 +17,9 @@ STREAM_PATH = "/twilio/stream"
 
 
 def _base_url(value: str | None) -> str | None:
-    """An http(s) URL with a host and maybe a path prefix; no user, query or fragment."""
-    if value is None:
+    """An http(s) URL with a host and maybe a path prefix; no user, query or fragment. Empty is
+    unset (``${VOICEFLOW_PUBLIC_URL:-}``)."""
+    if value is None or not value.strip():
         return None
     url = value.strip()
     parts = urlsplit(url)
@@ -43,7 +44,8 @@ class TwilioConfig(ProviderConfig):
         description="This server's address as Twilio reaches it (an ngrok tunnel, a load balancer), "
         "e.g. https://voice.example.com: the webhook is <public_url>/agents/<name>/twilio/voice and "
         "the media stream wss://…/agents/<name>/twilio/stream. Unset: taken from each webhook "
-        "request's Host header and scheme (X-Forwarded-Proto from a local proxy counts).",
+        "request's Host header and scheme (X-Forwarded-Proto from a local proxy counts); empty "
+        "is unset.",
     )
     auth_token: SecretStr | None = Field(
         None,
@@ -80,10 +82,18 @@ class TwilioConfig(ProviderConfig):
         5.0, gt=0, le=60, description="Seconds the REST API gets to confirm a hang-up."
     )
 
-    @field_validator("public_url", "api_base")
+    @field_validator("public_url")
     @classmethod
-    def _is_base_url(cls, value: str | None) -> str | None:
+    def _public_url(cls, value: str | None) -> str | None:
         return _base_url(value)
+
+    @field_validator("api_base")
+    @classmethod
+    def _api_base(cls, value: str) -> str:
+        url = _base_url(value)
+        if url is None:
+            raise ValueError("must not be empty")
+        return url
 
     @field_validator("auth_token")
     @classmethod

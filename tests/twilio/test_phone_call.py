@@ -191,3 +191,32 @@ async def test_a_malformed_message_ends_that_call_only(twilio: FakeTwilio, garba
     by_call = {r.call_id: r for r in results}
     answered = by_call[f"twilio-{good.call_sid}"].timeline.turns
     assert [t.heard_text for t in answered if t.outcome == "completed"] == [GREETING, ANSWER]
+
+
+async def test_a_drain_says_goodbye_on_the_line_then_hangs_up(twilio: FakeTwilio) -> None:
+    registry, agent = phone_agent(twilio, serving={"drain": {"grace": 0, "goodbye": "We are closing, bye."}})
+    async with served_agents([agent], registry) as server:
+        async with TwilioCaller(webhook(server, agent), twilio=twilio) as phone:
+            await phone.wait_for(agent_went_quiet())
+            server.control.drain()  # what SIGTERM does
+            await phone.wait_closed()
+        [result] = await finished_calls(server)
+    goodbye = result.timeline.turns[-1]
+    assert goodbye.kind == "goodbye" and goodbye.heard_text == "We are closing, bye."
+    [hang_up] = twilio.hang_ups
+    assert hang_up.call_sid == phone.call_sid
+    last_echo = max(t for t, _, cleared in phone.report.echoed if not cleared)
+    assert phone.report.opened_at + last_echo <= hang_up.received_at
+    assert phone.report.seconds_heard() == pytest.approx(len(GREETING + "We are closing, bye.") * 0.06, abs=0.15)
+
+
+async def test_when_the_rest_api_fails_closing_the_stream_still_ends_the_call() -> None:
+    async with FakeTwilio(fail_with=500) as twilio:
+        registry, agent = phone_agent(twilio, unhappy_paths={
+            "silence": {"reprompt_after": 0.3, "reprompts": [], "goodbye": "Bye now."}})
+        async with served_agents([agent], registry) as server:
+            async with TwilioCaller(webhook(server, agent), twilio=twilio) as phone:
+                await phone.wait_closed()
+            await finished_calls(server)
+    assert [r.status_code for r in twilio.requests] == [500]
+    assert phone.report.close_code == 1000 and not phone.report.stopped  # closed by us: <Connect> ends
