@@ -23,7 +23,8 @@ def agent(turn: list[dict[str, Any]] | None = None, **endpointing: Any) -> tuple
         registry,
         prompt={"system": "x"},
         stt=[{"provider": "scripted-stt", "lines": ["my number is five five five", "one two three four"]}],
-        turn_taking={"endpointing": {"min_silence": 0.45, **endpointing}},
+        # The words are left out of it here: these tests are about the model's verdicts.
+        turn_taking={"endpointing": {"min_silence": 0.45, "transcript_rules": {"enabled": False}, **endpointing}},
         **extra,
     )
     return registry, cfg
@@ -77,3 +78,60 @@ async def test_a_failing_or_slow_model_leaves_the_silence_rule_in_charge(model: 
     assert 0.45 <= reply.span("endpointing") <= 0.45 + 0.3 + 0.1
     if model.get("fail"):
         assert reply.endpointing == ["end-of-turn model: no verdict (silence rule)"]
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("I would like to order a pizza and", "ends on 'and'"),
+        ("so um", "ends on 'um'"),
+        ("my number is five five five", "mid-number"),
+        ("it's 0 7 7", "mid-number"),
+        ("the code is 4471", "mid-number"),
+        ("my name is J O H", "mid-spelling"),
+        ("apples, oranges,", "ends mid-list"),
+        ("what time do you open?", "a complete question"),
+    ],
+)
+def test_transcript_rules_name_what_they_heard(text: str, reason: str) -> None:
+    from voiceflow.config.models import TranscriptRules
+    from voiceflow.turns.transcript_rules import TranscriptJudge
+
+    [hint] = TranscriptJudge(TranscriptRules()).hints(text)
+    assert hint.reason == reason
+
+
+@pytest.mark.parametrize("text", ["I want a large pizza.", "I'm 25", "Thanks a lot!", "yes", ""])
+def test_transcript_rules_leave_finished_sentences_alone(text: str) -> None:
+    from voiceflow.config.models import TranscriptRules
+    from voiceflow.turns.transcript_rules import TranscriptJudge
+
+    assert TranscriptJudge(TranscriptRules()).hints(text) == []
+
+
+async def test_a_trailing_conjunction_holds_the_turn_and_a_question_ends_it_sooner() -> None:
+    registry = fake_registry()
+    lines = ["i would like a pizza and", "a salad please", "what time do you close?"]
+    cfg = fake_agent(registry, prompt={"system": "x"},
+                     stt=[{"provider": "scripted-stt", "lines": lines}],
+                     turn_taking={"endpointing": {"min_silence": 0.6}})
+    caller = (silence(0.3) + speech_like(1.0) + silence(0.9) + speech_like(1.0, seed=3) + silence(4.0)
+              + speech_like(1.0, seed=4) + silence(4.0))
+    result, _, _ = await run_call(cfg, registry, caller, start="immediately", lead_in=0)
+    first, second = replies(result)
+    assert first.user_text == "i would like a pizza and a salad please"
+    assert first.endpointing[0] == "transcript: ends on 'and' (1.2 s)"
+    assert second.user_text == "what time do you close?"
+    assert second.endpointing == ["transcript: a complete question (0.3 s)"]
+    assert second.span("endpointing") < 0.6
+
+
+async def test_the_agent_files_own_rule_waits_longer() -> None:
+    registry = fake_registry()
+    cfg = fake_agent(registry, prompt={"system": "x"},
+                     stt=[{"provider": "scripted-stt", "lines": ["put me through to extension", "two hundred"]}],
+                     turn_taking={"endpointing": {"transcript_rules": {
+                         "extra": [{"pattern": r"(?i)\bextension\s*$", "silence": 2.0}]}}})
+    result, _, _ = await run_call(cfg, registry, PAUSED, start="immediately", lead_in=0)
+    [reply] = replies(result)
+    assert reply.user_text == "put me through to extension two hundred"

@@ -8,9 +8,10 @@ documented in docs/configuration.md, which is generated from these models.
 
 from __future__ import annotations
 
+import re
 from typing import Literal, TypeVar
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from voiceflow.config.base import Strict
 from voiceflow.config.serving import Serving
@@ -61,6 +62,46 @@ class TurnModel(Strict):
     )
 
 
+class TranscriptRule(Strict):
+    """A pause after a transcript matching ``pattern`` must last ``silence`` seconds."""
+
+    pattern: str = Field(
+        min_length=1,
+        max_length=500,
+        description="Python regular expression, searched in the turn's transcript so far, e.g. "
+        "'(?i)\\bextension\\s*$'.",
+    )
+    silence: float = Field(ge=0, le=10, description="Seconds of silence the turn then needs.")
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, pattern: str) -> str:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"is not a valid regular expression ({exc})") from None
+        return pattern
+
+
+class TranscriptRules(Strict):
+    """What the words so far say about whether the caller is done (see docs/turn-taking.md)."""
+
+    enabled: bool = Field(True, description="Use the built-in rules and the extra ones.")
+    unfinished_silence: float = Field(
+        1.2,
+        ge=0.05,
+        le=10,
+        description="Silence needed after a transcript that sounds unfinished: a trailing 'and', "
+        "'to', 'um'…, a number or a spelling in progress, a trailing comma.",
+    )
+    question_silence: float = Field(
+        0.3, ge=0, le=10, description="Silence needed after a complete question ('…?')."
+    )
+    extra: list[TranscriptRule] = Field(
+        default_factory=list, max_length=100, description="Your own rules, checked with the built-in ones."
+    )
+
+
 class Endpointing(Strict):
     """When the caller's turn is over. Silence is measured from the last voiced sample."""
 
@@ -85,6 +126,9 @@ class Endpointing(Strict):
     )
     turn_model: TurnModel = Field(
         TurnModel(), description="How the end-of-turn model's verdicts move the endpoint."
+    )
+    transcript_rules: TranscriptRules = Field(
+        TranscriptRules(), description="Longer or shorter pauses depending on the words so far."
     )
 
 

@@ -10,7 +10,9 @@ of when it is over. A turn ends when two things hold:
   end-of-turn model (``turn_detection``) judged the pause: a finished turn then ends after
   ``turn_model.finished_silence``, an unfinished one waits ``turn_model.unfinished_silence``.
   While its verdict is awaited the turn does not end, for at most ``turn_model.verdict_wait``
-  past the silence rule's deadline: a slow model costs that much, never more.
+  past the silence rule's deadline: a slow model costs that much, never more. The words so far
+  move it too (:mod:`~voiceflow.turns.transcript_rules`): longer after a trailing "and" or in
+  the middle of a number, shorter after a question. Whatever asks for more time wins.
 
 Finals are tied to the finalize request they answer, so a late final of a turn already over is
 dropped instead of landing in the next one (:attr:`Endpointer.abandoned`).
@@ -19,16 +21,21 @@ dropped instead of landing in the next one (:attr:`Endpointer.abandoned`).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 import structlog
 
 from voiceflow.clock import Clock
-from voiceflow.config.models import Endpointing
+from voiceflow.config.models import Endpointing, TranscriptRules
 from voiceflow.runtime.recognizer import Recognizer
 from voiceflow.turns.events import TranscriptReceived
 from voiceflow.turns.replies import UserTurn
+from voiceflow.turns.transcript_rules import Hint, TranscriptJudge
+
+TEXT_LOOKED_AT = 300
+"""Characters at the end of the transcript the rules look at (the agent file's own regexes
+included: a long monologue must not make them slow)."""
 
 log = structlog.get_logger("voiceflow.endpointing")
 
@@ -62,6 +69,7 @@ class _PauseState:
     judging: bool
     """An end-of-turn verdict was asked for and has not come back."""
     verdict: float | None = None
+    hints: list[Hint] = field(default_factory=list)
 
 
 class Endpointer:
@@ -71,6 +79,7 @@ class Endpointer:
         self.stt = stt
         self.clock = clock
         self._settings = settings
+        self._words = TranscriptJudge(TranscriptRules())
         self.user: UserTurn | None = None
         self._pause: _PauseState | None = None
         self._serial = 0
@@ -122,7 +131,7 @@ class Endpointer:
         user.requested = True
         user.awaiting = self.stt.finalize()
         self._serial += 1
-        self._pause = _PauseState(self._serial, t, judging)
+        self._pause = _PauseState(self._serial, t, judging, hints=self._hints(user))
         return Pause(self._serial, max(now, self.endpoint_at()), now + settings.max_wait)
 
     def endpoint_at(self) -> float:
@@ -131,12 +140,34 @@ class Endpointer:
         assert pause is not None
         settings = self._settings()
         model = settings.turn_model
-        silence = settings.min_silence
+        proposals = [hint.silence for hint in pause.hints]
         if pause.verdict is not None:
-            silence = model.finished_silence if pause.verdict >= model.threshold else model.unfinished_silence
-        elif pause.judging:
-            silence += model.verdict_wait
+            proposals.append(model.finished_silence if pause.verdict >= model.threshold else model.unfinished_silence)
+        longer = [s for s in proposals if s > settings.min_silence]
+        silence = max(longer) if longer else min([settings.min_silence, *proposals])
+        if pause.judging:
+            silence = max(silence, settings.min_silence) + model.verdict_wait
         return pause.t + silence
+
+    def rearm(self) -> float | None:
+        """Judge the pause again after something changed (a verdict, a final): the deadline now,
+        or ``None`` if no pause is in progress."""
+        if self._pause is None or self.user is None:
+            return None
+        deadline = self.endpoint_at()
+        self.user.silence_ok = self.clock.now() >= deadline
+        return deadline
+
+    def _hints(self, user: UserTurn) -> list[Hint]:
+        rules = self._settings().transcript_rules
+        if self._words.settings is not rules:
+            self._words = TranscriptJudge(rules)
+        hints = self._words.hints(user.text[-TEXT_LOOKED_AT:])
+        for hint in hints:
+            note = f"transcript: {hint.reason} ({hint.silence:g} s)"
+            if note not in user.endpoint_notes:
+                user.endpoint_notes.append(note)
+        return hints
 
     def judged(self, serial: int, verdict: tuple[float, str] | None) -> float | None:
         """The end-of-turn verdict on pause ``serial`` (``None``: no model answered). Returns the
@@ -152,8 +183,7 @@ class Endpointer:
             pause.verdict, judge = verdict
             finished = pause.verdict >= self._settings().turn_model.threshold
             user.endpoint_notes.append(f"{judge}: {'finished' if finished else 'unfinished'} ({pause.verdict:.2f})")
-        user.silence_ok = False  # judged again below, against the new deadline
-        return self.endpoint_at()
+        return self.rearm()
 
     # --- the recogniser ----------------------------------------------------------------------
 
@@ -173,6 +203,8 @@ class Endpointer:
             return False
         user.finals.append(transcript.text.strip())
         user.marks["stt_final"] = self.clock.now()
+        if self._pause is not None:
+            self._pause.hints = self._hints(user)
         if event.answers is not None and user.awaiting is not None and event.answers >= user.awaiting:
             user.awaiting = None  # the final for the turn's last segment: all of it is in
         return True

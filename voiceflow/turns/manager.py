@@ -258,8 +258,12 @@ class TurnManager:
             self._maybe_end_turn()
 
     def _on_transcript(self, event: TranscriptReceived) -> None:
-        if self.endpointer.transcript(event):
-            self._maybe_end_turn()
+        if not self.endpointer.transcript(event):
+            return
+        deadline = self.endpointer.rearm()
+        if deadline is not None and self.state is State.ENDPOINTING:
+            self._timers_set(Timer.ENDPOINT, max(self.clock.now(), deadline))
+        self._maybe_end_turn()
 
     def _maybe_end_turn(self) -> None:
         if self.state is not State.ENDPOINTING:
