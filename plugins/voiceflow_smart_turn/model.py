@@ -68,11 +68,12 @@ def load(path: Path, threads: int) -> SmartTurnModel:
     with _lock:
         found = _loaded.get(key)
         if found is None:
-            found = _loaded[key] = SmartTurnModel(_session(path, threads), path, threads)
+            found = _loaded[key] = SmartTurnModel(new_session(path, threads), path, threads)
         return found
 
 
-def _session(path: Path, threads: int) -> Any:
+def new_session(path: Path, threads: int) -> Any:
+    """A fresh onnxruntime session of a smart-turn export (checked); :func:`load` shares them."""
     try:
         import onnxruntime
     except ImportError as exc:

@@ -48,14 +48,16 @@ def cut_at(name: str, seconds: float) -> bytes:
     return pcm[: 2 * round(seconds * SAMPLE_RATE)]
 
 
-# (recording, where it is cut, the words up to the cut)
+# (recording, where it is cut, the words up to the cut); each recording ends a sentence.
 CUTS = [
     ("something.raw", 1.46, "go somewhere and do"),
-    (LIBRIVOX.format("0920"), 2.32, "had he married a more amiable woman"),
-    (LIBRIVOX.format("0920"), 4.00, "...he might have been made still"),
-    (LIBRIVOX.format("0870"), 4.22, "and mister john dashwood had then leisure to consider how much"),
+    (LIBRIVOX.format("0870"), 2.02, "and mister john dashwood had then"),
+    (LIBRIVOX.format("0870"), 4.22, "...had then leisure to consider how much"),
+    (LIBRIVOX.format("0870"), 5.74, "...how much there might be prudently in his"),
 ]
-COMPLETE = ["goforward.raw", "something.raw", "cards/001.wav", LIBRIVOX.format("0920"), LIBRIVOX.format("0870")]
+COMPLETE = ["goforward.raw", "something.raw", "cards/001.wav", "cards/005.wav", LIBRIVOX.format("0870")]
+"""Recordings that end where the speaker finished (a command, a card list, a sentence). Not the
+other LibriVox clips: they end at a comma or semicolon of the novel, read as going on."""
 
 
 @pytest.fixture(scope="module")
