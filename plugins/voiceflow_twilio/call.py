@@ -22,7 +22,7 @@ network round trip at most), and never counts audio the caller did not hear.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -45,8 +45,9 @@ log = structlog.get_logger("voiceflow.twilio")
 WIRE_FORMAT = "mulaw/8000"
 CALLER_BUFFER_FRAMES = 50
 """Caller frames waiting for the VAD (1 s); beyond it the socket is read no faster."""
-OUTBOX_ITEMS = 1024
-"""Messages waiting for the socket (two per 20 ms frame); a Twilio that lets this fill is gone."""
+OUTBOX_ITEMS = 512
+"""Frames (a media and a mark each) and clears waiting for the socket; a Twilio that lets this
+fill has stopped reading."""
 
 DtmfCallback = Callable[[str, float], None]
 """``callback(digit, t)``: a keypad press (``0``–``9``, ``*``, ``#``, ``A``–``D``) and the
@@ -57,20 +58,27 @@ CallObserver = Callable[["TwilioCall"], None]
 """Told of each call before its session starts (:meth:`TwilioTransport.on_call`)."""
 
 
-class Gone(Exception):
-    """Twilio's side of the socket is no longer there."""
-
-
 class Socket(Protocol):
-    """What a call needs of its WebSocket (the endpoint adapts its web framework's)."""
+    """What a call needs of its WebSocket: ASGI's own events, so Starlette's ``WebSocket`` (or
+    any ASGI server's socket) serves as it is, with no adapter in between."""
 
-    async def receive(self) -> str | bytes | None:
-        """The next message; ``None`` once the socket has closed."""
+    async def receive(self) -> MutableMapping[str, Any]:
+        """The next ASGI event: ``websocket.receive`` (``text`` or ``bytes``) or ``websocket.disconnect``."""
         ...
 
-    async def send(self, text: str) -> None:
-        """Send one text message; raises :class:`Gone` if the peer is not there."""
-        ...
+    async def send_text(self, data: str) -> None: ...
+
+
+async def receive_text(socket: Socket) -> str | None:
+    """Twilio's next message; ``None`` once the socket has closed. Raises :class:`ProtocolError`
+    for a binary message: Twilio only sends JSON text."""
+    event = await socket.receive()
+    if event["type"] == "websocket.disconnect":
+        return None
+    text = event.get("text")
+    if not isinstance(text, str):
+        raise ProtocolError("bad_message", "a binary message (Twilio sends JSON text)")
+    return text
 
 
 @dataclass(slots=True)
@@ -96,7 +104,8 @@ class TwilioCall(CallTransport):
         """Agent audio Twilio has confirmed played (echoed marks), over the whole call."""
         self._socket, self._limits, self._config = socket, limits, config
         self._frames_in, self._frames = anyio.create_memory_object_stream[AudioFrame](CALLER_BUFFER_FRAMES)
-        self._outbox_in, self._outbox = anyio.create_memory_object_stream[tuple[int | None, str]](OUTBOX_ITEMS)
+        self._outbox_in, self._outbox = anyio.create_memory_object_stream[tuple[int | None, tuple[str, ...]]](
+            OUTBOX_ITEMS)
         self._capture = CaptureFramer()
         self._downsample = Downsampler()
         self._generation = 0
@@ -107,6 +116,7 @@ class TwilioCall(CallTransport):
         self._played: PlayedCallback = lambda mark, t: None
         self._keypad: list[DtmfCallback] = []
         self._over = False
+        self._disconnected = False
 
     # --- CallTransport ------------------------------------------------------------------------
 
@@ -118,15 +128,15 @@ class TwilioCall(CallTransport):
         """Send one frame and its mark, once no more than ``ahead`` seconds are unconfirmed."""
         generation = self._generation
         while self._unheard >= self._config.ahead and generation == self._generation:
-            await self._wait_progress()
+            await self._progress.wait()
         if generation != self._generation:
             return  # a barge-in dropped it while it waited
         payload = out.wire if out.wire is not None else mulaw_encode(self._downsample(out.frame.pcm))
         self._next_id += 1
         self._sent.append(_Sent(self._next_id, out.mark, out.frame.duration))
         self._unheard += out.frame.duration
-        self._post(generation, protocol.media(self.start.stream_sid, payload))
-        self._post(generation, protocol.mark(self.start.stream_sid, str(self._next_id)))
+        self._post(generation, protocol.media(self.start.stream_sid, payload),
+                   protocol.mark(self.start.stream_sid, str(self._next_id)))
 
     def flush(self) -> None:
         self._generation += 1
@@ -164,15 +174,13 @@ class TwilioCall(CallTransport):
 
     async def _read(self, clock: Clock) -> None:
         try:
-            while True:
+            while not self._disconnected:
                 with anyio.fail_after(self._limits.idle_timeout):
-                    data = await self._socket.receive()
-                if data is None:
-                    self._caller_gone()
-                    return
-                if isinstance(data, bytes):
-                    raise ProtocolError("bad_message", "a binary message (Twilio sends JSON text)")
-                match protocol.parse(data, self._limits.max_message_bytes):
+                    text = await receive_text(self._socket)
+                if text is None:
+                    self._disconnected = True
+                    break
+                match protocol.parse(text, self._limits.max_message_bytes):
                     case Media() as media:
                         await self._caller_audio(media, clock.now())
                     case Mark(name=name):
@@ -180,10 +188,10 @@ class TwilioCall(CallTransport):
                     case Dtmf(digit=digit):
                         self._pressed(digit, clock.now())
                     case Stop():
-                        self._caller_gone()
-                        return
+                        break
                     case Connected() | Start():
                         raise ProtocolError("bad_message", "the stream had already started")
+            self._caller_gone()
         except TimeoutError:
             self._fail(ProtocolError("idle", f"nothing received for {self._limits.idle_timeout:g} s"))
         except ProtocolError as failure:
@@ -236,23 +244,25 @@ class TwilioCall(CallTransport):
     # --- to Twilio ----------------------------------------------------------------------------
 
     async def _write(self) -> None:
-        try:
-            async for generation, text in self._outbox:
-                if generation is None or generation == self._generation:
-                    await self._socket.send(text)
-        except Gone:
-            self._caller_gone()
+        async for generation, messages in self._outbox:
+            if generation is not None and generation != self._generation:
+                continue  # audio a barge-in dropped before it was sent
+            for text in messages:
+                try:
+                    await self._socket.send_text(text)
+                except Exception:  # noqa: BLE001 - whatever the server stack raises, Twilio is gone
+                    self._disconnected = True
+                    self._caller_gone()
+                    return
 
-    def _post(self, generation: int | None, text: str) -> None:
+    def _post(self, generation: int | None, *messages: str) -> None:
+        """Queue messages for the writer; ``generation`` None for control messages a flush keeps."""
         try:
-            self._outbox_in.send_nowait((generation, text))
+            self._outbox_in.send_nowait((generation, messages))
         except anyio.WouldBlock:
             self._fail(ProtocolError("too_slow", "Twilio stopped reading the stream"))
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
             pass  # the call is closed
-
-    async def _wait_progress(self) -> None:
-        await self._progress.wait()
 
     def _wake(self) -> None:
         self._progress.set()

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from typing import Literal
-from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, HttpUrl, SecretStr, TypeAdapter, ValidationError, field_validator
 
 from voiceflow.config.base import ProviderConfig
 
 OFFICIAL_API = "https://api.twilio.com"
+_HTTP_URL = TypeAdapter(HttpUrl)
 VOICE_PATH = "/twilio/voice"
 """The voice webhook, under the agent's URL (/agents/<name>)."""
 STREAM_PATH = "/twilio/stream"
@@ -17,23 +17,17 @@ STREAM_PATH = "/twilio/stream"
 
 
 def _base_url(value: str | None) -> str | None:
-    """An http(s) URL with a host and maybe a path prefix; no user, query or fragment. Empty is
+    """An http(s) address with a host and maybe a path prefix, without a trailing slash. Empty is
     unset (``${VOICEFLOW_PUBLIC_URL:-}``)."""
     if value is None or not value.strip():
         return None
-    url = value.strip()
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("must be an http:// or https:// URL with a host, such as https://voice.example.com")
-    if parts.username is not None or parts.password is not None:
-        raise ValueError("must not hold a user or password")
-    if parts.query or parts.fragment:
-        raise ValueError("must not have a query (?...) or fragment (#...)")
     try:
-        parts.port  # noqa: B018 - raises on a port out of range
-    except ValueError as exc:
-        raise ValueError(f"has a bad port ({exc})") from None
-    return url.rstrip("/")
+        url = _HTTP_URL.validate_python(value.strip())
+    except ValidationError:
+        raise ValueError("must be an http:// or https:// URL with a host, such as https://voice.example.com") from None
+    if url.username or url.password or url.query or url.fragment:
+        raise ValueError("must be the server's address (maybe with a path): no user, query (?...) or fragment (#...)")
+    return str(url).rstrip("/")
 
 
 class TwilioConfig(ProviderConfig):

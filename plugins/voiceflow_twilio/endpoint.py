@@ -21,7 +21,7 @@ from starlette.websockets import WebSocket
 
 from voiceflow.serving.api import ASGIApp, Refused, ServingLimits, SessionHost
 from voiceflow_twilio import signature, twiml
-from voiceflow_twilio.call import CallObserver, Gone, TwilioCall
+from voiceflow_twilio.call import CallObserver, Socket, TwilioCall, receive_text
 from voiceflow_twilio.config import STREAM_PATH, VOICE_PATH, TwilioConfig
 from voiceflow_twilio.places import HeldPlaces
 from voiceflow_twilio.protocol import Connected, ProtocolError, Start, parse
@@ -40,42 +40,6 @@ class Close:
     INVALID = 1007
     POLICY = 1008
     TRY_AGAIN_LATER = 1013
-
-
-class StarletteSocket:
-    """A Starlette WebSocket as the call's :class:`~voiceflow_twilio.call.Socket`."""
-
-    def __init__(self, websocket: WebSocket) -> None:
-        self._ws = websocket
-        self._closed = False
-
-    async def receive(self) -> str | bytes | None:
-        if self._closed:
-            return None
-        event = await self._ws.receive()
-        if event["type"] == "websocket.disconnect":
-            self._closed = True
-            return None
-        text: str | None = event.get("text")
-        return text if text is not None else bytes(event.get("bytes") or b"")
-
-    async def send(self, text: str) -> None:
-        if self._closed:
-            raise Gone
-        try:
-            await self._ws.send_text(text)
-        except Exception as exc:  # noqa: BLE001 - whatever the server stack raises, Twilio is gone
-            self._closed = True
-            raise Gone from exc
-
-    async def close(self, code: int) -> None:
-        """Close; a peer already gone is not an error."""
-        if not self._closed:
-            self._closed = True
-            try:
-                await self._ws.close(code)
-            except Exception:  # noqa: BLE001 - see above
-                pass
 
 
 class TwilioEndpoint:
@@ -150,18 +114,17 @@ class TwilioEndpoint:
 
     async def stream(self, websocket: WebSocket) -> None:
         await websocket.accept()
-        socket = StarletteSocket(websocket)
         try:
-            start = await handshake(socket, self.host.limits)
+            start = await handshake(websocket, self.host.limits)
         except ProtocolError as failure:
             log.warning("media stream refused", agent=self.host.agent_name, code=failure.code, detail=str(failure))
-            await socket.close(Close.INVALID)
+            await _close(websocket, Close.INVALID)
             return
         if start is None:
             return  # gone before it started
         if not self.tickets.admit(start.parameters.get(PARAMETER), start.call_sid):
             log.warning("media stream refused: no valid ticket", agent=self.host.agent_name)
-            await socket.close(Close.POLICY)
+            await _close(websocket, Close.POLICY)
             return
         slot = self.places.claim(start.call_sid)
         if slot is None:
@@ -169,10 +132,10 @@ class TwilioEndpoint:
                 slot = self.host.admit()
             except Refused as refused:
                 log.info("call refused", agent=self.host.agent_name, reason=refused.reason.value)
-                await socket.close(Close.TRY_AGAIN_LATER)  # nothing follows <Connect>: the call ends
+                await _close(websocket, Close.TRY_AGAIN_LATER)  # nothing follows <Connect>: the call ends
                 return
         with slot:
-            call = TwilioCall(socket, start, self.host.limits, self.config)
+            call = TwilioCall(websocket, start, self.host.limits, self.config)
             for observe in self.observers:
                 observe(call)
             try:
@@ -181,7 +144,7 @@ class TwilioEndpoint:
                 call.close()
         if not call.caller_hung_up:
             await self._hang_up(call)
-        await socket.close(Close.NORMAL if call.failure is None else Close.INVALID)
+        await _close(websocket, Close.NORMAL if call.failure is None else Close.INVALID)
 
     async def _hang_up(self, call: TwilioCall) -> None:
         """The agent ended the call: tell Twilio, so the phone hangs up now."""
@@ -199,17 +162,15 @@ class TwilioEndpoint:
             log.info("hung up", call_id=call.call_id)
 
 
-async def handshake(socket: StarletteSocket, limits: ServingLimits) -> Start | None:
+async def handshake(socket: Socket, limits: ServingLimits) -> Start | None:
     """``connected`` then ``start``, within the idle timeout; ``None`` if the socket closed."""
     try:
         with anyio.fail_after(limits.idle_timeout):
             for _ in range(2):
-                data = await socket.receive()
-                if data is None:
+                text = await receive_text(socket)
+                if text is None:
                     return None
-                if isinstance(data, bytes):
-                    raise ProtocolError("bad_message", "a binary message (Twilio sends JSON text)")
-                match parse(data, limits.max_message_bytes):
+                match parse(text, limits.max_message_bytes):
                     case Start() as start:
                         return start
                     case Connected():
@@ -219,6 +180,14 @@ async def handshake(socket: StarletteSocket, limits: ServingLimits) -> Start | N
     except TimeoutError:
         raise ProtocolError("idle", f"no start within {limits.idle_timeout:g} s") from None
     raise ProtocolError("bad_message", "connected twice")
+
+
+async def _close(websocket: WebSocket, code: int) -> None:
+    """Close the stream; Twilio already gone is not an error."""
+    try:
+        await websocket.close(code)
+    except Exception:  # noqa: BLE001 - whatever the server stack raises, the socket is closed
+        pass
 
 
 async def _body(request: Request, limit: int) -> bytes | None:

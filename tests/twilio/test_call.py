@@ -52,18 +52,30 @@ class HandClock:
 
 
 class MemorySocket:
+    """Twilio's end of the socket, as the ASGI events the call reads."""
+
     def __init__(self) -> None:
-        self._in, self._inbox = anyio.create_memory_object_stream[str | bytes | None](100)
+        self._in, self._inbox = anyio.create_memory_object_stream[dict[str, Any]](100)
         self.sent: list[dict[str, Any]] = []
 
-    async def receive(self) -> str | bytes | None:
+    async def receive(self) -> dict[str, Any]:
         return await self._inbox.receive()
 
-    async def send(self, text: str) -> None:
-        self.sent.append(json.loads(text))
+    async def send_text(self, data: str) -> None:
+        self.sent.append(json.loads(data))
 
     async def twilio_says(self, message: dict[str, Any] | str | bytes | None) -> None:
-        await self._in.send(json.dumps(message) if isinstance(message, dict) else message)
+        """A message (``None``: Twilio closes the socket)."""
+        match message:
+            case None:
+                event: dict[str, Any] = {"type": "websocket.disconnect", "code": 1000}
+            case bytes():
+                event = {"type": "websocket.receive", "bytes": message}
+            case str():
+                event = {"type": "websocket.receive", "text": message}
+            case _:
+                event = {"type": "websocket.receive", "text": json.dumps(message)}
+        await self._in.send(event)
         for _ in range(20):  # let the reader take it
             await anyio.sleep(0)
 
