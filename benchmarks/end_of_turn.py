@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -171,8 +172,25 @@ def load_line() -> str:
     return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} cores"
 
 
+COLD_PREPARE = """
+import time
+started = time.perf_counter()
+import anyio
+from voiceflow_smart_turn import SmartTurnConfig, SmartTurnDetector
+anyio.run(SmartTurnDetector(SmartTurnConfig()).prepare)
+print(time.perf_counter() - started)
+"""
+
+
+def cold_prepare() -> float:
+    """prepare() in a fresh interpreter: importing onnxruntime, hashing the file, the session."""
+    out = subprocess.run([sys.executable, "-c", COLD_PREPARE], capture_output=True, text=True, check=True)
+    return float(out.stdout.split()[-1])
+
+
 async def costs(path: Path, runs: int) -> None:
     print(f"model {path}\n{load_line()}")
+    print(f"  prepare(), new process  {percentiles([cold_prepare() for _ in range(5)])}  (imports included)")
     print(f"  sha256 of the file      {percentiles(timed(lambda: sha256_of(path), 5))}")
     print(f"  session creation        {percentiles(timed(lambda: new_session(path, 1), 5))}")
     clip = pocketsphinx_pcm(LIBRIVOX.format("0870"))
