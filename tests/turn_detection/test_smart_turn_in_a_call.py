@@ -30,7 +30,8 @@ def paused_sentence() -> bytes:
     pcm: bytes = pocketsphinx_pcm("librivox/sense_and_sensibility_01_austen_64kb-0870.wav")
     end = round(speech_bounds(pcm)[1] * SAMPLE_RATE)
     cut = round(CUT * SAMPLE_RATE)
-    return pcm[: 2 * cut] + noise(0.8, dbfs=-65.0) + pcm[2 * cut : 2 * end] + noise(4.0, dbfs=-65.0)
+    audio: bytes = pcm[: 2 * cut] + noise(0.8, dbfs=-65.0) + pcm[2 * cut : 2 * end] + noise(4.0, dbfs=-65.0)
+    return audio
 
 
 def agent(turn_detection: list[dict[str, Any]] | None) -> tuple[Any, Any]:
