@@ -29,6 +29,7 @@ def drain_agent(tmp_path: Path, **drain: Any) -> Path:
     return agent_file(
         tmp_path,
         llm=[{"provider": "scripted-llm", "replies": [LONG_REPLY]}],
+        tts=[{"provider": "tone", "seconds_per_char": 0.03}],
         serving={"drain": {"goodbye": GOODBYE, **drain}},
     )
 

@@ -154,9 +154,16 @@ async def test_with_a_token_only_callers_who_present_it_get_through() -> None:
         assert (await server.get("/readyz"))[0] == 200
         assert (await server.get(f"/agents/{agent.name}/ws"))[0] == 401
         cues = [Cue(speech_like(0.8) + silence(0.1), when=greeting_heard)]
-        by_header = await WsCaller(url, cues, token=token).run()
-        by_query = await WsCaller(url + f"?access_token={token}", cues).run()
-    for report in (by_header, by_query):
+        reports: list[CallReport] = []
+
+        async def call(caller: WsCaller) -> None:
+            reports.append(await caller.run())
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(call, WsCaller(url, cues, token=token))  # Authorization: Bearer
+            tg.start_soon(call, WsCaller(url + f"?access_token={token}", cues))
+    assert len(reports) == 2
+    for report in reports:
         assert report.turns_ended("reply")[0]["outcome"] == "completed" and report.close_code == 1000
 
 

@@ -22,7 +22,7 @@ FORMAT = {"encoding": "pcm16", "sample_rate": 16000, "channels": 1}
 START = json.dumps({"type": "start", "format": FORMAT})
 MAX_BYTES = 4096
 
-CASES = [
+CASES: list[tuple[list[bytes | str], str, int]] = [
     # (what the client sends, in order; the error code; the close code)
     ([START, "{not json"], "bad_message", 1007),
     ([START, json.dumps({"type": "dance"})], "bad_message", 1007),
@@ -74,23 +74,32 @@ async def a_good_call(server: Served, name: str) -> Any:
     return await WsCaller(server.ws_url(name), cues).run()
 
 
-@pytest.mark.parametrize(("messages", "code", "close"), CASES, ids=[c[1] + f"-{i}" for i, c in enumerate(CASES)])
-async def test_a_bad_message_ends_only_its_own_call(messages: list[bytes | str], code: str, close: int) -> None:
+async def test_bad_messages_end_only_their_own_calls() -> None:
+    """Every kind of bad message at once, each on its own call, beside two good calls."""
     registry, cfg = agent()
     async with served_agents([cfg], registry) as server:
+        outcomes: dict[int, tuple[list[dict[str, Any]], int | None]] = {}
+        good: list[Any] = []
+
+        async def hostile(index: int) -> None:
+            outcomes[index] = await misbehave(server.ws_url(cfg.name), CASES[index][0])
+
+        async def neighbour() -> None:
+            good.append(await a_good_call(server, cfg.name))
+
         async with anyio.create_task_group() as tg:
-            good: list[Any] = []
-
-            async def neighbour() -> None:
-                good.append(await a_good_call(server, cfg.name))
-
-            tg.start_soon(neighbour)
-            events, close_code = await misbehave(server.ws_url(cfg.name), messages)
-        errors = [e for e in events if e["type"] == "error"]
-        assert len(errors) == 1 and errors[0]["code"] == code and errors[0]["message"], events
-        assert close_code == close
-        assert good[0].turns_ended("reply")[0]["outcome"] == "completed" and good[0].close_code == 1000
+            for _ in range(2):
+                tg.start_soon(neighbour)
+            for index in range(len(CASES)):
+                tg.start_soon(hostile, index)
         assert (await server.get("/readyz"))[1]["agents"][cfg.name]["calls"] == 0
+    for index, (messages, code, close) in enumerate(CASES):
+        events, close_code = outcomes[index]
+        errors = [e for e in events if e["type"] == "error"]
+        assert len(errors) == 1 and errors[0]["code"] == code and errors[0]["message"], (messages, events)
+        assert close_code == close, messages
+    for report in good:
+        assert report.turns_ended("reply")[0]["outcome"] == "completed" and report.close_code == 1000
 
 
 async def test_a_client_that_goes_quiet_is_hung_up_after_the_idle_timeout() -> None:
