@@ -80,6 +80,8 @@ def run(
     agent = _load(agent_file, registry)
     if input is not None or output is not None or realtime:
         agent = _with_file_transport(agent, registry, input, output, realtime)
+    else:
+        _not_served(agent, registry, agent_file)
     out_path = getattr(agent.transport, "output", None)
     timeline_path = timeline or (Path(out_path).with_suffix(".timeline.json") if out_path else None)
     _check_destinations(
@@ -237,6 +239,17 @@ def _with_file_transport(
         label = f"--{field}" if given is not None else f"transport.{field}"
         raise _fail(f"{label}: {error['msg'].removeprefix('Value error, ')}") from None
     return agent.model_copy(update={"transport": config})
+
+
+def _not_served(agent: AgentConfig, registry: PluginRegistry, agent_file: Path) -> None:
+    """A transport that takes calls over the network is run by `voiceflow serve`: say so before
+    any model loads, instead of after."""
+    from voiceflow.serving.api import ServedTransport
+
+    provider = agent.transport.provider
+    if issubclass(registry.get(ProviderKind.TRANSPORT, provider).cls, ServedTransport):
+        raise _fail(f"{agent_file}: transport {provider!r} takes calls over the network: "
+                    f"run `voiceflow serve {agent_file}` (or `voiceflow run {agent_file} --input caller.wav`)")
 
 
 def _file_option(option: str, value: str | None) -> Path | None:

@@ -201,3 +201,13 @@ def test_serving_an_agent_on_the_file_transport_says_what_to_do(tmp_path: Path) 
     assert result.returncode == 2, result.stderr
     assert "transport 'file' does not take calls over the network" in result.stderr
     assert "websocket" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_run_on_a_served_transport_says_to_serve_it_before_loading_anything(tmp_path: Path) -> None:
+    agent = tmp_path / "agent.yaml"
+    agent.write_text("name: a\nprompt: {system: hi}\ntransport: {provider: websocket}\n"
+                     "vad: [{provider: silero}]\nstt: [{provider: whisper}]\n"
+                     "llm: [{provider: openai, model: gpt-4o-mini}]\ntts: [{provider: espeak}]\n", encoding="utf-8")
+    result = subprocess.run([VOICEFLOW, "run", str(agent)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert "takes calls over the network: run `voiceflow serve" in result.stderr
