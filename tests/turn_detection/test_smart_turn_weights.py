@@ -110,6 +110,14 @@ def test_a_wheel_without_the_right_model_is_refused(
     assert leftovers(cache) == []  # nothing unverified is ever left in the cache
 
 
+def test_a_file_that_is_neither_wheel_nor_model_is_refused(cache: Path, tmp_path: Path) -> None:
+    other = tmp_path / "model.onnx"
+    other.write_bytes(b"\0" * 1000)
+    with pytest.raises(ModelError, match="neither a wheel nor the 8679182-byte smart-turn-v3.2-cpu.onnx"):
+        fetch(other)
+    assert leftovers(cache) == []
+
+
 def test_a_corrupt_cached_model_is_refused_and_replaced(
     cache: Path, model_file: Path, no_pip: None
 ) -> None:
