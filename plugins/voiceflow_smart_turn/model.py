@@ -1,7 +1,7 @@
 """The loaded smart-turn network: one onnxruntime session per (file, threads) in a process.
 
 An :class:`onnxruntime.InferenceSession` may be run from several threads at once, so every call
-of every session in the process shares one loaded model (8.7 MB of weights, ~150 ms to load)
+of every session in the process shares one loaded model (8.7 MB of weights)
 instead of loading it per call. Each scoring gets its own :class:`onnxruntime.RunOptions`: setting
 its ``terminate`` flag from the event loop stops that inference within a millisecond, which is
 how a cancelled ``turn_complete`` (the caller spoke again) frees the core at once instead of
@@ -41,7 +41,7 @@ class SmartTurnModel:
     def score(self, pcm: bytes, stop: Any) -> float | None:
         """The probability that the turn is complete; None if ``stop`` ended the run early.
 
-        Runs in a worker thread: ~10-25 ms of features, then the network.
+        Runs in a worker thread: a few ms of features, then ~25 ms of network on one core.
         """
         if stop.terminate:
             return None
