@@ -64,11 +64,16 @@ def run(
         str | None, typer.Option("--timeline", help="Per-turn timeline JSON (default: next to --output).")
     ] = None,
     realtime: Annotated[bool, typer.Option(help="File runs: play in real time, not virtual time.")] = False,
+    transport: Annotated[
+        str | None, typer.Option(help="Run on this transport (its defaults), not the file's: e.g. local.")
+    ] = None,
     log_format: Annotated[str, typer.Option(help="console or json.")] = "console",
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "info",
 ) -> None:
     """Run an agent: on a recording with --input, else on the transport its YAML names."""
     fmt, level = _log_options(log_format, log_level)
+    if transport not in (None, "file") and (input is not None or output_arg is not None or realtime):
+        raise _fail(f"--transport {transport}: --input, --output and --realtime are for the file transport")
     output, timeline = _file_option("--output", output_arg), _file_option("--timeline", timeline_arg)
     if input is not None:
         try:
@@ -78,6 +83,8 @@ def run(
     configure_logging(fmt, level)
     registry = PluginRegistry()
     agent = _load(agent_file, registry)
+    if transport is not None:
+        agent = _on_transport(agent, registry, transport)
     if input is not None or output is not None or realtime:
         agent = _with_file_transport(agent, registry, input, output, realtime)
     else:
