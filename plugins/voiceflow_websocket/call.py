@@ -24,8 +24,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import anyio
-import numpy as np
-import soxr
 import structlog
 
 from voiceflow.clock import Clock, current_clock
@@ -43,6 +41,7 @@ from voiceflow_websocket.protocol import (
     message,
     parse,
 )
+from voiceflow_websocket.rate import Resample
 
 log = structlog.get_logger("voiceflow.websocket")
 
@@ -66,21 +65,6 @@ class Wire(Protocol):
     async def send(self, data: bytes | str) -> None:
         """Send one message; raises :class:`Gone` if the client is not there."""
         ...
-
-
-class Resample:
-    """PCM16 mono between two rates, streaming, at a low-delay quality (the default high
-    quality holds back the first ~100 ms, which a live call cannot afford)."""
-
-    def __init__(self, in_rate: int, out_rate: int) -> None:
-        self._stream = None if in_rate == out_rate else soxr.ResampleStream(
-            in_rate, out_rate, 1, dtype="int16", quality="LQ")
-
-    def __call__(self, pcm: bytes) -> bytes:
-        if self._stream is None:
-            return pcm
-        samples: np.ndarray[Any, Any] = self._stream.resample_chunk(np.frombuffer(pcm, dtype="<i2"))
-        return samples.astype("<i2").tobytes()
 
 
 @dataclass(slots=True)
@@ -136,6 +120,7 @@ class WebSocketCall(CallTransport):
             except anyio.WouldBlock:
                 break
         self._sent.clear()
+        self._to_client = Resample(SAMPLE_RATE, self._start.format.sample_rate)  # no tail of the dropped audio
         self._unheard = 0.0
         self._play_cursor = -math.inf
         self._wake()

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-MIN_RATE, MAX_RATE = 8_000, 48_000
+from voiceflow_websocket.rate import RATES
+
 MAX_METADATA_BYTES = 4096
 
 
@@ -96,9 +97,9 @@ def _start(data: dict[str, Any]) -> Start:
     if encoding != "pcm16":
         raise ProtocolError("unsupported_format", f"encoding {encoding!r} is not supported (only 'pcm16')",
                             Close.UNSUPPORTED)
-    if isinstance(rate, bool) or not isinstance(rate, int) or not MIN_RATE <= rate <= MAX_RATE:
+    if isinstance(rate, bool) or not isinstance(rate, int) or rate not in RATES:
         raise ProtocolError("unsupported_format",
-                            f"sample_rate must be an integer from {MIN_RATE} to {MAX_RATE} (got {rate!r})",
+                            f"sample_rate must be one of {', '.join(map(str, RATES))} (got {rate!r})",
                             Close.UNSUPPORTED)
     if channels != 1 or isinstance(channels, bool):
         raise ProtocolError("unsupported_format", f"only mono audio is supported (channels: 1, got {channels!r})",
