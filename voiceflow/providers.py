@@ -316,6 +316,16 @@ class CallTransport(ABC):
     def flush(self) -> None:
         """Drop all agent audio not yet heard (barge-in). Must be immediate."""
 
+    def pause(self) -> bool:
+        """Stop playing agent audio at once, keeping what is not yet heard: the caller may be
+        interrupting. :meth:`resume` plays on from exactly there; :meth:`flush` drops it (and
+        ends the pause). Returns False if this transport cannot pause (the default): the agent
+        then talks on until the barge-in decision."""
+        return False
+
+    def resume(self) -> None:  # noqa: B027 - optional hook
+        """Play on after :meth:`pause` (it was not an interruption after all)."""
+
     @abstractmethod
     def on_played(self, callback: PlayedCallback) -> None:
         """Register the callback for playback progress: ``callback(mark, t_heard)``."""

@@ -50,6 +50,8 @@ class FileCall(CallTransport):
         self._played: PlayedCallback = lambda mark, t: None
         self._greeting_done = anyio.Event()
         self._flushes = 0
+        self._playing = anyio.Event()
+        self._playing.set()
         self._cursor = 0.0
         self._caller: _Tape | None = None
         self._agent: _Tape | None = None
@@ -72,11 +74,20 @@ class FileCall(CallTransport):
 
     def flush(self) -> None:
         self._flushes += 1
+        self._playing.set()  # nothing left to hold
         while True:
             try:
                 self._out.receive_nowait()
             except anyio.WouldBlock:
                 return
+
+    def pause(self) -> bool:
+        if self._playing.is_set():
+            self._playing = anyio.Event()
+        return True
+
+    def resume(self) -> None:
+        self._playing.set()
 
     def on_played(self, callback: PlayedCallback) -> None:
         self._played = callback
@@ -94,6 +105,9 @@ class FileCall(CallTransport):
             flushes = self._flushes
             start = max(clock.now(), self._cursor)
             await clock.sleep_until(start)
+            while not self._playing.is_set() and flushes == self._flushes:
+                await self._playing.wait()  # paused: the frame waits, held, for resume or flush
+                start = max(clock.now(), self._cursor)
             if flushes != self._flushes:
                 continue  # flushed while waiting for its slot: never heard
             self._agent.put(start, out.frame.pcm)
@@ -108,12 +122,20 @@ class FileCall(CallTransport):
         if self._caller is None:
             self._caller, self._agent = _Tape(origin), _Tape(origin)
 
+    def tracks(self) -> tuple[bytes, bytes]:
+        """(caller, agent) as heard, PCM16 at 16 kHz from the call's start, equal lengths."""
+        if self._caller is None or self._agent is None:
+            return b"", b""
+        length = max(self._caller.length, self._agent.length)
+        caller, agent = np.zeros(length, dtype="<i2"), np.zeros(length, dtype="<i2")
+        caller[: self._caller.length] = self._caller.samples[: self._caller.length]
+        agent[: self._agent.length] = self._agent.samples[: self._agent.length]
+        return caller.tobytes(), agent.tobytes()
+
     def write(self, path: Path) -> None:
         if self._caller is None or self._agent is None:
             return
-        length = max(self._caller.length, self._agent.length)
-        stereo = np.zeros((length, 2), dtype="<i2")
-        stereo[: self._caller.length, 0] = self._caller.samples[: self._caller.length]
-        stereo[: self._agent.length, 1] = self._agent.samples[: self._agent.length]
+        caller, agent = self.tracks()
+        stereo = np.stack([np.frombuffer(caller, "<i2"), np.frombuffer(agent, "<i2")], axis=1)
         path.parent.mkdir(parents=True, exist_ok=True)
         write_wav(path, stereo.tobytes(), channels=2)

@@ -170,7 +170,9 @@ async def test_a_tool_that_sets_the_state_switches_the_endpointing() -> None:
         registry = PluginRegistry(plugins=[fakes])
         tool = {"name": "start_spelling", "description": "The caller is about to spell something.",
                 "webhook": {"url": hook.url("/spell")}, "sets_state": "spelling"}
-        states = {"states": {"spelling": {"endpointing": {"min_silence": 1.5, "max_wait": 4.0}}}}
+        # The words are left out (transcript rules off): this is about the state the tool sets.
+        states = {"endpointing": {"transcript_rules": {"enabled": False}},
+                  "states": {"spelling": {"endpointing": {"min_silence": 1.5, "max_wait": 4.0}}}}
         caller = [
             Cue(speech_like(1.0) + silence(0.2)),
             Cue(speech_like(1.0, seed=2) + silence(0.9) + speech_like(1.0, seed=3) + silence(4.0),

@@ -132,6 +132,19 @@ class Endpointing(Strict):
     )
 
 
+class BargeInWhileThinking(Strict):
+    """Caller speech while the agent prepares its reply (nothing of it heard yet): the caller
+    most likely had not finished, so less is needed to yield."""
+
+    min_speech: float = Field(0.2, ge=0, le=5, description="Voiced seconds before the agent yields.")
+    min_words: int = Field(0, ge=0, le=20, description="Words (interim transcripts) before it yields; 0: voice alone.")
+
+
+BACKCHANNELS = ["mhm", "mm", "mm-hm", "mmhmm", "uh-huh", "uh huh", "hmm", "yeah", "yep", "okay", "ok",
+                "right", "sure", "alright", "i see", "got it", "cool", "great"]
+INTERRUPT_PHRASES = ["stop", "wait", "no", "hold on", "hang on", "excuse me", "sorry", "actually"]
+
+
 class BargeIn(Strict):
     """When the caller's speech interrupts the agent."""
 
@@ -142,6 +155,41 @@ class BargeIn(Strict):
         le=5,
         description="The caller must speak this long over the agent before it stops: shorter "
         "sounds (\"mm-hm\", a cough) do not interrupt.",
+    )
+    min_words: int = Field(
+        0,
+        ge=0,
+        le=20,
+        description="Words the caller must have said (from interim transcripts) before the agent "
+        "stops; 0: voice alone decides. A recogniser without interim transcripts never gives "
+        "words in time: voice then decides after min_speech + words_wait.",
+    )
+    words_wait: float = Field(
+        0.8, ge=0, le=10, description="Longest voiced time past min_speech to wait for min_words."
+    )
+    while_thinking: BargeInWhileThinking = Field(
+        BargeInWhileThinking(), description="The same judgement while the agent is still preparing its reply."
+    )
+    backchannels: list[str] = Field(
+        default_factory=lambda: list(BACKCHANNELS),
+        max_length=200,
+        description="Said over the agent, these never interrupt it (whole utterance, any mix of them).",
+    )
+    interrupt_phrases: list[str] = Field(
+        default_factory=lambda: list(INTERRUPT_PHRASES),
+        max_length=200,
+        description="These interrupt at once, however short (as whole words anywhere in what was said).",
+    )
+    pause_on_speech: bool = Field(
+        True,
+        description="Go silent the moment the caller starts speaking over the agent; play on from "
+        "where it stopped if it was a backchannel, noise or echo, stop for good if it was an "
+        "interruption (transports that cannot pause talk on until the decision).",
+    )
+    echo_guard: bool = Field(
+        True,
+        description="Caller \"speech\" whose words are the agent's own recent words (its voice "
+        "coming back through a speakerphone) never interrupts.",
     )
     ignore_first: float = Field(
         0.0,

@@ -66,6 +66,8 @@ class TurnTimeline:
     """Why this turn failed, or which failure it apologises for (already redacted)."""
     tools: list[ToolOutcome] = field(default_factory=list)
     """The tool calls the reply made, in order, with their results."""
+    overlaps: list[str] = field(default_factory=list)
+    """Caller speech over this reply that did not interrupt it, and why."""
     endpointing: list[str] = field(default_factory=list)
     """How the end of the caller's turn was judged (model verdicts, transcript rules)."""
     states: list[str] = field(default_factory=list)
@@ -102,6 +104,7 @@ class TurnTimeline:
             "tools": [outcome.as_dict(self.origin) for outcome in self.tools],
             "states": self.states,
             "endpointing": self.endpointing,
+            "overlaps": self.overlaps,
             "marks": {name: round(t - self.origin, 4) for name, t in ordered},
             "spans": {
                 name: round(value, 4)

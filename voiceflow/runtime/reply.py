@@ -103,6 +103,11 @@ class Reply:
             self.timeline.mark_once("reply_heard", t)
             self.finished.set()
 
+    def spoken_so_far(self) -> str:
+        """The clauses the caller has begun to hear, whole (what an echo of the agent's voice
+        could contain: a recogniser may be a word ahead of the playback estimate)."""
+        return " ".join(clause.text for clause in self.clauses if clause.heard > 0)
+
     def heard_text(self) -> str:
         """The words the caller heard: whole clauses, plus the heard share of a cut one."""
         parts: list[str] = []

@@ -105,6 +105,12 @@ class ScriptedSTTConfig(ProviderConfig):
     lines: list[str] = Field(default_factory=list, description="Finals to return, one per finalize().")
     delay: float = Field(0.1, ge=0, description="Seconds from finalize() to the final transcript.")
     fail_on: list[int] = Field(default_factory=list, description="finalize() calls (from 0) that raise.")
+    interims: list[str] = Field(
+        default_factory=list,
+        description="Interim transcripts, one per burst of loud audio it is sent (like a streaming "
+        "recogniser hearing speech, whether or not the turn manager listens), in order.",
+    )
+    interim_after: float = Field(0.15, ge=0, le=10, description="Seconds of a burst before its interim.")
 
 
 class _Script:
@@ -113,6 +119,7 @@ class _Script:
 
     def __init__(self, config: ScriptedSTTConfig) -> None:
         self.lines = list(config.lines)
+        self.interims = list(config.interims)
         self.fail_on = set(config.fail_on)
         self.finalized = 0
 
@@ -138,10 +145,25 @@ class _ScriptedSTTStream(_QueuedTranscripts):
         super().__init__()
         self._script = script or _Script(config)
         self._delay = config.delay
+        self._interim_after = config.interim_after
+        self._burst: float | None = None
+        self._burst_told = False
         self.frames = 0
 
     async def send(self, frame: AudioFrame) -> None:
         self.frames += 1
+        if not self._script.interims:
+            return
+        loud = np.abs(np.frombuffer(frame.pcm, dtype="<i2")).mean() > LOUD
+        if not loud:
+            self._burst, self._burst_told = None, False
+            return
+        if self._burst is None:
+            self._burst = frame.t
+        if not self._burst_told and frame.t + frame.duration - self._burst >= self._interim_after:
+            self._burst_told = True
+            text = self._script.interims.pop(0)
+            await self._send.send(Transcript(text, False, current_clock().now()))
 
     async def finalize(self) -> None:
         clock = current_clock()
@@ -154,6 +176,10 @@ class _ScriptedSTTStream(_QueuedTranscripts):
         text = script.lines.pop(0) if script.lines else ""
         await self._send.send(Transcript(text, True, clock.now(), finalized=True))
 
+
+
+LOUD = 1000
+"""Mean absolute sample level above which the scripted recogniser hears speech (speech_like is ~5000)."""
 
 
 class ScriptedSTT(STTProvider[ScriptedSTTConfig]):
