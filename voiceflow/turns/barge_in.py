@@ -27,9 +27,6 @@ VOICE_GAP = 0.07
 """Seconds without a voiced frame after which the caller counts as having stopped: a detector
 window (Silero's is 32 ms) plus a frame of hand-off, with a little slack."""
 
-RECHECK = 0.02
-"""How soon to look again while the caller is still voicing but not yet for long enough."""
-
 ECHO_SHARE = 0.7
 """An overlap whose words are at least this share of the agent's recent words is its echo."""
 

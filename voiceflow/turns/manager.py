@@ -32,7 +32,6 @@ from voiceflow.runtime.recognizer import Recognizer
 from voiceflow.runtime.reply import ReplyPipeline
 from voiceflow.runtime.voice_activity import VoiceActivity
 from voiceflow.tools.toolbox import Toolbox
-from voiceflow.turns.barge_in import RECHECK, BargeInPolicy, Overlap, Verdict
 from voiceflow.turns.context import Conversation
 from voiceflow.turns.endpointing import Decision, Endpointer
 from voiceflow.turns.events import (
@@ -52,6 +51,7 @@ from voiceflow.turns.events import (
     TimerFired,
     TranscriptReceived,
 )
+from voiceflow.turns.overlap_watch import OverlapWatch
 from voiceflow.turns.pause_judge import PauseJudge
 from voiceflow.turns.replies import ActiveReply, ReplyLauncher, TextSource, UserTurn, fixed_text, llm_text
 from voiceflow.turns.timers import Timers
@@ -98,8 +98,7 @@ class TurnManager:
         self.state = State.LISTENING
         self.endpointer = Endpointer(stt, clock, lambda: self.turn_taking.endpointing)
         self.active: ActiveReply | None = None
-        self._overlap: Overlap | None = None
-        self._barge_in_policy: BargeInPolicy | None = None
+        self.overlaps = OverlapWatch(transport, clock, lambda: self.turn_taking.barge_in)
         self._caller_speaking = False
         self._input_ended = False
         self._end_reason = "goodbye"
@@ -203,52 +202,17 @@ class TurnManager:
 
     def _consider_barge_in(self, t: float) -> None:
         assert self.active is not None
-        reply = self.active.reply
-        overlap = self._overlap = self._policy().on_speech_start(
-            t, self.clock.now(), interruptible=reply.interruptible, first_heard=reply.first_heard
-        )
-        if overlap is None:
-            return
-        if overlap.speaking and self.turn_taking.barge_in.pause_on_speech:
-            overlap.paused = self.transport.pause()
-        self._timers_set(Timer.BARGE_IN, overlap.check_at)
-
-    def _play_on(self, overlap: Overlap, why: str) -> None:
-        """It was not an interruption: a paused reply plays on from where it stopped."""
-        if overlap.let_go:
-            return
-        overlap.let_go = True
-        log.info("speech over the agent ignored", why=why, seconds=round(self.clock.now() - overlap.started, 3))
-        if self.active is not None:
-            paused = " (paused, then played on)" if overlap.paused else ""
-            self.active.reply.timeline.overlaps.append(f"{why}{paused}")
-        if overlap.paused:
-            overlap.paused = False
-            self.transport.resume()
-
-    def _agent_said(self) -> str:
-        return self.active.reply.spoken_so_far() if self.active is not None else ""
-
-    def _policy(self) -> BargeInPolicy:
-        settings = self.turn_taking.barge_in
-        if self._barge_in_policy is None or self._barge_in_policy.settings is not settings:
-            self._barge_in_policy = BargeInPolicy(settings)
-        return self._barge_in_policy
-
-    def _why_not(self, overlap: Overlap) -> str:
-        if self._policy().classify(overlap, self._agent_said()) is Verdict.IGNORE:
-            return f"backchannel or echo: {overlap.words.strip()!r}"
-        return "too short to interrupt"
+        check_at = self.overlaps.start(t, self.active.reply)
+        if check_at is not None:
+            self._timers_set(Timer.BARGE_IN, check_at)
 
     def _on_speech_ended(self, event: SpeechEnded) -> None:
         self._caller_speaking = False
-        if self._overlap is not None:
-            overlap, self._overlap = self._overlap, None
+        if self.overlaps.overlap is not None:
             self._timers_cancel(Timer.BARGE_IN)
-            if not self._policy().long_enough(overlap, event.t, self._agent_said()):
-                # A backchannel, a cough or the agent's own echo: the agent talks on.
-                self._play_on(overlap, self._why_not(overlap))
-                return
+            overlap = self.overlaps.speech_ended(event.t, self.active.reply if self.active else None)
+            if overlap is None:
+                return  # a backchannel, a cough or the agent's own echo: the agent talks on
             self._barge_in(overlap.started)  # long enough after all: interrupt, then end the segment
         if self.user is None or self.state is not State.USER_SPEAKING:
             return
@@ -286,18 +250,11 @@ class TurnManager:
             self._maybe_end_turn()
 
     def _on_transcript(self, event: TranscriptReceived) -> None:
-        overlap = self._overlap
-        if overlap is not None and self.active is not None:
-            overlap.words = event.transcript.text
-            match self._policy().classify(overlap, self._agent_said()):
-                case Verdict.INTERRUPT:
-                    self._overlap = None
-                    self._timers_cancel(Timer.BARGE_IN)
-                    self._barge_in(overlap.started)
-                case Verdict.IGNORE:
-                    self._play_on(overlap, self._why_not(overlap))
-                case _:
-                    pass
+        if self.active is not None:
+            interrupting = self.overlaps.heard_words(event.transcript.text, self.active.reply)
+            if interrupting is not None:
+                self._timers_cancel(Timer.BARGE_IN)
+                self._barge_in(interrupting.started)
         if not self.endpointer.transcript(event):
             return
         deadline = self.endpointer.rearm()
@@ -397,19 +354,13 @@ class TurnManager:
             self._maybe_end_turn()
 
     def _timer_barge_in(self) -> None:
-        if self.active is None or self._overlap is None:
+        if self.active is None:
             return
-        overlap = self._overlap
-        match self._policy().judge(overlap, self.clock.now(), self.vad.voiced_until, self._agent_said()):
-            case Verdict.WAIT:
-                self._timers_set(Timer.BARGE_IN, self.clock.now() + RECHECK)
-            case Verdict.INTERRUPT:
-                self._overlap = None
-                self._barge_in(overlap.started)
-            case Verdict.IGNORE:
-                self._play_on(overlap, self._why_not(overlap))
-            case Verdict.STOPPED:
-                pass  # the voice ended short of the thresholds; SpeechEnded settles it
+        interrupting, again = self.overlaps.check(self.clock.now(), self.vad.voiced_until, self.active.reply)
+        if again is not None:
+            self._timers_set(Timer.BARGE_IN, again)
+        if interrupting is not None:
+            self._barge_in(interrupting.started)
 
     def _barge_in(self, t: float) -> None:
         """The caller really is talking over the agent (since audio time ``t``)."""

@@ -1,0 +1,115 @@
+"""Caller speech over a reply in flight, from its onset to the verdict.
+
+:mod:`voiceflow.turns.barge_in` judges; this keeps the overlap in progress and does what the
+judgement implies for the reply: hold its audio at the onset (``pause_on_speech``), let it play
+on after a false alarm, and say so in the reply's timeline. The turn manager hears only the
+outcome that matters to it: an interruption (:meth:`OverlapWatch.interrupts` and friends return
+the overlap that interrupts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import structlog
+
+from voiceflow.clock import Clock
+from voiceflow.config.models import BargeIn
+from voiceflow.providers import CallTransport
+from voiceflow.runtime.reply import Reply
+from voiceflow.turns.barge_in import BargeInPolicy, Overlap, Verdict
+
+log = structlog.get_logger("voiceflow.barge_in")
+
+
+class OverlapWatch:
+    def __init__(self, transport: CallTransport, clock: Clock, settings: Callable[[], BargeIn]) -> None:
+        self.transport = transport
+        self.clock = clock
+        self._settings = settings
+        self._policy: BargeInPolicy | None = None
+        self.overlap: Overlap | None = None
+
+    @property
+    def policy(self) -> BargeInPolicy:
+        settings = self._settings()
+        if self._policy is None or self._policy.settings is not settings:
+            self._policy = BargeInPolicy(settings)
+        return self._policy
+
+    def start(self, t: float, reply: Reply) -> float | None:
+        """Speech began at audio time ``t`` over ``reply``: when to check it (``None``: it cannot
+        interrupt this reply, so it is not watched)."""
+        overlap = self.overlap = self.policy.on_speech_start(
+            t, self.clock.now(), interruptible=reply.interruptible, first_heard=reply.first_heard
+        )
+        if overlap is None:
+            return None
+        if overlap.speaking and self.policy.settings.pause_on_speech:
+            overlap.paused = self.transport.pause()
+        return overlap.check_at
+
+    def heard_words(self, text: str, reply: Reply) -> Overlap | None:
+        """The recogniser heard ``text`` of the overlap: the overlap if its words interrupt."""
+        overlap = self.overlap
+        if overlap is None:
+            return None
+        overlap.words = text
+        match self.policy.classify(overlap, reply.spoken_so_far()):
+            case Verdict.INTERRUPT:
+                return self.take()
+            case Verdict.IGNORE:
+                self._play_on(overlap, reply)
+            case None | Verdict.WAIT | Verdict.STOPPED:
+                pass
+        return None
+
+    def check(self, now: float, voiced_until: float, reply: Reply) -> tuple[Overlap | None, float | None]:
+        """The check timer fired: (the overlap if it interrupts, when to check again if at all)."""
+        overlap = self.overlap
+        if overlap is None:
+            return None, None
+        match self.policy.judge(overlap, now, voiced_until, reply.spoken_so_far()):
+            case Verdict.WAIT:
+                return None, now + RECHECK
+            case Verdict.INTERRUPT:
+                return self.take(), None
+            case Verdict.IGNORE:
+                self._play_on(overlap, reply)
+            case Verdict.STOPPED:
+                pass  # the voice ended short of the thresholds; the end of speech settles it
+        return None, None
+
+    def speech_ended(self, t: float, reply: Reply | None) -> Overlap | None:
+        """The overlapping speech ended at ``t``: the overlap if it interrupts after all (else the
+        reply plays on)."""
+        overlap = self.take()
+        if overlap is None:
+            return None
+        if reply is not None and not self.policy.long_enough(overlap, t, reply.spoken_so_far()):
+            self._play_on(overlap, reply)
+            return None
+        return overlap
+
+    def take(self) -> Overlap | None:
+        overlap, self.overlap = self.overlap, None
+        return overlap
+
+    def _play_on(self, overlap: Overlap, reply: Reply) -> None:
+        """It was not an interruption: a paused reply plays on from where it stopped."""
+        if overlap.let_go:
+            return
+        overlap.let_go = True
+        if self.policy.classify(overlap, reply.spoken_so_far()) is Verdict.IGNORE:
+            why = f"backchannel or echo: {overlap.words.strip()!r}"
+        else:
+            why = "too short to interrupt"
+        log.info("speech over the agent ignored", why=why, seconds=round(self.clock.now() - overlap.started, 3))
+        reply.timeline.overlaps.append(why + (" (paused, then played on)" if overlap.paused else ""))
+        if overlap.paused:
+            overlap.paused = False
+            self.transport.resume()
+
+
+RECHECK = 0.02
+"""How soon to look again while the caller is still voicing but not yet for long enough."""
