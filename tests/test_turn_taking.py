@@ -289,3 +289,18 @@ async def test_an_llm_failing_mid_reply_without_a_backup_is_apologised_for() -> 
     assert apology.kind == "apology" and apology.outcome == "completed"
 
 
+
+
+async def test_a_turn_heard_with_low_confidence_is_asked_again_not_answered() -> None:
+    registry, cfg = agent(
+        stt=[{"provider": "scripted-stt", "lines": ["wreck a nice beach", "recognise speech"],
+              "confidences": [0.12, 0.91]}],
+        llm=[{"provider": "scripted-llm", "replies": ["Speech, yes."]}],
+    )
+    caller = silence(0.3) + speech_like(1.0) + silence(4.0) + speech_like(1.0, seed=2) + silence(4.0)
+    result, _, pool = await run_call(cfg, registry, caller, start="immediately", lead_in=0)
+    kinds = [(t.kind, t.user_text) for t in result.timeline.turns]
+    assert kinds == [("unclear", "wreck a nice beach"), ("reply", "recognise speech")]
+    assert result.timeline.turns[0].failure == "recogniser confidence 0.12 below 0.3"
+    llm = next(p for p in pool.instances() if p.name == "scripted-llm")
+    assert "wreck a nice beach" not in str(llm.requests)

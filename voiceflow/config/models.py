@@ -264,7 +264,16 @@ class UnhappyPaths(Strict):
     )
     unclear: str = Field(
         "Sorry, I didn't catch that. Could you say it again?",
-        description="Said when the caller spoke but the transcript came back empty.",
+        description="Said when the caller spoke but the transcript came back empty, or too unsure "
+        "(min_confidence).",
+    )
+    min_confidence: float = Field(
+        0.3,
+        ge=0,
+        le=1,
+        description="A turn whose recogniser confidence is below this is not answered: the caller "
+        "hears `unclear` instead (a mis-hearing answered is worse than a question repeated). 0: off. "
+        "Recognisers that report no confidence are never caught by it.",
     )
     unavailable: str = Field(
         "Sorry, I can't take your call right now. Please try again later. Goodbye!",

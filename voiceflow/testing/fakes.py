@@ -103,6 +103,9 @@ class EnergyVAD(VADProvider[EnergyVADConfig]):
 class ScriptedSTTConfig(ProviderConfig):
     provider: Literal["scripted-stt"] = "scripted-stt"
     lines: list[str] = Field(default_factory=list, description="Finals to return, one per finalize().")
+    confidences: list[float] = Field(
+        default_factory=list, description="Confidence of each final, in order (none after the list ends)."
+    )
     delay: float = Field(0.1, ge=0, description="Seconds from finalize() to the final transcript.")
     fail_on: list[int] = Field(default_factory=list, description="finalize() calls (from 0) that raise.")
     interims: list[str] = Field(
@@ -119,6 +122,7 @@ class _Script:
 
     def __init__(self, config: ScriptedSTTConfig) -> None:
         self.lines = list(config.lines)
+        self.confidences = list(config.confidences)
         self.interims = list(config.interims)
         self.fail_on = set(config.fail_on)
         self.finalized = 0
@@ -174,7 +178,8 @@ class _ScriptedSTTStream(_QueuedTranscripts):
         if script.finalized - 1 in script.fail_on:
             raise RuntimeError("scripted recogniser failure")
         text = script.lines.pop(0) if script.lines else ""
-        await self._send.send(Transcript(text, True, clock.now(), finalized=True))
+        confidence = script.confidences.pop(0) if script.confidences else None
+        await self._send.send(Transcript(text, True, clock.now(), confidence=confidence, finalized=True))
 
 
 

@@ -203,6 +203,8 @@ class Endpointer:
             return False
         user.finals.append(transcript.text.strip())
         user.marks["stt_final"] = self.clock.now()
+        if transcript.confidence is not None and transcript.text.strip():
+            user.confidence = min(transcript.confidence, user.confidence or 1.0)
         if self._pause is not None:
             self._pause.hints = self._hints(user)
         if event.answers is not None and user.awaiting is not None and event.answers >= user.awaiting:

@@ -268,11 +268,15 @@ class TurnManager:
         match self.endpointer.decision():
             case Decision.END:
                 self._end_user_turn()
-            case Decision.SPECULATE if self.active is None:
+            case Decision.SPECULATE if self.active is None and self._answerable(self.user):
                 assert self.user is not None
                 self._speculate(self.user)
             case Decision.SPECULATE | Decision.WAIT:
                 pass
+
+    def _answerable(self, user: UserTurn | None) -> bool:
+        """Whether the turn would be answered (not asked again, not apologised for)."""
+        return user is not None and self.script.for_caller_turn(user.text, user.failure, user.confidence) is None
 
     def _speculate(self, user: UserTurn) -> None:
         """Start the reply before the silence confirms the turn; hold its audio until it does."""
@@ -310,7 +314,7 @@ class TurnManager:
             self.conversation.add_user(text)
             self._say(self.script.apology("the reply to this turn failed"), user_turn=user)
             return
-        line = self.script.for_caller_turn(text, user.failure)
+        line = self.script.for_caller_turn(text, user.failure, user.confidence)
         if line is not None:
             self._say(line, user_turn=user)
             return

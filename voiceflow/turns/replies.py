@@ -64,6 +64,8 @@ class UserTurn:
     failure: str | None = None
     """Set when the recogniser failed during this turn: its transcript cannot be trusted."""
     marks: dict[str, float] = field(default_factory=dict)
+    confidence: float | None = None
+    """The recogniser's least confidence over the turn's finals (``None``: it reports none)."""
     endpoint_notes: list[str] = field(default_factory=list)
     """How the end of this turn was judged (an end-of-turn model's verdict, a transcript rule)."""
 

@@ -44,12 +44,15 @@ class UnhappyScript:
             return Line("goodbye", policy.goodbye)
         return None
 
-    def for_caller_turn(self, text: str, failure: str | None) -> Line | None:
+    def for_caller_turn(self, text: str, failure: str | None, confidence: float | None = None) -> Line | None:
         """The caller's turn is over: ``None`` to answer it, else the line that asks again."""
         if failure is not None:
             return self.apology(failure)
         if not text:
             return Line("unclear", self.paths.unclear)
+        if confidence is not None and confidence < self.paths.min_confidence:
+            return Line("unclear", self.paths.unclear,
+                        failure=f"recogniser confidence {confidence:.2f} below {self.paths.min_confidence:g}")
         return None
 
     def after_failed_reply(self, kind: str, failure: str) -> Line | None:
