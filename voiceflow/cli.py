@@ -124,24 +124,19 @@ async def _serve_until_signalled(
     """Serve the agent; the first Ctrl-C or SIGTERM hangs up (the recording and the timeline of
     what happened so far are written), a second one stops at once. Returns the signal, if any."""
     from voiceflow.runtime.runner import StopRequest, serve_agent
+    from voiceflow.serving.command import on_signals
 
     stop = StopRequest(grace=STOP_GRACE)
     received: int | None = None
     async with anyio.create_task_group() as tg:
 
-        async def watch() -> None:
+        def hang_up(signum: signal.Signals) -> None:
             nonlocal received
-            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                async for signum in signals:
-                    if received is not None:
-                        tg.cancel_scope.cancel()
-                        return
-                    received = int(signum)
-                    name = signal.Signals(signum).name
-                    typer.echo(f"\n{name}: hanging up (again to stop at once)", err=True)
-                    stop.set(f"stopped by {name}")
+            received = int(signum)
+            typer.echo(f"\n{signum.name}: hanging up (again to stop at once)", err=True)
+            stop.set(f"stopped by {signum.name}")
 
-        tg.start_soon(watch)
+        tg.start_soon(on_signals, hang_up, lambda _: tg.cancel_scope.cancel())
         await serve_agent(agent, registry, on_call_done=done, stop=stop)
         tg.cancel_scope.cancel()
     return received

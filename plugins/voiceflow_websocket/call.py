@@ -29,18 +29,9 @@ import structlog
 from voiceflow.clock import Clock, current_clock
 from voiceflow.frames import FRAME_BYTES, FRAME_SECONDS, SAMPLE_RATE, AudioFrame
 from voiceflow.providers import CallTransport, OutFrame, PlayedCallback
-from voiceflow.serving.api import ServingLimits
+from voiceflow.serving.api import ClientError, CloseCode, ServingLimits
 from voiceflow_websocket.config import WebSocketConfig
-from voiceflow_websocket.protocol import (
-    Close,
-    HangUp,
-    Mark,
-    ProtocolError,
-    Start,
-    check_audio,
-    message,
-    parse,
-)
+from voiceflow_websocket.protocol import HangUp, Mark, Start, check_audio, message, parse
 from voiceflow_websocket.rate import Resample
 
 log = structlog.get_logger("voiceflow.websocket")
@@ -83,7 +74,7 @@ class WebSocketCall(CallTransport):
     def __init__(self, wire: Wire, start: Start, limits: ServingLimits, config: WebSocketConfig, call_id: str) -> None:
         self.call_id = call_id
         self.clock = "real"
-        self.failure: ProtocolError | None = None
+        self.failure: ClientError | None = None
         """Why the client's side broke the call (reported to it in ``error``), if it did."""
         self._wire, self._start, self._limits, self._config = wire, start, limits, config
         self._frames_in, self._frames = anyio.create_memory_object_stream[AudioFrame](CALLER_BUFFER_FRAMES)
@@ -183,8 +174,8 @@ class WebSocketCall(CallTransport):
                     case str():
                         self._control(data, clock)
         except TimeoutError:
-            self._fail(ProtocolError("idle", f"nothing received for {self._limits.idle_timeout:g} s", Close.NORMAL))
-        except ProtocolError as failure:
+            self._fail(ClientError("idle", f"nothing received for {self._limits.idle_timeout:g} s", CloseCode.NORMAL))
+        except ClientError as failure:
             self._fail(failure)
 
     def _control(self, text: str, clock: Clock) -> None:
@@ -194,7 +185,7 @@ class WebSocketCall(CallTransport):
             case HangUp():
                 self._end_caller_audio()
             case Start():
-                raise ProtocolError("bad_message", "start was already received")
+                raise ClientError("bad_message", "start was already received")
 
     async def _caller_audio(self, data: bytes, clock: Clock) -> None:
         """Cut into frames and stamp them with when they were captured: a message arriving now
@@ -234,7 +225,7 @@ class WebSocketCall(CallTransport):
     def _end_caller_audio(self) -> None:
         self._frames_in.close()
 
-    def _fail(self, failure: ProtocolError) -> None:
+    def _fail(self, failure: ClientError) -> None:
         if self.failure is None:
             self.failure = failure
             log.warning("client broke the call", call_id=self.call_id, code=failure.code, detail=str(failure))
@@ -284,13 +275,13 @@ class WebSocketCall(CallTransport):
                 if generation is None or generation == self._generation:
                     await self._wire.send(data)
         except Gone:
-            self._fail(ProtocolError("gone", "the client went away", Close.NORMAL))
+            self._fail(ClientError("gone", "the client went away", CloseCode.NORMAL))
 
     def _post(self, generation: int | None, data: bytes | str) -> None:
         try:
             self._outbox_in.send_nowait((generation, data))
         except anyio.WouldBlock:
-            self._fail(ProtocolError("too_slow", "the client stopped reading", Close.POLICY))
+            self._fail(ClientError("too_slow", "the client stopped reading", CloseCode.POLICY))
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
             pass  # the call is closed
 

@@ -14,10 +14,10 @@ from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
-from voiceflow.serving.api import ASGIApp, Refused, ServingLimits, SessionHost
+from voiceflow.serving.api import ASGIApp, ClientError, CloseCode, Refused, ServingLimits, SessionHost
 from voiceflow_websocket.call import Gone, WebSocketCall
 from voiceflow_websocket.config import WebSocketConfig
-from voiceflow_websocket.protocol import Close, ProtocolError, Start, check_audio, error, message, parse
+from voiceflow_websocket.protocol import Start, check_audio, error, message, parse
 
 
 class StarletteWire:
@@ -49,7 +49,7 @@ class StarletteWire:
             self._closed = True
             raise Gone from exc
 
-    async def finish(self, last: str, code: Close) -> None:
+    async def finish(self, last: str, code: CloseCode) -> None:
         """Send the last message and close; a client already gone is not an error."""
         try:
             await self.send(last)
@@ -73,14 +73,14 @@ async def serve_call(websocket: WebSocket, host: SessionHost, config: WebSocketC
         await websocket.accept()
         wire = StarletteWire(websocket)
         await wire.finish(message("error", code=refused.reason.value, message=str(refused),
-                                  retry_after=refused.retry_after), Close.TRY_AGAIN_LATER)
+                                  retry_after=refused.retry_after), CloseCode.TRY_AGAIN_LATER)
         return
     with slot:
         await websocket.accept()
         wire = StarletteWire(websocket)
         try:
             start = await handshake(wire, host.limits)
-        except ProtocolError as failure:
+        except ClientError as failure:
             await wire.finish(error(failure), failure.close)
             return
         if start is None:
@@ -100,7 +100,7 @@ async def serve_call(websocket: WebSocket, host: SessionHost, config: WebSocketC
         if call.failure is not None:
             await wire.finish(error(call.failure), call.failure.close)
         else:
-            await wire.finish(message("hangup", reason=reason), Close.NORMAL)
+            await wire.finish(message("hangup", reason=reason), CloseCode.NORMAL)
 
 
 async def handshake(wire: StarletteWire, limits: ServingLimits) -> Start | None:
@@ -109,13 +109,13 @@ async def handshake(wire: StarletteWire, limits: ServingLimits) -> Start | None:
         with anyio.fail_after(limits.idle_timeout):
             first: Any = await wire.receive()
     except TimeoutError:
-        raise ProtocolError("idle", f"no start within {limits.idle_timeout:g} s", Close.NORMAL) from None
+        raise ClientError("idle", f"no start within {limits.idle_timeout:g} s", CloseCode.NORMAL) from None
     if first is None:
         return None
     if isinstance(first, bytes):
         check_audio(first, limits.max_message_bytes)
-        raise ProtocolError("bad_audio", "audio before start: send start first")
+        raise ClientError("bad_audio", "audio before start: send start first")
     start = parse(first)
     if not isinstance(start, Start):
-        raise ProtocolError("bad_message", "the first message must be start")
+        raise ClientError("bad_message", "the first message must be start")
     return start

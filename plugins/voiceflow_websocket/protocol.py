@@ -7,33 +7,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any
 
+from voiceflow.serving.api import ClientError, CloseCode, json_object
 from voiceflow_websocket.rate import RATES
 
 MAX_METADATA_BYTES = 4096
-
-
-class Close(int, Enum):
-    """WebSocket close codes (RFC 6455) the server uses."""
-
-    NORMAL = 1000
-    UNSUPPORTED = 1003
-    INVALID = 1007
-    POLICY = 1008
-    TOO_BIG = 1009
-    INTERNAL = 1011
-    TRY_AGAIN_LATER = 1013
-
-
-class ProtocolError(Exception):
-    """A client message breaks the protocol: the call ends with ``error`` and ``close``."""
-
-    def __init__(self, code: str, message: str, close: Close = Close.INVALID) -> None:
-        super().__init__(message)
-        self.code = code
-        self.close = close
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,59 +46,54 @@ ClientMessage = Start | Mark | HangUp
 
 
 def parse(text: str) -> ClientMessage:
-    """One text message from the client; raises :class:`ProtocolError`."""
-    try:
-        data = json.loads(text)
-    except (ValueError, RecursionError):
-        raise ProtocolError("bad_message", "a text message must be a JSON object") from None
-    if not isinstance(data, dict):
-        raise ProtocolError("bad_message", "a text message must be a JSON object")
+    """One text message from the client; raises :class:`~voiceflow.serving.api.ClientError`."""
+    data = json_object(text)
     kind = data.get("type")
     if kind == "start":
         return _start(data)
     if kind == "mark":
         mark_id = data.get("id")
         if isinstance(mark_id, bool) or not isinstance(mark_id, int):
-            raise ProtocolError("bad_message", "mark: 'id' must be the integer of a mark the server sent")
+            raise ClientError("bad_message", "mark: 'id' must be the integer of a mark the server sent")
         return Mark(mark_id)
     if kind == "hangup":
         reason = data.get("reason", "")
         return HangUp(reason if isinstance(reason, str) else "")
-    raise ProtocolError("bad_message", f"unknown message type {kind!r} (expected start, mark or hangup)")
+    raise ClientError("bad_message", f"unknown message type {kind!r} (expected start, mark or hangup)")
 
 
 def _start(data: dict[str, Any]) -> Start:
     fmt = data.get("format")
     if not isinstance(fmt, dict):
-        raise ProtocolError("bad_message", "start: 'format' must be an object such as "
+        raise ClientError("bad_message", "start: 'format' must be an object such as "
                                            '{"encoding": "pcm16", "sample_rate": 16000, "channels": 1}')
     encoding, rate, channels = fmt.get("encoding", "pcm16"), fmt.get("sample_rate"), fmt.get("channels", 1)
     if encoding != "pcm16":
-        raise ProtocolError("unsupported_format", f"encoding {encoding!r} is not supported (only 'pcm16')",
-                            Close.UNSUPPORTED)
+        raise ClientError("unsupported_format", f"encoding {encoding!r} is not supported (only 'pcm16')",
+                            CloseCode.UNSUPPORTED)
     if isinstance(rate, bool) or not isinstance(rate, int) or rate not in RATES:
-        raise ProtocolError("unsupported_format",
+        raise ClientError("unsupported_format",
                             f"sample_rate must be one of {', '.join(map(str, RATES))} (got {rate!r})",
-                            Close.UNSUPPORTED)
+                            CloseCode.UNSUPPORTED)
     if channels != 1 or isinstance(channels, bool):
-        raise ProtocolError("unsupported_format", f"only mono audio is supported (channels: 1, got {channels!r})",
-                            Close.UNSUPPORTED)
+        raise ClientError("unsupported_format", f"only mono audio is supported (channels: 1, got {channels!r})",
+                            CloseCode.UNSUPPORTED)
     acks = data.get("acknowledges_marks", True)
     if not isinstance(acks, bool):
-        raise ProtocolError("bad_message", "start: 'acknowledges_marks' must be true or false")
+        raise ClientError("bad_message", "start: 'acknowledges_marks' must be true or false")
     metadata = data.get("metadata", {})
     if not isinstance(metadata, dict) or len(json.dumps(metadata)) > MAX_METADATA_BYTES:
-        raise ProtocolError("bad_message", f"start: 'metadata' must be an object of at most {MAX_METADATA_BYTES} bytes")
+        raise ClientError("bad_message", f"start: 'metadata' must be an object of at most {MAX_METADATA_BYTES} bytes")
     return Start(AudioFormat(rate), acks, metadata)
 
 
 def check_audio(data: bytes, max_bytes: int) -> None:
     """Raise unless ``data`` is a usable binary audio message."""
     if len(data) > max_bytes:
-        raise ProtocolError("too_big", f"a message of {len(data)} bytes is over the limit of {max_bytes}",
-                            Close.TOO_BIG)
+        raise ClientError("too_big", f"a message of {len(data)} bytes is over the limit of {max_bytes}",
+                            CloseCode.TOO_BIG)
     if len(data) % 2:
-        raise ProtocolError("bad_audio", f"{len(data)} bytes is not a whole number of PCM16 samples")
+        raise ClientError("bad_audio", f"{len(data)} bytes is not a whole number of PCM16 samples")
 
 
 def message(kind: str, /, **fields: Any) -> str:
@@ -127,5 +101,5 @@ def message(kind: str, /, **fields: Any) -> str:
     return json.dumps({"type": kind, **fields}, separators=(",", ":"))
 
 
-def error(failure: ProtocolError, **extra: Any) -> str:
+def error(failure: ClientError, **extra: Any) -> str:
     return message("error", code=failure.code, message=str(failure), **extra)

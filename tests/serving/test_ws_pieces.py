@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from voiceflow_websocket.protocol import AudioFormat, Close, HangUp, Mark, ProtocolError, Start, parse
+from voiceflow.serving.api import ClientError, CloseCode
+from voiceflow_websocket.protocol import AudioFormat, HangUp, Mark, Start, parse
 from voiceflow_websocket.rate import RATES, Resample
 
 OTHER_RATES = [rate for rate in RATES if rate != 16_000]
@@ -78,6 +79,6 @@ def test_messages_parse_to_their_types() -> None:
     "[" * 100_000,
 ])
 def test_malformed_messages_are_protocol_errors(text: str) -> None:
-    with pytest.raises(ProtocolError) as failure:
+    with pytest.raises(ClientError) as failure:
         parse(text)
-    assert failure.value.close in (Close.INVALID, Close.UNSUPPORTED) and str(failure.value)
+    assert failure.value.close in (CloseCode.INVALID, CloseCode.UNSUPPORTED) and str(failure.value)

@@ -31,6 +31,7 @@ the public modules in ``tests/test_public_api_boundary.py``). It is proposed for
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Collection, MutableMapping
 from dataclasses import dataclass
@@ -67,6 +68,42 @@ class Refused(Exception):
         super().__init__(message)
         self.reason = reason
         self.retry_after = retry_after
+
+
+class CloseCode(int, Enum):
+    """WebSocket close codes (RFC 6455) a served transport ends a call's socket with."""
+
+    NORMAL = 1000
+    GOING_AWAY = 1001
+    UNSUPPORTED = 1003
+    INVALID = 1007
+    POLICY = 1008
+    TOO_BIG = 1009
+    INTERNAL = 1011
+    TRY_AGAIN_LATER = 1013
+
+
+class ClientError(Exception):
+    """A client broke its transport's protocol (a malformed, oversized or unexpected message,
+    silence past the idle timeout). It ends that call only: the client is told ``code`` and
+    ``str(error)`` in the transport's own way, and its socket is closed with ``close``."""
+
+    def __init__(self, code: str, message: str, close: CloseCode = CloseCode.INVALID) -> None:
+        super().__init__(message)
+        self.code = code
+        self.close = close
+
+
+def json_object(text: str) -> dict[str, Any]:
+    """A client's text message as a JSON object, else :class:`ClientError` ``bad_message`` (also
+    for nesting deep enough to exhaust the parser)."""
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        raise ClientError("bad_message", "a text message must be a JSON object") from None
+    if not isinstance(data, dict):
+        raise ClientError("bad_message", "a text message must be a JSON object")
+    return data
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import signal
 import sys
+from collections.abc import Callable
 
 import anyio
 
@@ -21,28 +22,36 @@ def run_until_drained(agents: list[AgentConfig], registry: PluginRegistry, optio
     return anyio.run(_serve_with_signals, agents, registry, options)
 
 
+async def on_signals(first: Callable[[signal.Signals], None], again: Callable[[signal.Signals], None]) -> None:
+    """Wait for Ctrl-C or SIGTERM: ``first`` is told of the first, ``again`` of the next; then
+    return. The gentle way to stop, and the way out when it takes too long."""
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        handlers = iter((first, again))
+        async for signum in signals:
+            handler = next(handlers)
+            handler(signal.Signals(signum))
+            if handler is again:
+                return
+
+
 async def _serve_with_signals(agents: list[AgentConfig], registry: PluginRegistry, options: ServeOptions) -> int:
     control = ServeControl()
-    forced: int | None = None
+    forced: list[signal.Signals] = []
+
+    def drain(received: signal.Signals) -> None:
+        _say(f"{received.name}: draining: no new calls; calls in progress finish (again to stop at once)")
+        control.drain()
+
+    def now(received: signal.Signals) -> None:
+        forced.append(received)
+        _say(f"{received.name}: ending every call now")
+        control.stop_now(f"stopped by {received.name}")
+
     async with anyio.create_task_group() as tg:
-
-        async def watch() -> None:
-            nonlocal forced
-            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                async for signum in signals:
-                    name = signal.Signals(signum).name
-                    if control.reason:
-                        forced = int(signum)
-                        _say(f"{name}: ending every call now")
-                        control.stop_now(f"stopped by {name}")
-                        return
-                    _say(f"{name}: draining: no new calls; calls in progress finish (again to stop at once)")
-                    control.drain()
-
-        tg.start_soon(watch)
+        tg.start_soon(on_signals, drain, now)
         await serve(agents, registry, options, control, on_listening=_banner)
         tg.cancel_scope.cancel()
-    return 0 if forced is None else 128 + forced
+    return 128 + forced[0] if forced else 0
 
 
 def _banner(base: str, agents: list[tuple[ServedAgent, list[str]]]) -> None:
