@@ -5,6 +5,15 @@ window as context, while the runtime delivers 20 ms (320-sample) frames. The str
 fills one preallocated ``(1, 576)`` float32 array in place and runs the model whenever its 512 new
 samples are complete: at most once per frame, because a frame is shorter than a window. Nothing is
 allocated per frame beyond numpy views and onnxruntime's small outputs.
+
+**The end of speech, on time.** Silero's recurrent state makes the probability lag the audio: the
+window just after the last word still scores high (0.7–0.9), so the first quiet window starts
+30–60 ms after the caller stopped. And a stop window counted in whole model windows rounds
+200 ms up to 224 ms, decided only when a window completes. Both would be added to every turn.
+So the edge is placed by the audio's energy within the last two windows before the quiet one
+(the end of the last 8 ms block within :data:`TAIL_DB` of the segment's loudest), and the end is
+declared on the first *frame* at which ``stop_secs`` have passed since that edge, the latest
+window being quiet.
 """
 
 from __future__ import annotations
@@ -23,6 +32,12 @@ CONTEXT = 64
 WINDOW_SECONDS = WINDOW / SAMPLE_RATE
 HYSTERESIS = 0.15
 """Speech ends below ``threshold - HYSTERESIS`` (Silero's own recommendation)."""
+BLOCK = 128
+"""Samples per energy block (8 ms): four per window, to place the end of speech inside one."""
+TAIL_DB = 30.0
+"""A block this far below the segment's loudest counts as silence when placing the end."""
+_TAIL = 10.0 ** (-TAIL_DB / 10.0)
+_BLOCKS_KEPT = 2 * WINDOW // BLOCK
 _SCALE = np.float32(1.0 / 32768.0)
 _EPS = 1e-6  # float slack when comparing accumulated window durations with the config seconds
 
@@ -44,7 +59,12 @@ class SileroStream(VADStream):
         self._speaking = False
         self._run_start: float | None = None
         self._silence_start: float | None = None
+        self._edge = 0.0
         self._voiced_until = float("-inf")
+        self._blocks: list[tuple[float, float]] = []
+        """(end time, energy) of the last two windows' 8 ms blocks."""
+        self._peak = 0.0
+        """The loudest block's energy in the current speech segment."""
         self.last_prob = 0.0
         """Speech probability of the most recent window (for meters and debugging)."""
 
@@ -71,10 +91,22 @@ class SileroStream(VADStream):
             pos += take
             if self._fill == WINDOW:
                 self._fill = 0
-                prob = self._infer()
                 end_t = frame.t + pos / SAMPLE_RATE
+                self._measure(end_t)
+                prob = self._infer()
                 event = self._update(prob, self._win_t, end_t, frame.t + frame.duration) or event
+        if event is None and self._speaking and self._silence_start is not None:
+            event = self._maybe_end(frame.t + frame.duration)
         return event
+
+    def _measure(self, end_t: float) -> None:
+        """Energy of the window's 8 ms blocks (before the context shift overwrites its head)."""
+        window = self._buf[0, CONTEXT:]
+        energies = np.einsum("ij,ij->i", blocks := window.reshape(-1, BLOCK), blocks) / BLOCK
+        start = end_t - WINDOW_SECONDS
+        self._blocks = self._blocks[-(_BLOCKS_KEPT - len(energies)):] + [
+            (start + (i + 1) * BLOCK / SAMPLE_RATE, float(e)) for i, e in enumerate(energies)
+        ]
 
     def _infer(self) -> float:
         """Score the full window, carry the LSTM state and the 64-sample context forward."""
@@ -88,6 +120,7 @@ class SileroStream(VADStream):
         """Hysteresis over window probabilities; edges carry the audio time of the edge itself."""
         if prob >= (self._neg_threshold if self._speaking else self._threshold):
             self._voiced_until = win_end
+            self._peak = max([self._peak, *(energy for _, energy in self._blocks[-WINDOW // BLOCK :])])
         if not self._speaking:
             if prob < self._threshold:
                 self._run_start = None
@@ -103,7 +136,20 @@ class SileroStream(VADStream):
             return None
         if self._silence_start is None:
             self._silence_start = win_start
-        if win_end - self._silence_start + _EPS < self._stop_secs:
+            self._edge = self._place_edge(win_start)
+        return self._maybe_end(now)
+
+    def _place_edge(self, quiet_from: float) -> float:
+        """Where the speech really ended: the end of the last loud block of the two windows
+        before the first quiet one (Silero's lag), never later than that window's start."""
+        floor = self._peak * _TAIL
+        loud = [end for end, energy in self._blocks if end <= quiet_from + _EPS and energy >= floor]
+        earliest = quiet_from - 2 * WINDOW_SECONDS
+        return max(min(loud[-1], quiet_from), earliest) if loud else earliest
+
+    def _maybe_end(self, now: float) -> VADEvent | None:
+        """Declare the end once ``stop_secs`` have passed since the edge (frame by frame)."""
+        if now - self._edge + _EPS < self._stop_secs:
             return None
-        self._speaking, self._run_start = False, None
-        return VADEvent(VADKind.SPEECH_END, self._silence_start, now)
+        self._speaking, self._run_start, self._silence_start, self._peak = False, None, None, 0.0
+        return VADEvent(VADKind.SPEECH_END, self._edge, now)
