@@ -33,7 +33,7 @@ from voiceflow.plugins.registry import PluginRegistry
 from voiceflow.providers import ProviderKind
 from voiceflow.redaction import Redactor, redact, using_redactor
 from voiceflow.runtime.pool import ProviderPool
-from voiceflow.runtime.runner import CallRunner, prepare
+from voiceflow.runtime.runner import CallRunner, StopRequest, prepare
 from voiceflow.runtime.session import CallResult
 from voiceflow.serving.access import check_bind
 from voiceflow.serving.api import ServedTransport
@@ -62,22 +62,23 @@ class ServeControl:
     """Tells a running :func:`serve` to drain (finish calls, then exit) or to stop at once."""
 
     def __init__(self) -> None:
-        self.reason = ""
-        self._drain = anyio.Event()
-        self._now = anyio.Event()
+        self._drain, self._now = StopRequest(), StopRequest()
+
+    @property
+    def reason(self) -> str:
+        """Why it is stopping ("" while it is not)."""
+        return self._drain.reason if self._drain.is_set else ""
 
     def drain(self, reason: str = DRAIN_REASON) -> None:
-        if not self._drain.is_set():
-            self.reason = reason
-            self._drain.set()
+        self._drain.set(reason)
 
     def stop_now(self, reason: str = "stopped") -> None:
-        self.drain(reason)
-        self._now.set()
+        self._drain.set(reason)
+        self._now.set(reason)
 
     @property
     def stopped_now(self) -> bool:
-        return self._now.is_set()
+        return self._now.is_set
 
     async def wait_drain(self) -> None:
         await self._drain.wait()
