@@ -286,6 +286,7 @@ class OutFrame:
 
 
 PlayedCallback = Callable[[object, float], None]
+KeypadCallback = Callable[[str, float], None]
 
 
 class CallTransport(ABC):
@@ -329,6 +330,11 @@ class CallTransport(ABC):
     @abstractmethod
     def on_played(self, callback: PlayedCallback) -> None:
         """Register the callback for playback progress: ``callback(mark, t_heard)``."""
+
+    def on_dtmf(self, callback: KeypadCallback) -> None:  # noqa: B027 - optional hook
+        """Register ``callback(digit, t)`` for every keypad press (``0``–``9``, ``*``, ``#``,
+        ``A``–``D``; ``t`` on the call's clock). Transports without a keypad (a file, a browser)
+        never call it. Digits may be a PIN: transports never log them."""
 
     def notify(self, event: str, **data: Any) -> None:  # noqa: B027 - optional hook
         """Session events a transport may care about (``greeting_done``, ``hangup``)."""

@@ -343,6 +343,47 @@ class Session(Strict):
     )
 
 
+class Keypad(Strict):
+    """What keypad presses (DTMF, on phone lines) do."""
+
+    enabled: bool = Field(True, description="Whether key presses reach the conversation at all.")
+    end_keys: str = Field(
+        "#", max_length=16, pattern=r"^[0-9*#A-D]*$", description="Keys that end an entry (e.g. an account number)."
+    )
+    digit_timeout: float = Field(
+        3.0, gt=0, le=60, description="An entry without an end key is over this long after its last key."
+    )
+    max_digits: int = Field(32, ge=1, le=256, description="An entry this long is over.")
+    interrupts: bool = Field(True, description="A key press stops the agent talking (if its line is interruptible).")
+    says: str = Field(
+        "(pressed on the keypad: {keys})",
+        min_length=1,
+        max_length=500,
+        description="How an entry reaches the LLM, as the caller's words; {keys} is the entry, end key included.",
+    )
+    states: dict[str, str] = Field(
+        default_factory=dict,
+        description="A key pressed on its own that switches the conversation state, e.g. {'0': operator}.",
+    )
+
+    @field_validator("says")
+    @classmethod
+    def _template(cls, says: str) -> str:
+        try:
+            says.format(keys="123#")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"may use only {{keys}} ({type(exc).__name__}: {exc})") from None
+        return says
+
+    @field_validator("states")
+    @classmethod
+    def _keys(cls, states: dict[str, str]) -> dict[str, str]:
+        for key in states:
+            if key not in "0123456789*#ABCD" or len(key) != 1:
+                raise ValueError(f"{key!r} is not a keypad key (0-9, *, #, A-D)")
+        return states
+
+
 class AgentCore(Strict):
     """The fields of an agent file that belong to voiceflow itself."""
 
@@ -360,6 +401,7 @@ class AgentCore(Strict):
     context: Context = Field(Context(), description="What the LLM is shown of the conversation.")
     serving: Serving = Field(Serving(), description="Limits and drain when served (`voiceflow serve`).")
     session: Session = Field(Session(), description="Clock and end-of-call behaviour.")
+    keypad: Keypad = Field(Keypad(), description="Keypad presses (DTMF) on phone lines.")
     tools: list[ToolConfig] = Field(
         default_factory=list,
         max_length=64,
@@ -373,6 +415,9 @@ class AgentCore(Strict):
         if twice:
             raise ValueError(f"tools: each tool needs its own name ({', '.join(twice)} used twice)")
         known = set(self.turn_taking.states)
+        for key, state in self.keypad.states.items():
+            if state != RESET_STATE and state not in known:
+                raise ValueError(f"keypad.states[{key!r}]: {state!r} is not a state of turn_taking.states")
         for index, tool in enumerate(self.tools):
             if tool.sets_state is not None and tool.sets_state != RESET_STATE and tool.sets_state not in known:
                 listed = ", ".join(sorted(known)) or "none are declared"

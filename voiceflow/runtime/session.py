@@ -7,6 +7,7 @@ queue. Everything else reacts to edges (speech started/ended, transcripts, playb
 from __future__ import annotations
 
 import itertools
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,7 @@ from voiceflow.turns.events import (
     CallerAudioEnded,
     Event,
     HangUpRequested,
+    KeyPressed,
     RecognitionFailed,
     SpeechEnded,
     SpeechStarted,
@@ -154,6 +156,12 @@ class Session:
         )
         if self._hang_up_reason is not None:
             self.request_hang_up(self._hang_up_reason)
+
+        def key_pressed(key: str, t: float) -> None:
+            with suppress(anyio.WouldBlock, anyio.ClosedResourceError, anyio.BrokenResourceError):
+                manager.inbox.send_nowait(KeyPressed(key, t))
+
+        self.transport.on_dtmf(key_pressed)
         log.info("call started", agent=self.agent.name)
         async with anyio.create_task_group() as tg:
             tg.start_soon(self.transport.run, name="transport")

@@ -45,6 +45,7 @@ class Timer(str, Enum):
     SILENCE = "silence"
     IDLE_END = "idle_end"
     MAX_CALL = "max_call"
+    KEYPAD = "keypad"
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +99,14 @@ class PauseJudged:
 
 
 @dataclass(frozen=True, slots=True)
+class KeyPressed:
+    """The caller pressed a keypad key (DTMF) at call-clock time ``t``."""
+
+    key: str
+    t: float
+
+
+@dataclass(frozen=True, slots=True)
 class StateRequested:
     """Something in the call (a tool, for now) asks for another conversation state, which
     switches the turn-taking overrides of ``turn_taking.states`` (``"default"``: none)."""
@@ -119,6 +128,7 @@ Event = (
     | TranscriptReceived
     | TimerFired
     | StateRequested
+    | KeyPressed
     | PauseJudged
     | ReplyHeard
     | ReplyEnded

@@ -38,6 +38,7 @@ from voiceflow.turns.events import (
     CallerAudioEnded,
     Event,
     HangUpRequested,
+    KeyPressed,
     PauseJudged,
     RecognitionFailed,
     ReplyEnded,
@@ -51,6 +52,7 @@ from voiceflow.turns.events import (
     TimerFired,
     TranscriptReceived,
 )
+from voiceflow.turns.keypad import EntryDone, EntryGoesOn, KeypadEntry, SwitchState
 from voiceflow.turns.overlap_watch import OverlapWatch
 from voiceflow.turns.pause_judge import PauseJudge
 from voiceflow.turns.replies import ActiveReply, ReplyLauncher, TextSource, UserTurn, fixed_text, llm_text
@@ -98,6 +100,7 @@ class TurnManager:
         self.state = State.LISTENING
         self.endpointer = Endpointer(stt, clock, lambda: self.turn_taking.endpointing)
         self.active: ActiveReply | None = None
+        self._keypad = KeypadEntry()
         self.overlaps = OverlapWatch(transport, clock, lambda: self.turn_taking.barge_in)
         self._caller_speaking = False
         self._input_ended = False
@@ -179,6 +182,8 @@ class TurnManager:
                 self._switch_state(event)
             case PauseJudged():
                 self._on_pause_judged(event)
+            case KeyPressed():
+                self._on_key(event)
             case HangUpRequested():
                 self._end(event.reason)
             case _:
@@ -342,8 +347,44 @@ class TurnManager:
                 self._timer_idle_end()
             case Timer.MAX_CALL:
                 self._timer_max_call()
+            case Timer.KEYPAD:
+                done = self._keypad.timed_out()
+                if done is not None:
+                    self._keyed(done)
             case _:
                 assert_never(event.name)
+
+    def _on_key(self, event: KeyPressed) -> None:
+        settings = self.agent.keypad
+        if not settings.enabled:
+            return
+        active = self.active
+        if settings.interrupts and active is not None and active.reply.interruptible and not active.speculative:
+            self._interrupt(active)
+            self.state = State.LISTENING
+        match self._keypad.press(event.key, event.t, settings):
+            case SwitchState(state=state, key=key):
+                self._switch_state(StateRequested(state, f"key {key}"))
+            case EntryGoesOn(until=until):
+                self._timers_set(Timer.KEYPAD, until)
+            case EntryDone() as done:
+                self._timers_cancel(Timer.KEYPAD)
+                self._keyed(done)
+
+    def _keyed(self, done: EntryDone) -> None:
+        """A keypad entry is complete: it is the caller's words (joining a turn they are speaking)."""
+        text = self.agent.keypad.says.format(keys=done.keys)
+        if self.user is not None:
+            self.user.finals.append(text)
+            return
+        if self.active is not None:
+            self.conversation.add_user(text)  # the reply in flight goes on; the next one sees it
+            return
+        user = UserTurn(start=done.started, segment_start=done.started, finals=[text])
+        user.marks["keypad"] = self.clock.now()
+        self.conversation.add_user(text)
+        self.script.caller_answered()
+        self._start_reply("reply", self._llm_reply(), interruptible=True, user_turn=user)
 
     def _timer_endpoint(self) -> None:
         if self.user is not None:
