@@ -256,8 +256,39 @@ class SilencePolicy(Strict):
     hang_up: bool = Field(True, description="Hang up after the goodbye (false: keep listening).")
 
 
+HOLD_PHRASES = ["hold on", "hang on", "one moment", "one second", "one sec", "just a moment", "just a second",
+                "just a sec", "just a minute", "give me a second", "give me a minute", "bear with me",
+                "wait a second", "wait a minute", "let me check"]
+
+
+class HoldPolicy(Strict):
+    """When the caller asks the agent to wait, or puts it on hold with music."""
+
+    phrases: list[str] = Field(
+        default_factory=lambda: list(HOLD_PHRASES),
+        max_length=200,
+        description="A caller turn containing one of these asks the agent to wait: it says `say` and "
+        "waits quietly (no re-prompts, no hang-up) for up to `max_seconds`.",
+    )
+    say: str = Field("Sure, take your time.", min_length=1, max_length=500, description="The answer to a hold request.")
+    max_seconds: float = Field(
+        300, gt=0, le=3600, description="The longest quiet wait on hold before the usual silence re-prompts resume."
+    )
+    detect_music: bool = Field(
+        True,
+        description="Music or tones heard as a caller turn are never answered (the agent waits on hold "
+        "instead). See docs/turn-taking.md for what the detector can and cannot tell.",
+    )
+    music_line: str | None = Field(
+        None,
+        max_length=500,
+        description="Said once when music starts while the agent waits (e.g. \"I'll hold.\"); unset: stay quiet.",
+    )
+
+
 class UnhappyPaths(Strict):
     silence: SilencePolicy = Field(SilencePolicy(), description="Re-prompts and goodbye when the caller goes quiet.")
+    hold: HoldPolicy = Field(HoldPolicy(), description="Waiting for a caller who asked to hold, or put the agent on hold.")
     stage_failure: str = Field(
         "Sorry, I'm having trouble right now. Could you say that again?",
         description="Said when every provider of a stage's chain failed for this turn.",

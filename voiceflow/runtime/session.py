@@ -42,6 +42,9 @@ from voiceflow.turns.events import (
 from voiceflow.turns.manager import TurnManager
 from voiceflow.turns.pause_judge import PauseJudge
 
+MUSIC_SECONDS = 8.0
+"""Caller audio kept for the music detector (``unhappy_paths.hold.detect_music``)."""
+
 log = structlog.get_logger("voiceflow.session")
 
 _call_numbers = itertools.count(1)
@@ -112,8 +115,10 @@ class Session:
             stt = Recognizer(await self._providers(ProviderKind.STT, self.agent.stt, unavailable))
             toolbox = self._toolbox(llm)
             judge = await self._pause_judge()
+            tail = judge.tail if judge is not None else (
+                AudioTail(MUSIC_SECONDS) if self.agent.unhappy_paths.hold.detect_music else None)
             try:
-                await self._converse(stt, vad, llm, tts, unavailable, toolbox, judge)
+                await self._converse(stt, vad, llm, tts, unavailable, toolbox, judge, tail)
             finally:
                 await stt.aclose()  # also when cancelled while the stream was still opening
                 if toolbox is not None:
@@ -131,6 +136,7 @@ class Session:
         unavailable: list[str],
         toolbox: Toolbox | None,
         judge: PauseJudge | None,
+        tail: AudioTail | None,
     ) -> None:
         """Open the recogniser's stream, then run the turn manager and the call's pumps."""
         if stt.providers:
@@ -153,6 +159,7 @@ class Session:
             unavailable="; ".join(unavailable) or None,
             toolbox=toolbox,
             judge=judge,
+            tail=tail,
         )
         if self._hang_up_reason is not None:
             self.request_hang_up(self._hang_up_reason)
@@ -168,7 +175,6 @@ class Session:
             if unavailable:
                 tg.start_soon(self._discard_caller_audio, name="caller-audio")
             else:
-                tail = judge.tail if judge is not None else None
                 tg.start_soon(self._pump_caller_audio, vad, stt, manager.inbox, tail, name="caller-audio")
                 tg.start_soon(stt.run, name="stt")
                 tg.start_soon(self._pump_recognizer, stt, manager.inbox, name="transcripts")
@@ -186,7 +192,7 @@ class Session:
         if not detectors:
             log.warning("no end-of-turn model could start: the silence rule ends turns", problems=problems)
             return None
-        seconds = max(detector.max_audio_seconds for detector in detectors)
+        seconds = max(MUSIC_SECONDS, *(detector.max_audio_seconds for detector in detectors))
         return PauseJudge(detectors, AudioTail(seconds))
 
     def _toolbox(self, llm: Chain[LLMProvider[Any]]) -> Toolbox | None:

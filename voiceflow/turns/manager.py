@@ -27,6 +27,7 @@ from voiceflow.config.tools import RESET_STATE
 from voiceflow.metrics.timeline import CallTimeline
 from voiceflow.providers import CallTransport, LLMProvider
 from voiceflow.redaction import redact
+from voiceflow.runtime.audio_tail import AudioTail
 from voiceflow.runtime.chain import AttemptRecord, Chain
 from voiceflow.runtime.recognizer import Recognizer
 from voiceflow.runtime.reply import ReplyPipeline
@@ -52,12 +53,14 @@ from voiceflow.turns.events import (
     TimerFired,
     TranscriptReceived,
 )
+from voiceflow.turns.hold import HoldWatch
 from voiceflow.turns.keypad import EntryDone, EntryGoesOn, KeypadEntry, SwitchState
 from voiceflow.turns.overlap_watch import OverlapWatch
 from voiceflow.turns.pause_judge import PauseJudge
 from voiceflow.turns.replies import ActiveReply, ReplyLauncher, TextSource, UserTurn, fixed_text, llm_text
 from voiceflow.turns.timers import Timers
 from voiceflow.turns.tool_use import ToolUse
+from voiceflow.turns.triage import Route, Triage, TurnTriage
 from voiceflow.turns.unhappy import Line, UnhappyScript
 
 log = structlog.get_logger("voiceflow.turns")
@@ -80,6 +83,7 @@ class TurnManager:
         unavailable: str | None = None,
         toolbox: Toolbox | None = None,
         judge: PauseJudge | None = None,
+        tail: AudioTail | None = None,
     ) -> None:
         self.agent = agent
         self.clock = clock
@@ -94,6 +98,8 @@ class TurnManager:
         self.unavailable = unavailable
         self.toolbox = toolbox
         self.judge = judge
+        self.tail = tail
+        self.hold = HoldWatch(lambda: self.agent.unhappy_paths.hold)
         """Set when a stage cannot serve this call at all: the agent says so and hangs up."""
         self.conversation = Conversation(agent.prompt.system, agent.context.max_turns)
         self.conversation_state: str | None = None
@@ -107,6 +113,7 @@ class TurnManager:
         self._end_reason = "goodbye"
         self._failed_speculation: UserTurn | None = None
         self.script = UnhappyScript(agent.unhappy_paths)
+        self.triage = TurnTriage(self.script, self.hold, tail)
         self._inbox_send, self._inbox = anyio.create_memory_object_stream[Event](1024)
         self._tg: TaskGroup | None = None
         self._timers: Timers | None = None
@@ -280,8 +287,31 @@ class TurnManager:
                 pass
 
     def _answerable(self, user: UserTurn | None) -> bool:
-        """Whether the turn would be answered (not asked again, not apologised for)."""
-        return user is not None and self.script.for_caller_turn(user.text, user.failure, user.confidence) is None
+        """Whether the turn would go to the LLM (see :mod:`voiceflow.turns.triage`)."""
+        return user is not None and self.triage.judge(user).route is Route.LLM
+
+    def _not_for_the_llm(self, user: UserTurn, triage: Triage) -> None:
+        """Music, a request to hold, or noise while on hold: never answered by the LLM (a held
+        reply already started for it is dropped)."""
+        if self.active is not None and self.active.speculative:
+            self._drop_speculation()
+        self.hold.hold(self.clock.now())
+        if triage.route is Route.HOLD and triage.line is not None:
+            self.conversation.add_user(user.text)
+            self.conversation.add_assistant(triage.line.text)
+            self._say(triage.line, user_turn=user)
+            return
+        music = triage.music
+        turn = self.timeline.new_turn("music" if music is not None else "noise on hold")
+        turn.user_text, turn.outcome = user.text, "ignored"
+        turn.marks.update(user.marks)
+        turn.endpointing = [music.describe()] if music is not None else []
+        log.info("caller turn ignored on hold", music=music is not None)
+        line = self.hold.music_line() if music is not None else None
+        if line is not None:
+            self._say(Line("hold", line))
+        else:
+            self._became_idle()
 
     def _speculate(self, user: UserTurn) -> None:
         """Start the reply before the silence confirms the turn; hold its audio until it does."""
@@ -303,6 +333,12 @@ class TurnManager:
     def _end_user_turn(self) -> None:
         self._timers_cancel(Timer.ENDPOINT, Timer.MAX_WAIT)
         user = self.endpointer.end()
+        triage = self.triage.judge(user)
+        if triage.route in (Route.HOLD, Route.IGNORE):
+            self._not_for_the_llm(user, triage)
+            return
+        if triage.route is Route.LLM:
+            self.hold.released()
         active = self.active
         if active is not None and active.speculative:
             if active.user_turn is user and user.awaiting is None:
@@ -319,9 +355,8 @@ class TurnManager:
             self.conversation.add_user(text)
             self._say(self.script.apology("the reply to this turn failed"), user_turn=user)
             return
-        line = self.script.for_caller_turn(text, user.failure, user.confidence)
-        if line is not None:
-            self._say(line, user_turn=user)
+        if triage.line is not None:
+            self._say(triage.line, user_turn=user)
             return
         self.conversation.add_user(text)
         self.script.caller_answered()
@@ -566,7 +601,8 @@ class TurnManager:
         if self._input_ended:
             self._timers_set(Timer.IDLE_END, self.clock.now() + self.agent.session.end_when_idle_after_input)
         else:
-            self._timers_set(Timer.SILENCE, self.clock.now() + self.agent.unhappy_paths.silence.reprompt_after)
+            reprompt_after = self.agent.unhappy_paths.silence.reprompt_after
+            self._timers_set(Timer.SILENCE, self.hold.silence_deadline(self.clock.now(), reprompt_after))
 
     def _on_caller_audio_ended(self) -> None:
         self._input_ended = True

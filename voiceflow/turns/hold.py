@@ -1,0 +1,68 @@
+"""Waiting on hold: a caller who said "hold on", or whose line plays music, is waited for quietly.
+
+Two things would otherwise go wrong, and both are what callers of voice agents complain about:
+the agent answers the hold music (a recogniser hears lyrics, or nothing, and the agent asks
+"Sorry, I didn't catch that?" into the music), and the silence policy re-prompts and then hangs
+up on someone who only asked for a minute. While on hold, the silence timer runs to
+``hold.max_seconds`` instead of ``silence.reprompt_after``; any caller turn that is answered
+ends the hold.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import structlog
+
+from voiceflow.config.models import HoldPolicy
+from voiceflow.runtime.music import MusicVerdict, judge_music
+
+log = structlog.get_logger("voiceflow.hold")
+
+
+class HoldWatch:
+    def __init__(self, settings: Callable[[], HoldPolicy]) -> None:
+        self._settings = settings
+        self.until: float | None = None
+        """While set, the agent is on hold until then."""
+        self._music_said = False
+
+    @property
+    def settings(self) -> HoldPolicy:
+        return self._settings()
+
+    def asks_to_hold(self, text: str) -> bool:
+        words = " ".join(re.findall(r"[a-z']+", text.lower()))
+        return any(re.search(rf"\b{re.escape(phrase.lower())}\b", words) for phrase in self.settings.phrases)
+
+    def music(self, pcm: bytes) -> MusicVerdict | None:
+        """The music verdict on a caller turn's audio, when detection is on and it is music."""
+        if not self.settings.detect_music:
+            return None
+        verdict = judge_music(pcm)
+        return verdict if verdict is not None and verdict.music else None
+
+    def hold(self, now: float) -> None:
+        if self.until is None:
+            log.info("on hold", seconds=self.settings.max_seconds)
+        self.until = now + self.settings.max_seconds
+
+    def music_line(self) -> str | None:
+        """The line to say once when music starts on hold (if the agent file has one)."""
+        if self._music_said or self.settings.music_line is None:
+            return None
+        self._music_said = True
+        return self.settings.music_line
+
+    def released(self) -> None:
+        """The caller is back (a turn that is answered)."""
+        if self.until is not None:
+            log.info("off hold")
+        self.until, self._music_said = None, False
+
+    def silence_deadline(self, now: float, reprompt_after: float) -> float:
+        if self.until is not None and self.until > now:
+            return self.until
+        self.until = None
+        return now + reprompt_after

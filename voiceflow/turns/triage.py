@@ -1,0 +1,64 @@
+"""What a finished caller turn is for: the LLM, a line of the unhappy-path script, or nothing.
+
+Most turns go to the LLM. Some must not: an empty or unsure transcript (asked again), a turn the
+recogniser failed on (apologised for), hold music or noise while the caller has the agent on
+hold (ignored), a request to hold (acknowledged with a fixed line, then a quiet wait). Deciding
+it in one place means the preemptive reply, which starts before the turn is confirmed, follows
+exactly the same rules as the confirmed one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from voiceflow.frames import SAMPLE_RATE
+from voiceflow.runtime.audio_tail import AudioTail
+from voiceflow.runtime.music import MusicVerdict
+from voiceflow.turns.hold import HoldWatch
+from voiceflow.turns.replies import UserTurn
+from voiceflow.turns.unhappy import Line, UnhappyScript
+
+
+class Route(Enum):
+    LLM = "llm"
+    SCRIPT = "script"
+    """Answered with ``line`` (unclear, low confidence, a failure's apology)."""
+    HOLD = "hold"
+    """A request to hold: acknowledged with ``line``, then a quiet wait."""
+    IGNORE = "ignore"
+    """Music, or noise while on hold: not answered at all."""
+
+
+@dataclass(frozen=True, slots=True)
+class Triage:
+    route: Route
+    line: Line | None = None
+    music: MusicVerdict | None = None
+
+
+class TurnTriage:
+    def __init__(self, script: UnhappyScript, hold: HoldWatch, tail: AudioTail | None) -> None:
+        self.script = script
+        self.hold = hold
+        self.tail = tail
+
+    def judge(self, user: UserTurn) -> Triage:
+        music = self._music(user)
+        if music is not None:
+            return Triage(Route.IGNORE, music=music)
+        if self.hold.asks_to_hold(user.text):
+            return Triage(Route.HOLD, Line("hold", self.hold.settings.say))
+        line = self.script.for_caller_turn(user.text, user.failure, user.confidence)
+        if line is None:
+            return Triage(Route.LLM)
+        if self.hold.until is not None and user.failure is None:
+            return Triage(Route.IGNORE)  # a sound on the line while the caller is away
+        return Triage(Route.SCRIPT, line)
+
+    def _music(self, user: UserTurn) -> MusicVerdict | None:
+        end = user.marks.get("user_speech_end")
+        if self.tail is None or end is None:
+            return None
+        pcm = self.tail.until(end)
+        return self.hold.music(pcm[-2 * round((end - user.start) * SAMPLE_RATE) :])
