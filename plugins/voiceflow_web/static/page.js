@@ -212,12 +212,18 @@ function turnRow(number) {
   return (state.turns[number] ||= { number, kind: "", user: "", agent: "", heard: "", outcome: "", m2eServer: null, m2ePage: null });
 }
 
-// A page measurement belongs to the latest turn that is not the greeting and has none yet.
+// A page measurement belongs to the reply that was playing: the latest turn (not the greeting)
+// whose start had been announced by then. The announcement may trail the sound by a poll of the
+// server's relay, hence the slack; a reply cut off before it was heard gets no figure.
+const ANNOUNCE_SLACK = 0.5;
+
 function claimMeasurement() {
-  const open = Object.values(state.turns).filter((t) => t.kind && t.kind !== "greeting" && t.m2ePage === null);
   for (const measurement of state.pageM2E.filter((m) => m.turn === null)) {
-    const turn = open.shift();
-    if (!turn) return;
+    const started = Object.values(state.turns)
+      .filter((t) => t.kind && t.kind !== "greeting" && t.startedAt !== undefined && t.startedAt <= measurement.at + ANNOUNCE_SLACK)
+      .sort((a, b) => b.number - a.number);
+    const turn = started[0];
+    if (!turn || turn.m2ePage !== null) continue;
     turn.m2ePage = measurement.ms;
     measurement.turn = turn.number;
   }
