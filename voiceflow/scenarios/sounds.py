@@ -1,0 +1,236 @@
+"""The simulated caller's sounds, as PCM16 mono at 16 kHz: speech from espeak-ng, recordings,
+noise, a cough, hold music from sox, silence.
+
+Each sound is a :class:`Clip` that also knows when each of its words is said (spread over the
+voiced part of each line by length: good to a word, which is what the caller-script recogniser
+and the checks need) and where its voice starts. Synthesis is deterministic (fixed seeds, sox in
+repeatable mode) and cached, so a scenario sounds the same on every run.
+"""
+
+from __future__ import annotations
+
+import functools
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from voiceflow.audio import read_wav
+from voiceflow.frames import SAMPLE_RATE
+from voiceflow.scenarios.model import CallerEvent
+
+Samples = npt.NDArray[np.int16]
+
+VOICED_BELOW_PEAK_DB = 35.0
+"""A 10 ms block within this many dB of the loudest one is voice (for word timing and onsets)."""
+
+NOISE_DBFS = -30.0
+COUGH_PEAK_DBFS = -6.0
+MUSIC_DBFS = -20.0
+
+
+class SoundError(RuntimeError):
+    """A sound could not be made (a missing program, a failing synthesis)."""
+
+
+@dataclass(frozen=True)
+class Word:
+    text: str
+    start: float
+    end: float
+
+
+@dataclass
+class Clip:
+    """A sound for the caller to play: samples, the words in it, and where its voice starts."""
+
+    samples: Samples
+    words: list[Word] = field(default_factory=list)
+    onset: float | None = None
+    """Seconds from the clip's start to its first voiced sound (``None``: nothing voiced)."""
+
+    @property
+    def seconds(self) -> float:
+        return len(self.samples) / SAMPLE_RATE
+
+    def then(self, other: Clip) -> Clip:
+        """This clip followed by ``other``."""
+        shift = self.seconds
+        words = self.words + [Word(w.text, w.start + shift, w.end + shift) for w in other.words]
+        onset = self.onset if self.onset is not None else (None if other.onset is None else other.onset + shift)
+        return Clip(np.concatenate([self.samples, other.samples]), words, onset)
+
+
+def quiet(seconds: float) -> Clip:
+    return Clip(np.zeros(round(seconds * SAMPLE_RATE), dtype=np.int16))
+
+
+def clip_for(event: CallerEvent, *, voice: str, rate: int, pitch: int, seed: int) -> Clip:
+    """The sound of one caller move (``voice``, ``rate`` and ``pitch`` for speech without its own)."""
+    match event.action:
+        case "say":
+            assert event.say is not None
+            clip = quiet(0.0)
+            for piece in event.say:
+                if isinstance(piece, str):
+                    spoken = speech(piece, event.voice or voice, event.rate or rate, event.pitch or pitch)
+                    clip = clip.then(spoken)
+                else:
+                    clip = clip.then(quiet(piece))
+        case "audio":
+            assert event.audio is not None
+            clip = recording(event.audio, event.start, event.end, event.text)
+            for pause in sorted(event.pauses, key=lambda p: p.at, reverse=True):
+                clip = inserted(clip, pause.at, quiet(pause.seconds))
+        case "noise":
+            assert event.noise is not None
+            clip = noise(event.noise, NOISE_DBFS, seed)
+        case "cough":
+            assert event.cough is not None
+            clip = cough(event.cough, seed)
+        case "music":
+            assert event.music is not None
+            clip = music(event.music)
+        case _:
+            assert event.silence is not None
+            clip = quiet(event.silence)
+    return gained(clip, event.gain) if event.gain else clip
+
+
+@functools.lru_cache(maxsize=256)
+def _espeak(text: str, voice: str, rate: int, pitch: int) -> bytes:
+    binary = shutil.which("espeak-ng")
+    if binary is None:
+        raise SoundError("espeak-ng is not installed (Debian: apt-get install espeak-ng)")
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = Path(tmp) / "say.wav"
+        try:
+            subprocess.run([binary, "-v", voice, "-s", str(rate), "-p", str(pitch), "-w", str(wav), "--", text],
+                           check=True, capture_output=True, timeout=60)
+        except subprocess.CalledProcessError as exc:
+            problem = exc.stderr.decode(errors="replace").strip() or f"exit status {exc.returncode}"
+            raise SoundError(f"espeak-ng could not say {text!r} with voice {voice!r}: {problem}") from None
+        return read_wav(wav)
+
+
+def speech(text: str, voice: str, rate: int, pitch: int) -> Clip:
+    """``text`` said by espeak-ng, trimmed to its voice (espeak-ng pads both ends with silence),
+    its words spread over it by length."""
+    samples = np.frombuffer(_espeak(text, voice, rate, pitch), dtype=np.int16)
+    bounds = voiced_bounds(samples)
+    if bounds is None:
+        return Clip(samples.copy())
+    start, end = bounds
+    trimmed = samples[round(start * SAMPLE_RATE) : round(end * SAMPLE_RATE)].copy()
+    return Clip(trimmed, spread(text, 0.0, len(trimmed) / SAMPLE_RATE), 0.0)
+
+
+def recording(path: Path, start: float | None, end: float | None, text: str | None) -> Clip:
+    """A WAV file (any rate, mixed to mono), cut to ``start``–``end``; ``text`` is what it says."""
+    samples = np.frombuffer(read_wav(path), dtype=np.int16)
+    first = round((start or 0.0) * SAMPLE_RATE)
+    last = len(samples) if end is None else min(len(samples), round(end * SAMPLE_RATE))
+    samples = samples[first:last].copy()
+    bounds = voiced_bounds(samples)
+    if bounds is None:
+        return Clip(samples)
+    words = spread(text, *bounds) if text else []
+    return Clip(samples, words, bounds[0])
+
+
+def inserted(clip: Clip, at: float, gap: Clip) -> Clip:
+    """``gap`` put into ``clip`` at ``at`` seconds; words after that point move on by its length."""
+    cut = min(len(clip.samples), round(at * SAMPLE_RATE))
+    shift = gap.seconds
+    point = cut / SAMPLE_RATE
+    words = [w if w.end <= point else Word(w.text, w.start + shift * (w.start >= point), w.end + shift)
+             for w in clip.words]
+    onset = clip.onset if clip.onset is None or clip.onset < point else clip.onset + shift
+    return Clip(np.concatenate([clip.samples[:cut], gap.samples, clip.samples[cut:]]), words, onset)
+
+
+def spread(text: str, start: float, end: float) -> list[Word]:
+    """The words of ``text`` placed over ``start``–``end`` in proportion to their length."""
+    tokens = text.split()
+    total = sum(len(token) + 1 for token in tokens)
+    words, at = [], 0
+    for token in tokens:
+        first = start + (end - start) * at / total
+        at += len(token) + 1
+        words.append(Word(token, first, start + (end - start) * at / total))
+    return words
+
+
+def voiced_bounds(samples: Samples) -> tuple[float, float] | None:
+    """(start, end) seconds of the voice in ``samples``: the first and last 10 ms block within
+    :data:`VOICED_BELOW_PEAK_DB` of the loudest; ``None`` for silence."""
+    hop = SAMPLE_RATE // 100
+    usable = len(samples) - len(samples) % hop
+    if usable == 0:
+        return None
+    power = np.square(samples[:usable].astype(np.float64)).reshape(-1, hop).mean(axis=1)
+    if power.max() <= 0:
+        return None
+    loud = np.flatnonzero(power >= power.max() * 10.0 ** (-VOICED_BELOW_PEAK_DB / 10.0))
+    return float(loud[0] * hop / SAMPLE_RATE), float((loud[-1] + 1) * hop / SAMPLE_RATE)
+
+
+def noise(seconds: float, dbfs: float, seed: int) -> Clip:
+    """White noise at ``dbfs`` RMS."""
+    rms = 32768.0 * 10.0 ** (dbfs / 20.0)
+    values = np.random.default_rng(seed).normal(0.0, rms, round(seconds * SAMPLE_RATE))
+    return Clip(to_pcm(values), onset=0.0)
+
+
+def cough(seconds: float, seed: int) -> Clip:
+    """A cough's shape: a sharp burst of low-passed noise that dies away."""
+    n = round(seconds * SAMPLE_RATE)
+    rng = np.random.default_rng(seed)
+    raw = np.convolve(rng.normal(0.0, 1.0, n), np.ones(6) / 6, mode="same")  # duller than white noise
+    t = np.arange(n) / SAMPLE_RATE
+    envelope = np.minimum(1.0, t / 0.01) * np.exp(-t / max(seconds / 4, 0.02))
+    shaped = raw * envelope
+    peak = float(np.abs(shaped).max()) or 1.0
+    return Clip(to_pcm(shaped / peak * 32767 * 10.0 ** (COUGH_PEAK_DBFS / 20.0)), onset=0.0)
+
+
+NOTES = (("C4", "E4", "G4"), ("A3", "C4", "E4"), ("F3", "A3", "C4"), ("G3", "B3", "D4"))
+"""The hold music's chords, each plucked for half a second."""
+
+
+@functools.lru_cache(maxsize=16)
+def _sox_music(seconds: float) -> bytes:
+    binary = shutil.which("sox")
+    if binary is None:
+        raise SoundError("sox is not installed (Debian: apt-get install sox)")
+    chords: list[str] = []
+    for index in range(max(1, int(np.ceil(seconds / 0.5)))):
+        if index:
+            chords.append(":")
+        chords += ["synth", "0.5", *[part for note in NOTES[index % len(NOTES)] for part in ("pluck", note)]]
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = Path(tmp) / "music.wav"
+        command = [binary, "-R", "-n", "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", str(wav), *chords,
+                   "trim", "0", f"{seconds:.3f}", "norm", f"{MUSIC_DBFS + 3:.1f}"]
+        try:
+            subprocess.run(command, check=True, capture_output=True, timeout=120)
+        except subprocess.CalledProcessError as exc:
+            raise SoundError(f"sox could not make hold music: {exc.stderr.decode(errors='replace').strip()}") from None
+        return read_wav(wav)
+
+
+def music(seconds: float) -> Clip:
+    """Hold music: plucked chords from sox, peaking near -17 dBFS."""
+    return Clip(np.frombuffer(_sox_music(round(seconds, 3)), dtype=np.int16).copy(), onset=0.0)
+
+
+def gained(clip: Clip, db: float) -> Clip:
+    return Clip(to_pcm(clip.samples.astype(np.float64) * 10.0 ** (db / 20.0)), clip.words, clip.onset)
+
+
+def to_pcm(values: npt.NDArray[np.float64]) -> Samples:
+    return np.clip(np.round(values), -32768, 32767).astype(np.int16)
