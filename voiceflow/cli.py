@@ -455,6 +455,33 @@ def prepare(agent_file: Annotated[Path, typer.Argument(help="The agent YAML file
     typer.echo(f"{agent_file}: all models ready")
 
 
+@app.command("test")
+def test_agent(
+    agent_file: Annotated[Path, typer.Argument(help="The agent YAML file.")],
+    scenario_file: Annotated[Path, typer.Argument(help="The scenario YAML file (docs/testing-agents.md).")],
+    only: Annotated[
+        list[str] | None, typer.Option("--only", "-k", help="Run only scenarios whose name contains this.")
+    ] = None,
+    junit: Annotated[Path | None, typer.Option(help="Also write the verdicts as JUnit XML (for CI).")] = None,
+    recordings: Annotated[
+        Path | None, typer.Option(help="Write each call here as a stereo WAV and its timeline JSON.")
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show every call's timeline.")] = False,
+    plugin: Annotated[
+        list[str] | None, typer.Option(help="Also load this plugin module (tools, providers for the test).")
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "warning",
+) -> None:
+    """Run scenario tests of an agent: a simulated caller on real audio, checked turn by turn."""
+    from voiceflow.scenarios.command import run_tests
+
+    fmt, level = _log_options("console", log_level)
+    configure_logging(fmt, level)
+    extra = list(_registry_with(plugin or []).plugins)
+    raise typer.Exit(run_tests(agent_file, scenario_file, extra, only=only or [], junit=junit,
+                               recordings=recordings, verbose=verbose))
+
+
 def main() -> None:
     try:
         PluginRegistry().add_commands(app)

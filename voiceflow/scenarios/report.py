@@ -172,8 +172,8 @@ def lanes(outcome: Outcome) -> list[str]:
         samples = np.abs(move.clip.samples.astype(np.int32))
         loud = max(1, int(samples.max(initial=0)) // 10) if len(samples) else 1
         hop = max(1, round(step * SAMPLE_RATE))
-        end = len(samples) if move.end is None else min(len(samples), round((move.end - move.start) * SAMPLE_RATE))
-        for at in range(0, end, hop):
+        played = len(samples) if move.end is None else min(len(samples), round((move.end - move.start) * SAMPLE_RATE))
+        for at in range(0, played, hop):
             if samples[at : at + hop].max(initial=0) >= loud:
                 put(caller, move.start + at / SAMPLE_RATE, char)
     for speech in line.speech:
@@ -187,15 +187,26 @@ def lanes(outcome: Outcome) -> list[str]:
             put(marks, turn.marks["endpoint"], "e")
         if "interrupted" in turn.marks:
             put(marks, turn.marks["interrupted"], "x")
-    ticks = max(1, round(1.0 / step)) if step < 1 else 1
-    axis = "".join(str(int(i * step)) if i % ticks == 0 and int(i * step) < 10 else
-                   ("|" if i % ticks == 0 else " ") for i in range(columns))
+    axis = _axis(columns, step)
     return [
         f"caller |{''.join(caller)}",
         f"agent  |{''.join(agent)}",
         f"marks  |{''.join(marks)}",
-        f"       {axis} ({step:g} s a column; # caller, ~ noise, = agent, e turn end, x cut off)",
+        f"        {axis}",
+        f"        ({step:g} s a column; # caller, ~ noise, = agent, e turn end, x cut off)",
     ]
+
+
+def _axis(columns: int, step: float) -> str:
+    """Seconds under the lanes, as often as their labels fit."""
+    width = len(str(int(columns * step))) + 1
+    every = next((n for n in (1, 2, 5, 10, 30, 60, 120, 300, 600) if n / step >= width), 3600)
+    axis = [" "] * columns
+    for second in range(0, int(columns * step) + 1, every):
+        label, column = str(second), round(second / step)
+        if column + len(label) <= columns:
+            axis[column : column + len(label)] = label
+    return "".join(axis)
 
 
 def write_junit(outcomes: Sequence[Outcome], path: Path, suite_name: str) -> None:
