@@ -43,6 +43,13 @@ class _Samples:
         self._odd = data[cut:]
         return data[:cut]
 
+    def finish(self, url: str) -> None:
+        """The stream ended: an odd byte left over means bytes were lost on the way (the rest of
+        the audio was out of step), a corrupt stream the chain must hear about."""
+        if self._odd:
+            raise ProviderError(f"deepgram-aura: {url} sent audio ending mid-sample (an odd number of bytes): "
+                                "the stream is corrupt")
+
 
 class DeepgramAura(TTSProvider[AuraConfig]):
     """Deepgram Aura text-to-speech, streamed as linear16 over a kept-open websocket (or REST)."""
@@ -124,6 +131,7 @@ class DeepgramAura(TTSProvider[AuraConfig]):
                         yield TTSAudio(pcm, rate)
                 elif field(message, "type") == "Flushed":
                     flushed = True
+                    samples.finish(self.url)
                     return
                 # Metadata, a stale Cleared, Warning: nothing to play.
         finally:
@@ -159,6 +167,7 @@ class DeepgramAura(TTSProvider[AuraConfig]):
                 try:
                     chunk = await anext(stream)
                 except StopAsyncIteration:
+                    samples.finish(self.url)
                     return
                 except Exception as exc:  # noqa: BLE001 - every SDK failure is mapped
                     raise self._error(exc) from None

@@ -59,15 +59,11 @@ FALLBACK_STT = {"provider": "scripted-stt", "lines": ["what time is it"] * 20, "
 
 
 def recognizers(monkeypatch: pytest.MonkeyPatch, pool: ProviderPool) -> list[list[AttemptRecord]]:
-    """Every call's attempts to open an STT stream, one list per call, in order.
-
-    It also hands the recognisers the pool's breakers, as ``Session`` does not yet
-    (``Recognizer(..., breaker=self.pool.breaker)``; a no-op once it does).
-    """
+    """Every call's attempts to open an STT stream, one list per call, in order."""
     calls: list[list[AttemptRecord]] = []
 
     def recognizer(providers: Any, **options: Any) -> Recognizer:
-        options.setdefault("breaker", pool.breaker)
+        assert options.get("breaker") == pool.breaker  # the session hands over the pool's breakers
         created = Recognizer(providers, **options)
         calls.append([])
         created.observers.append(calls[-1].append)
@@ -128,6 +124,10 @@ async def test_a_recogniser_that_hangs_as_it_opens_is_skipped_by_later_calls_the
     assert all(a.error == "open stream: no answer within 0.4 s" for a in calls[0] if a.provider == "faulty-stt")
     assert [outcome(c, "scripted-stt") for c in calls] == ["opened"] * 3
     assert [answered(r) for r in results] == ["what time is it"] * 3
+    # Each call's timeline names what happened to its recogniser before any turn.
+    notes = [r.timeline.as_dict()["notes"] for r in results]
+    assert notes[0] == ["stt/faulty-stt: open stream: no answer within 0.4 s"], notes
+    assert len(notes[2]) == 1 and "circuit" in notes[2][0], notes
     breaker = breaker_of(pool, "faulty-stt")
     assert breaker.state is CircuitState.OPEN
 

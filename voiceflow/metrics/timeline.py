@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from voiceflow.metrics.budget import BudgetMiss
     from voiceflow.tools.toolbox import ToolOutcome
 
 MARKS = (
@@ -72,6 +73,8 @@ class TurnTimeline:
     """How the end of the caller's turn was judged (model verdicts, transcript rules)."""
     states: list[str] = field(default_factory=list)
     """Conversation-state switches during this turn (``"spelling (by tool start_spelling)"``)."""
+    budget_misses: list[BudgetMiss] = field(default_factory=list)
+    """The agent's latency budgets this turn went over, each with the stage to blame."""
 
     def mark(self, name: str, t: float) -> None:
         self.marks[name] = t
@@ -105,6 +108,7 @@ class TurnTimeline:
             "states": self.states,
             "endpointing": self.endpointing,
             "overlaps": self.overlaps,
+            "budget_misses": [miss.as_dict() for miss in self.budget_misses],
             "marks": {name: round(t - self.origin, 4) for name, t in ordered},
             "spans": {
                 name: round(value, 4)
@@ -119,6 +123,9 @@ class CallTimeline:
     call_id: str
     origin: float
     turns: list[TurnTimeline] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """What happened outside any turn: a recogniser that failed or was skipped (circuit open)
+    when the call's stream was opened or replaced (already redacted)."""
 
     def new_turn(self, kind: str) -> TurnTimeline:
         turn = TurnTimeline(index=len(self.turns), kind=kind, origin=self.origin)
@@ -126,7 +133,7 @@ class CallTimeline:
         return turn
 
     def as_dict(self) -> dict[str, Any]:
-        return {"call_id": self.call_id, "turns": [turn.as_dict() for turn in self.turns]}
+        return {"call_id": self.call_id, "notes": self.notes, "turns": [turn.as_dict() for turn in self.turns]}
 
     def write(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.as_dict(), indent=2) + "\n", encoding="utf-8")

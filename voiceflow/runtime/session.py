@@ -17,11 +17,12 @@ import structlog
 from voiceflow.clock import Clock, using_clock
 from voiceflow.config.compose import AgentConfig
 from voiceflow.frames import Message, VADEvent, VADKind
+from voiceflow.metrics.budget import record_misses
 from voiceflow.metrics.timeline import CallTimeline
 from voiceflow.providers import CallTransport, LLMProvider, ProviderKind, TTSProvider
 from voiceflow.redaction import Redactor, redact, using_redactor
 from voiceflow.runtime.audio_tail import AudioTail
-from voiceflow.runtime.chain import Chain, StageFailed
+from voiceflow.runtime.chain import AttemptRecord, Chain, StageFailed
 from voiceflow.runtime.deadline import within
 from voiceflow.runtime.pool import NoProviderReady, ProviderPool
 from voiceflow.runtime.recognizer import Recognizer, RecognizerFailed, RecognizerUnavailable
@@ -78,7 +79,9 @@ class Session:
         self._hang_up_reason: str | None = None
 
     def result(self, ended_because: str | None = None) -> CallResult:
-        """What happened so far (the whole call once :meth:`run` has returned)."""
+        """What happened so far (the whole call once :meth:`run` has returned), with each turn's
+        latency budget misses recorded and logged."""
+        record_misses(self.timeline, self.agent.latency_budget)
         return CallResult(self.call_id, self.timeline, ended_because or self.ended_because)
 
     def request_hang_up(self, reason: str) -> None:
@@ -112,7 +115,9 @@ class Session:
                 breaker=self.pool.breaker,
             )
             tts = Chain[TTSProvider[Any]]("tts", tts_providers, self.clock, breaker=self.pool.breaker)
-            stt = Recognizer(await self._providers(ProviderKind.STT, self.agent.stt, unavailable))
+            stt = Recognizer(await self._providers(ProviderKind.STT, self.agent.stt, unavailable),
+                             breaker=self.pool.breaker)
+            stt.observers.append(self._stt_attempt)
             toolbox = self._toolbox(llm)
             judge = await self._pause_judge()
             tail = judge.tail if judge is not None else (
@@ -270,6 +275,10 @@ class Session:
                          lambda: llm.warm([Message("system", self.agent.prompt.system)]))
         except Exception as exc:  # noqa: BLE001 - warming is an optimisation, never a failure
             log.warning("LLM warm-up failed", error=redact(f"{type(exc).__name__}: {exc}"))
+
+    def _stt_attempt(self, record: AttemptRecord) -> None:
+        if record.error is not None:
+            self.timeline.notes.append(f"{record.stage}/{record.provider}: {record.error}")
 
     def _hang_up(self, reason: str) -> None:
         self.ended_because = reason
