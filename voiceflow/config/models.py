@@ -16,6 +16,7 @@ from pydantic import Field, field_validator, model_validator
 from voiceflow.config.base import Strict
 from voiceflow.config.serving import Serving
 from voiceflow.config.tools import RESET_STATE, ToolConfig
+from voiceflow.metrics.budget import LatencyBudget
 
 
 class Utterance(Strict):
@@ -433,6 +434,9 @@ class AgentCore(Strict):
     serving: Serving = Field(Serving(), description="Limits and drain when served (`voiceflow serve`).")
     session: Session = Field(Session(), description="Clock and end-of-call behaviour.")
     keypad: Keypad = Field(Keypad(), description="Keypad presses (DTMF) on phone lines.")
+    latency_budget: LatencyBudget = Field(
+        LatencyBudget(), description="How long each stage of a turn may take; misses are logged and fail `voiceflow test`."
+    )
     tools: list[ToolConfig] = Field(
         default_factory=list,
         max_length=64,
