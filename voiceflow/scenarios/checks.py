@@ -36,8 +36,8 @@ def word_error_rate(reference: list[str], hypothesis: list[str]) -> float:
 
 def text_matches(rule: TextMatch, text: str) -> bool:
     said = words(text)
-    if rule.is_ is not None:
-        return said == words(rule.is_)
+    if rule.exactly is not None:
+        return said == words(rule.exactly)
     if rule.contains is not None:
         part = words(rule.contains)
         return any(said[i : i + len(part)] == part for i in range(len(said) - len(part) + 1))
@@ -48,8 +48,8 @@ def text_matches(rule: TextMatch, text: str) -> bool:
 
 
 def describe(rule: TextMatch) -> str:
-    if rule.is_ is not None:
-        return repr(rule.is_)
+    if rule.exactly is not None:
+        return repr(rule.exactly)
     if rule.contains is not None:
         return f"containing {rule.contains!r}"
     if rule.matches is not None:

@@ -24,7 +24,7 @@ import numpy as np
 
 from voiceflow.clock import current_clock
 from voiceflow.frames import FRAME_SAMPLES, FRAME_SECONDS, SAMPLE_RATE, AudioFrame
-from voiceflow.providers import CallTransport, OutFrame, PlayedCallback
+from voiceflow.providers import CallTransport, KeypadCallback, OutFrame, PlayedCallback
 from voiceflow.runtime.reply import PlaybackMark, Reply
 from voiceflow.scenarios.hearing import HeardWord, WordLog
 from voiceflow.scenarios.model import CallerEvent, Scenario, Timing
@@ -138,6 +138,7 @@ class ScenarioLine(CallTransport):
         self._by_reply: dict[int, AgentSpeech] = {}
         self._echo_words: dict[int, int] = {}
         self._callback: PlayedCallback = lambda mark, t: None
+        self._keypad: KeypadCallback | None = None
         self._rng = np.random.default_rng(7)
 
     # --- the agent's side: the file transport's playout, watched ----------------------------
@@ -163,6 +164,9 @@ class ScenarioLine(CallTransport):
     def on_played(self, callback: PlayedCallback) -> None:
         self._callback = callback
         self.playout.on_played(self._played)
+
+    def on_dtmf(self, callback: KeypadCallback) -> None:
+        self._keypad = callback
 
     def _played(self, tagged: object, t: float) -> None:
         mark = tagged.mark if isinstance(tagged, _Tagged) else tagged
@@ -209,8 +213,11 @@ class ScenarioLine(CallTransport):
             move.start = t
             self.words.add(_words_of(move, t))
             samples = move.clip.samples
+            keys = _key_times(move.event, t)
             for at in range(0, len(samples), FRAME_SAMPLES):
                 move.last_frame = t
+                while keys and keys[0][1] < t + FRAME_SECONDS and self._keypad is not None:
+                    self._keypad(*keys.pop(0))
                 yield await self._frame(t, samples[at : at + FRAME_SAMPLES])
                 t += FRAME_SECONDS
             move.finished = True
@@ -273,6 +280,11 @@ class ScenarioLine(CallTransport):
         """(caller, agent) from the call's start, equal lengths."""
         length = max(self.caller_track.length, self.agent_track.length)
         return self.caller_track.window(0.0, length), self.agent_track.window(0.0, length)
+
+
+def _key_times(event: CallerEvent, t: float) -> list[tuple[str, float]]:
+    """When each key of a ``press`` move started at ``t`` goes down."""
+    return [(key, t + i * event.key_gap) for i, key in enumerate(event.press or "")]
 
 
 def _words_of(move: Move, t: float) -> list[HeardWord]:

@@ -24,7 +24,10 @@ from voiceflow.config.base import Strict
 from voiceflow.metrics.timeline import SPANS
 
 Anchor = Literal["previous", "agent_starts", "agent_done"]
-ACTIONS = ("say", "audio", "noise", "cough", "music", "silence")
+ACTIONS = ("say", "audio", "noise", "cough", "music", "silence", "press")
+TurnKind = Annotated[str, Field(pattern=r"^[a-z_]{1,32}$")]
+"""A kind of agent turn as the timeline names it: greeting, reply, reprompt, unclear, apology,
+hold, goodbye… (not a closed list: the runtime may add kinds)."""
 Seconds = Annotated[float, Field(ge=0, le=3600)]
 
 
@@ -42,9 +45,7 @@ class Timing(Strict):
         "whose agent greets, agent_done (the caller lets the greeting finish).",
     )
     wait: Seconds = Field(0.0, description="Seconds after the anchor.")
-    turn: Literal["greeting", "reply", "reprompt", "unclear", "apology", "goodbye"] | None = Field(
-        None, description="With agent_starts / agent_done: only a turn of this kind counts."
-    )
+    turn: TurnKind | None = Field(None, description="With agent_starts / agent_done: only a turn of this kind counts.")
 
     @model_validator(mode="after")
     def _turn_needs_the_agent(self) -> Timing:
@@ -85,11 +86,15 @@ class CallerEvent(Timing):
     cough: float | None = Field(None, gt=0, le=5, description="A cough-like burst this many seconds long.")
     music: float | None = Field(None, gt=0, le=600, description="Seconds of hold music (made with sox).")
     silence: float | None = Field(None, gt=0, le=3600, description="Seconds of a quiet line.")
+    press: str | None = Field(
+        None, pattern=r"^[0-9*#A-D]{1,64}$", description="Keys pressed on the keypad (DTMF, out of band), one per key_gap."
+    )
 
     voice: str | None = Field(None, max_length=64, description="espeak-ng voice (default: the scenario's).")
     rate: int | None = Field(None, ge=80, le=450, description="Words per minute (default: the scenario's).")
     pitch: int | None = Field(None, ge=0, le=99, description="espeak-ng pitch, 0-99.")
     gain: float = Field(0.0, ge=-80, le=30, description="dB added to the sound's own level.")
+    key_gap: float = Field(0.25, gt=0, le=10, description="press: seconds from one key to the next.")
     start: Seconds | None = Field(None, description="audio: start this far into the recording.")
     end: Seconds | None = Field(None, description="audio: stop this far into the recording.")
     pauses: list[Pause] = Field(default_factory=list, description="audio: silences inserted mid-recording.")
@@ -137,14 +142,14 @@ class CallerEvent(Timing):
 
 
 def _text_match(value: Any) -> Any:
-    return {"is": value} if isinstance(value, str) else value
+    return {"exactly": value} if isinstance(value, str) else value
 
 
 class TextMatch(Strict):
-    """How a text must look: a plain string means ``is``. Comparisons ignore case, punctuation and
+    """How a text must look: a plain string means ``exactly``. Comparisons ignore case, punctuation and
     spacing ("Hello, there…" is "hello there")."""
 
-    is_: str | None = Field(None, alias="is", description="Exactly these words.")
+    exactly: str | None = Field(None, description="Exactly these words (a plain string means this).")
     contains: str | None = Field(None, description="These words, in a row, somewhere in it.")
     matches: str | None = Field(None, description="A Python regular expression searched in the raw text.")
     like: str | None = Field(None, description="Close to these words (see max_wer): for real recognisers.")
@@ -162,9 +167,9 @@ class TextMatch(Strict):
 
     @model_validator(mode="after")
     def _one_rule(self) -> TextMatch:
-        rules = [self.is_, self.contains, self.matches, self.like]
+        rules = [self.exactly, self.contains, self.matches, self.like]
         if sum(rule is not None for rule in rules) != 1:
-            raise ValueError("a text check needs exactly one of is, contains, matches, like")
+            raise ValueError("a text check needs exactly one of exactly, contains, matches, like")
         return self
 
 
@@ -192,9 +197,7 @@ class Yielded(Strict):
 class TurnCheck(Strict):
     """Checks on one agent turn, picked by kind and position."""
 
-    turn: Literal["any", "greeting", "reply", "reprompt", "unclear", "apology", "goodbye"] = Field(
-        "reply", description="Which kind of agent turn (any: every kind)."
-    )
+    turn: TurnKind = Field("reply", description="Which kind of agent turn (greeting, reply, reprompt…; any: every kind).")
     n: int = Field(1, ge=-100, le=100, description="Which one of them: 1 the first, -1 the last.")
     outcome: Literal["completed", "interrupted", "failed", "pending"] | None = None
     caller_said: Text | None = Field(None, description="The caller's turn this answers, as recognised.")
@@ -234,9 +237,7 @@ class TurnCheck(Strict):
         return n
 
 
-TurnLabel = Annotated[
-    str, Field(pattern=r"^(any|greeting|reply|reprompt|unclear|apology|goodbye)(/(completed|interrupted|failed|pending))?$")
-]
+TurnLabel = Annotated[str, Field(pattern=r"^[a-z_]{1,32}(/(completed|interrupted|failed|pending))?$")]
 
 
 class Expect(Strict):

@@ -101,6 +101,8 @@ def _move_entry(move: Move, zero: float) -> tuple[float, str]:
         what = "say " + " … ".join(_quote(p) if isinstance(p, str) else f"[{p:g} s pause]" for p in event.say)
     elif event.audio is not None:
         what = f"audio {event.audio.name}" + (f" {_quote(event.text)}" if event.text else "")
+    elif event.press is not None:
+        what = f"press {event.press!r}"
     else:
         what = f"{event.action} {getattr(event, event.action):g} s"
     if event.gain:
@@ -134,7 +136,7 @@ def _turn_entries(line: ScenarioLine, turn: TurnTimeline, number: int, zero: flo
         latency = f", mouth-to-ear {m2e:.2f} s" if m2e is not None else ""
         entries.append((speech.start - zero, f"{when}  {head}: {said}{paused}{latency}"))
     else:
-        t = min(turn.marks.values(), default=zero)
+        t = turn.marks.get("endpoint", turn.marks.get("llm_request", min(turn.marks.values(), default=zero)))
         entries.append((t - zero, f"{t - zero:5.2f}        {head} (never audible): {said}"))
     base = entries[-1][0]
     details = [f"over it: {note}" for note in turn.overlaps]

@@ -95,6 +95,9 @@ def clip_for(event: CallerEvent, *, voice: str, rate: int, pitch: int, seed: int
         case "music":
             assert event.music is not None
             clip = music(event.music)
+        case "press":
+            assert event.press is not None
+            clip = quiet(len(event.press) * event.key_gap)  # the keys go out of band, beside it
         case _:
             assert event.silence is not None
             clip = quiet(event.silence)
