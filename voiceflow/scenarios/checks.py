@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from voiceflow.frames import FRAME_SECONDS
 from voiceflow.metrics.timeline import TurnTimeline
 from voiceflow.scenarios.line import AgentSpeech, Move, ScenarioLine
-from voiceflow.scenarios.model import Expect, TextMatch, TurnCheck
+from voiceflow.scenarios.model import Bounds, Expect, TextMatch, TurnCheck
 from voiceflow.scenarios.results import Outcome, ScenarioRun
 
 _WORD = re.compile(r"[a-z0-9']+")
@@ -128,15 +128,27 @@ def _call_checks(run: ScenarioRun, line: ScenarioLine, expect: Expect) -> list[s
             failures.append(f"turns: expected {wanted}, got {actual}")
     if expect.cut_offs is not None:
         found = cut_offs(line)
-        if len(found) != expect.cut_offs:
+        allowed = expect.cut_offs
+        if len(found) != allowed if isinstance(allowed, int) else not _within(len(found), allowed):
             detail = "; ".join(
                 f"{speech.reply.kind} at {speech.start - line.origin:.2f} s into move {move.index + 1}"
                 for speech, move in found
             )
-            failures.append(f"cut_offs: expected {expect.cut_offs}, got {len(found)}" + (f" ({detail})" if detail else ""))
+            failures.append(f"cut_offs: expected {_shown(allowed)}, got {len(found)}" + (f" ({detail})" if detail else ""))
     if expect.ended is not None and not run.result.ended_because.startswith(expect.ended):
         failures.append(f"ended: expected {expect.ended!r}, got {run.result.ended_because!r}")
     return failures
+
+
+def _within(value: float, bounds: Bounds) -> bool:
+    return (bounds.min is None or value >= bounds.min) and (bounds.max is None or value <= bounds.max)
+
+
+def _shown(wanted: int | Bounds) -> str:
+    if isinstance(wanted, int):
+        return str(wanted)
+    return " and ".join(f"{name} {value:g}" for name, value in (("min", wanted.min), ("max", wanted.max))
+                        if value is not None)
 
 
 def _fits(got: str, want: str) -> bool:
@@ -173,6 +185,7 @@ def _turn_checks(run: ScenarioRun, line: ScenarioLine, turns: list[TurnTimeline]
     notes("overlap", want.overlap, turn.overlaps)
     notes("endpointing", want.endpointing, turn.endpointing)
     notes("state", want.state, turn.states)
+    notes("fallback", want.fallback, turn.fallbacks)
     if want.overlaps is not None and len(turn.overlaps) != want.overlaps:
         failures.append(f"{name}: overlaps: expected {want.overlaps}, got {turn.overlaps}")
     if want.tools is not None and [outcome.tool for outcome in turn.tools] != want.tools:
@@ -181,11 +194,12 @@ def _turn_checks(run: ScenarioRun, line: ScenarioLine, turns: list[TurnTimeline]
         value = turn.span(span)
         if value is None:
             failures.append(f"{name}: latency: {span} was not measured for this turn")
-        elif (bounds.min is not None and value < bounds.min) or (bounds.max is not None and value > bounds.max):
-            limits = " and ".join(f"{k} {v:g} s" for k, v in (("min", bounds.min), ("max", bounds.max)) if v is not None)
-            failures.append(f"{name}: latency: {span} {value:.3f} s, expected {limits}")
+        elif not _within(value, bounds):
+            failures.append(f"{name}: latency: {span} {value:.3f} s, expected {_shown(bounds)} s")
     if want.yielded is not None:
         failures += _yielded(line, turn, want, name)
+    if want.during is not None:
+        failures += _during(line, turn, want.during, name)
     if want.context is not None:
         failures += _context(run, line, turn, want.context, name)
     return failures
@@ -206,6 +220,18 @@ def _yielded(line: ScenarioLine, turn: TurnTimeline, want: TurnCheck, name: str)
     if stop > want.yielded.within:
         return [f"{name}: yielded: the agent went on for {stop:.3f} s after {want.yielded.to!r} began, "
                 f"expected at most {want.yielded.within:g} s"]
+    return []
+
+
+def _during(line: ScenarioLine, turn: TurnTimeline, move_id: str, name: str) -> list[str]:
+    move = next(m for m in line.moves if m.event.id == move_id)
+    speech = speech_of(line, turn)
+    if speech is None:
+        return [f"{name}: during: the caller never heard this turn"]
+    if move.start is None or move.end is None or not move.start <= speech.start < move.end:
+        where = "never sounded" if move.start is None else (
+            f"sounded {move.start - line.origin:.2f}–{(move.end or move.start) - line.origin:.2f} s")
+        return [f"{name}: during: began at {speech.start - line.origin:.2f} s; caller move {move_id!r} {where}"]
     return []
 
 

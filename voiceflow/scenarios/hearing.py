@@ -54,8 +54,8 @@ class WordLog:
     """Every word that reaches the caller's microphone, with its session-clock times."""
 
     words: list[HeardWord] = field(default_factory=list)
-    finalized_until: float = -math.inf
-    """Audio time up to which words have gone into finals (shared by the call's streams)."""
+    finalized: set[HeardWord] = field(default_factory=set)
+    """Words already in a final (shared by the call's streams: a replacement stream goes on)."""
 
     def add(self, words: list[HeardWord]) -> None:
         self.words.extend(words)
@@ -99,8 +99,8 @@ class _Stream(STTStream):
 
     def _pending(self) -> list[HeardWord]:
         """Words not yet in a final that belong to the speech in progress."""
-        done, since = self._log.finalized_until, self._since - ONSET_MARGIN
-        return [w for w in self._log.words if w.end > done and since <= w.start < self._heard_until]
+        done, since = self._log.finalized, self._since - ONSET_MARGIN
+        return [w for w in self._log.words if w not in done and since <= w.start < self._heard_until]
 
     async def send(self, frame: AudioFrame) -> None:
         self._heard_until = frame.t + frame.duration
@@ -121,8 +121,8 @@ class _Stream(STTStream):
         until = self._heard_until
         with clock.busy():
             await clock.sleep(self._config.delay)
-        words = [w for w in self._pending() if w.end <= until + 0.05]
-        self._log.finalized_until = max(self._log.finalized_until, until)
+        words = [w for w in self._pending() if w.start < until]  # begun: the recogniser has it
+        self._log.finalized.update(words)
         self._interim = ""
         confidences = [w.confidence for w in words if w.confidence is not None]
         confidence = min(confidences) if confidences else self._config.confidence

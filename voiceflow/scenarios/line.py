@@ -28,7 +28,7 @@ from voiceflow.providers import CallTransport, KeypadCallback, OutFrame, PlayedC
 from voiceflow.runtime.reply import PlaybackMark, Reply
 from voiceflow.scenarios.hearing import HeardWord, WordLog
 from voiceflow.scenarios.model import CallerEvent, Scenario, Timing
-from voiceflow.scenarios.sounds import Clip, Samples, spread, to_pcm
+from voiceflow.scenarios.sounds import Clip, Samples, said, to_pcm
 
 ENDED = ("completed", "interrupted", "failed", "discarded")
 
@@ -290,6 +290,6 @@ def _key_times(event: CallerEvent, t: float) -> list[tuple[str, float]]:
 def _words_of(move: Move, t: float) -> list[HeardWord]:
     """What the recogniser can hear in ``move`` started at ``t`` (its mishearing, if scripted)."""
     event, words = move.event, move.clip.words
-    if event.heard_as is not None and words:
-        words = spread(event.heard_as, words[0].start, words[-1].end)
+    if event.heard_as is not None:
+        words = said(move.clip, event.heard_as).words
     return [HeardWord(w.text, t + w.start, t + w.end, event.confidence, "caller") for w in words]

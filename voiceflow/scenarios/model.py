@@ -199,7 +199,10 @@ class TurnCheck(Strict):
 
     turn: TurnKind = Field("reply", description="Which kind of agent turn (greeting, reply, reprompt…; any: every kind).")
     n: int = Field(1, ge=-100, le=100, description="Which one of them: 1 the first, -1 the last.")
-    outcome: Literal["completed", "interrupted", "failed", "pending"] | None = None
+    outcome: Annotated[str, Field(pattern=r"^[a-z_]{1,32}$")] | None = Field(
+        None, description="completed, interrupted, failed, ignored… (as the timeline says)."
+    )
+    during: str | None = Field(None, description="The id of a caller move it began (was first heard) during.")
     caller_said: Text | None = Field(None, description="The caller's turn this answers, as recognised.")
     said: Text | None = Field(None, description="All the agent generated for this turn.")
     heard: Text | None = Field(None, description="What the caller heard of it.")
@@ -215,6 +218,7 @@ class TurnCheck(Strict):
     state: Text | None = Field(None, description="A conversation-state switch during this turn.")
     tools: list[str] | None = Field(None, description="The tools called, in order.")
     failure: Text | None = Field(None, description="The failure this turn had or apologises for.")
+    fallback: Text | None = Field(None, description="A note on a provider that failed and was replaced.")
     latency: dict[str, Bounds] | None = Field(
         None,
         description="Timeline spans in seconds (endpointing, mouth_to_ear, …). Deterministic on the "
@@ -237,7 +241,7 @@ class TurnCheck(Strict):
         return n
 
 
-TurnLabel = Annotated[str, Field(pattern=r"^[a-z_]{1,32}(/(completed|interrupted|failed|pending))?$")]
+TurnLabel = Annotated[str, Field(pattern=r"^[a-z_]{1,32}(/[a-z_]{1,32})?$")]
 
 
 class Expect(Strict):
@@ -246,8 +250,8 @@ class Expect(Strict):
         description="The agent's turns in order, as kind or kind/outcome (reply/interrupted); "
         "preemptive replies dropped unheard are left out.",
     )
-    cut_offs: int | None = Field(
-        None, ge=0, le=1000, description="Agent turns that began while the caller was mid-utterance."
+    cut_offs: Annotated[int, Field(ge=0, le=1000)] | Bounds | None = Field(
+        None, description="Agent turns that began while the caller was mid-utterance: a number, or {max: n}."
     )
     ended: str | None = Field(None, description="Why the call ended (its beginning: goodbye, end of input…).")
     checks: list[TurnCheck] = Field(default_factory=list, description="Checks on single agent turns.")
@@ -303,8 +307,9 @@ class Scenario(Defaults):
         if twice:
             raise ValueError(f"caller move ids must be unique ({', '.join(twice)} used twice)")
         for check in self.expect.checks:
-            if check.yielded is not None and check.yielded.to not in ids:
-                raise ValueError(f"expect: yielded.to {check.yielded.to!r} is not the id of a caller move")
+            for field, named in (("yielded.to", check.yielded and check.yielded.to), ("during", check.during)):
+                if named is not None and named not in ids:
+                    raise ValueError(f"expect: {field} {named!r} is not the id of a caller move")
         return self
 
 

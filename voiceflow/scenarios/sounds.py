@@ -1,9 +1,9 @@
 """The simulated caller's sounds, as PCM16 mono at 16 kHz: speech from espeak-ng, recordings,
 noise, a cough, hold music from sox, silence.
 
-Each sound is a :class:`Clip` that also knows when each of its words is said (spread over the
-voiced part of each line by length: good to a word, which is what the caller-script recogniser
-and the checks need) and where its voice starts. Synthesis is deterministic (fixed seeds, sox in
+Each sound is a :class:`Clip` that also knows where its voice is and when each of its words is
+said (spread over the voiced stretches by length: good to a word, which is what the caller-script
+recogniser and the checks need). Synthesis is deterministic (fixed seeds, sox in
 repeatable mode) and cached, so a scenario sounds the same on every run.
 """
 
@@ -46,23 +46,28 @@ class Word:
 
 @dataclass
 class Clip:
-    """A sound for the caller to play: samples, the words in it, and where its voice starts."""
+    """A sound for the caller to play: samples, the words in it, and where its voice is."""
 
     samples: Samples
     words: list[Word] = field(default_factory=list)
-    onset: float | None = None
-    """Seconds from the clip's start to its first voiced sound (``None``: nothing voiced)."""
+    runs: list[tuple[float, float]] = field(default_factory=list)
+    """Seconds (from the clip's start) of each stretch of voice (or noise), in order."""
 
     @property
     def seconds(self) -> float:
         return len(self.samples) / SAMPLE_RATE
 
+    @property
+    def onset(self) -> float | None:
+        """When its first voiced sound begins (``None``: nothing voiced)."""
+        return self.runs[0][0] if self.runs else None
+
     def then(self, other: Clip) -> Clip:
         """This clip followed by ``other``."""
         shift = self.seconds
         words = self.words + [Word(w.text, w.start + shift, w.end + shift) for w in other.words]
-        onset = self.onset if self.onset is not None else (None if other.onset is None else other.onset + shift)
-        return Clip(np.concatenate([self.samples, other.samples]), words, onset)
+        runs = self.runs + [(start + shift, end + shift) for start, end in other.runs]
+        return Clip(np.concatenate([self.samples, other.samples]), words, runs)
 
 
 def quiet(seconds: float) -> Clip:
@@ -121,15 +126,19 @@ def _espeak(text: str, voice: str, rate: int, pitch: int) -> bytes:
 
 
 def speech(text: str, voice: str, rate: int, pitch: int) -> Clip:
-    """``text`` said by espeak-ng, trimmed to its voice (espeak-ng pads both ends with silence),
-    its words spread over it by length."""
+    """``text`` said by espeak-ng, trimmed to its voice (espeak-ng pads both ends with silence)."""
     samples = np.frombuffer(_espeak(text, voice, rate, pitch), dtype=np.int16)
-    bounds = voiced_bounds(samples)
-    if bounds is None:
+    runs = voiced_runs(samples)
+    if not runs:
         return Clip(samples.copy())
-    start, end = bounds
-    trimmed = samples[round(start * SAMPLE_RATE) : round(end * SAMPLE_RATE)].copy()
-    return Clip(trimmed, spread(text, 0.0, len(trimmed) / SAMPLE_RATE), 0.0)
+    first, last = round(runs[0][0] * SAMPLE_RATE), round(runs[-1][1] * SAMPLE_RATE)
+    return said(Clip(samples[first:last].copy()), text)
+
+
+def said(clip: Clip, text: str) -> Clip:
+    """``clip`` knowing that it says ``text``: the words placed over its voiced stretches."""
+    runs = clip.runs or voiced_runs(clip.samples)
+    return Clip(clip.samples, spread(text, runs), runs)
 
 
 def recording(path: Path, start: float | None, end: float | None, text: str | None) -> Clip:
@@ -137,56 +146,85 @@ def recording(path: Path, start: float | None, end: float | None, text: str | No
     samples = np.frombuffer(read_wav(path), dtype=np.int16)
     first = round((start or 0.0) * SAMPLE_RATE)
     last = len(samples) if end is None else min(len(samples), round(end * SAMPLE_RATE))
-    samples = samples[first:last].copy()
-    bounds = voiced_bounds(samples)
-    if bounds is None:
-        return Clip(samples)
-    words = spread(text, *bounds) if text else []
-    return Clip(samples, words, bounds[0])
+    clip = Clip(samples[first:last].copy(), runs=voiced_runs(samples[first:last]))
+    return said(clip, text) if text else clip
 
 
 def inserted(clip: Clip, at: float, gap: Clip) -> Clip:
-    """``gap`` put into ``clip`` at ``at`` seconds; words after that point move on by its length."""
+    """``gap`` put into ``clip`` at ``at`` seconds; what comes after moves on by its length."""
     cut = min(len(clip.samples), round(at * SAMPLE_RATE))
-    shift = gap.seconds
-    point = cut / SAMPLE_RATE
-    words = [w if w.end <= point else Word(w.text, w.start + shift * (w.start >= point), w.end + shift)
-             for w in clip.words]
-    onset = clip.onset if clip.onset is None or clip.onset < point else clip.onset + shift
-    return Clip(np.concatenate([clip.samples[:cut], gap.samples, clip.samples[cut:]]), words, onset)
+    point, shift = cut / SAMPLE_RATE, gap.seconds
+
+    def moved(t: float) -> float:
+        return t + shift if t > point else t
+
+    words = [Word(w.text, w.start + shift * (w.start >= point), moved(w.end)) for w in clip.words]
+    runs: list[tuple[float, float]] = []
+    for start, end in clip.runs:
+        if start < point < end:  # the pause splits this stretch of voice
+            runs += [(start, point), (point + shift, end + shift)]
+        else:
+            runs.append((start + shift * (start >= point), moved(end)))
+    return Clip(np.concatenate([clip.samples[:cut], gap.samples, clip.samples[cut:]]), words, runs)
 
 
-def spread(text: str, start: float, end: float) -> list[Word]:
-    """The words of ``text`` placed over ``start``–``end`` in proportion to their length."""
+def spread(text: str, runs: list[tuple[float, float]]) -> list[Word]:
+    """The words of ``text`` placed over the voiced ``runs`` in proportion to their length: each
+    word takes its share of the voiced time, skipping the silences between runs (a sentence
+    pause is not inside a word)."""
     tokens = text.split()
-    total = sum(len(token) + 1 for token in tokens)
-    words, at = [], 0
+    total_chars = sum(len(token) + 1 for token in tokens)
+    voiced = sum(end - start for start, end in runs)
+    if not tokens or voiced <= 0:
+        return []
+
+    def at(share: float) -> float:
+        """The clip time at which ``share`` of the voiced time has gone by."""
+        left = share * voiced
+        for start, end in runs:
+            if left <= end - start:
+                return start + left
+            left -= end - start
+        return runs[-1][1]
+
+    words, chars = [], 0
     for token in tokens:
-        first = start + (end - start) * at / total
-        at += len(token) + 1
-        words.append(Word(token, first, start + (end - start) * at / total))
+        begin = at(chars / total_chars)
+        chars += len(token) + 1
+        words.append(Word(token, begin, at(chars / total_chars)))
     return words
 
 
-def voiced_bounds(samples: Samples) -> tuple[float, float] | None:
-    """(start, end) seconds of the voice in ``samples``: the first and last 10 ms block within
-    :data:`VOICED_BELOW_PEAK_DB` of the loudest; ``None`` for silence."""
+RUN_GAP = 0.1
+"""Silences shorter than this (stops inside words) do not split a stretch of voice."""
+
+
+def voiced_runs(samples: Samples) -> list[tuple[float, float]]:
+    """The stretches of voice in ``samples`` (seconds): 10 ms blocks within
+    :data:`VOICED_BELOW_PEAK_DB` of the loudest, joined across gaps shorter than :data:`RUN_GAP`."""
     hop = SAMPLE_RATE // 100
     usable = len(samples) - len(samples) % hop
     if usable == 0:
-        return None
+        return []
     power = np.square(samples[:usable].astype(np.float64)).reshape(-1, hop).mean(axis=1)
     if power.max() <= 0:
-        return None
+        return []
     loud = np.flatnonzero(power >= power.max() * 10.0 ** (-VOICED_BELOW_PEAK_DB / 10.0))
-    return float(loud[0] * hop / SAMPLE_RATE), float((loud[-1] + 1) * hop / SAMPLE_RATE)
+    runs: list[tuple[float, float]] = []
+    for block in loud:
+        start, end = block * hop / SAMPLE_RATE, (block + 1) * hop / SAMPLE_RATE
+        if runs and start - runs[-1][1] < RUN_GAP:
+            runs[-1] = (runs[-1][0], end)
+        else:
+            runs.append((start, end))
+    return runs
 
 
 def noise(seconds: float, dbfs: float, seed: int) -> Clip:
     """White noise at ``dbfs`` RMS."""
     rms = 32768.0 * 10.0 ** (dbfs / 20.0)
     values = np.random.default_rng(seed).normal(0.0, rms, round(seconds * SAMPLE_RATE))
-    return Clip(to_pcm(values), onset=0.0)
+    return Clip(to_pcm(values), runs=[(0.0, seconds)])
 
 
 def cough(seconds: float, seed: int) -> Clip:
@@ -198,7 +236,7 @@ def cough(seconds: float, seed: int) -> Clip:
     envelope = np.minimum(1.0, t / 0.01) * np.exp(-t / max(seconds / 4, 0.02))
     shaped = raw * envelope
     peak = float(np.abs(shaped).max()) or 1.0
-    return Clip(to_pcm(shaped / peak * 32767 * 10.0 ** (COUGH_PEAK_DBFS / 20.0)), onset=0.0)
+    return Clip(to_pcm(shaped / peak * 32767 * 10.0 ** (COUGH_PEAK_DBFS / 20.0)), runs=[(0.0, seconds)])
 
 
 NOTES = (("C4", "E4", "G4"), ("A3", "C4", "E4"), ("F3", "A3", "C4"), ("G3", "B3", "D4"))
@@ -228,11 +266,11 @@ def _sox_music(seconds: float) -> bytes:
 
 def music(seconds: float) -> Clip:
     """Hold music: plucked chords from sox, peaking near -17 dBFS."""
-    return Clip(np.frombuffer(_sox_music(round(seconds, 3)), dtype=np.int16).copy(), onset=0.0)
+    return Clip(np.frombuffer(_sox_music(round(seconds, 3)), dtype=np.int16).copy(), runs=[(0.0, seconds)])
 
 
 def gained(clip: Clip, db: float) -> Clip:
-    return Clip(to_pcm(clip.samples.astype(np.float64) * 10.0 ** (db / 20.0)), clip.words, clip.onset)
+    return Clip(to_pcm(clip.samples.astype(np.float64) * 10.0 ** (db / 20.0)), clip.words, clip.runs)
 
 
 def to_pcm(values: npt.NDArray[np.float64]) -> Samples:
