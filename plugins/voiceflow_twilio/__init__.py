@@ -3,8 +3,8 @@
 A Twilio number's voice webhook points at ``/agents/<name>/twilio/voice``; the answer opens a
 two-way media stream (μ-law 8 kHz, 20 ms frames) to ``/agents/<name>/twilio/stream``. Barge-in
 sends ``clear``, echoed marks say what the caller heard, the agent hangs up through Twilio's REST
-API, keypad digits reach :meth:`TwilioCall.on_dtmf` listeners. The protocol, the set-up and the
-limits: docs/transports.md.
+API, keypad digits reach the conversation (:meth:`TwilioCall.on_dtmf`). The protocol, the set-up
+and the limits: docs/transports.md.
 
 Importing this module is cheap (no web framework): the routes are built only when served.
 """
@@ -19,10 +19,10 @@ import structlog
 
 from voiceflow.plugins.hookspecs import hookimpl
 from voiceflow.serving.api import ASGIApp, ServedTransport, SessionHost
-from voiceflow_twilio.call import CallObserver, DtmfCallback, TwilioCall
+from voiceflow_twilio.call import CallObserver, TwilioCall
 from voiceflow_twilio.config import STREAM_PATH, VOICE_PATH, TwilioConfig
 
-__all__ = ["CallObserver", "DtmfCallback", "TwilioCall", "TwilioConfig", "TwilioTransport"]
+__all__ = ["CallObserver", "TwilioCall", "TwilioConfig", "TwilioTransport"]
 
 log = structlog.get_logger("voiceflow.twilio")
 
@@ -57,7 +57,8 @@ class TwilioTransport(ServedTransport[TwilioConfig]):
 
     def on_call(self, observer: CallObserver) -> None:
         """Call ``observer(call)`` with each :class:`TwilioCall` before its session starts: an
-        application (or a test) attaches keypad listeners there (:meth:`TwilioCall.on_dtmf`)."""
+        application (or a test) can attach its own keypad listener there
+        (:meth:`TwilioCall.on_dtmf`), beside the session's."""
         self._observers.append(observer)
 
 

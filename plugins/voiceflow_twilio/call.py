@@ -1,5 +1,6 @@
 """One phone call over a Twilio media stream: caller audio in, agent audio out with a mark
-after every frame, marks echoed back as what the caller heard, keypad digits to whoever listens.
+after every frame, marks echoed back as what the caller heard, keypad digits to the session (and
+to whoever else listens).
 
 Two tasks run while the call does (:meth:`TwilioCall.run`, started again for a goodbye):
 
@@ -32,7 +33,7 @@ import structlog
 from voiceflow.clock import Clock, current_clock
 from voiceflow.frames import AudioFrame
 from voiceflow.g711 import mulaw_encode
-from voiceflow.providers import CallTransport, OutFrame, PlayedCallback
+from voiceflow.providers import CallTransport, KeypadCallback, OutFrame, PlayedCallback
 from voiceflow.serving.api import ServingLimits
 from voiceflow_twilio import protocol
 from voiceflow_twilio.capture import CaptureFramer
@@ -49,9 +50,6 @@ OUTBOX_ITEMS = 512
 """Frames (a media and a mark each) and clears waiting for the socket; a Twilio that lets this
 fill has stopped reading."""
 
-DtmfCallback = Callable[[str, float], None]
-"""``callback(digit, t)``: a keypad press (``0``–``9``, ``*``, ``#``, ``A``–``D``) and the
-call-clock time it arrived."""
 
 
 CallObserver = Callable[["TwilioCall"], None]
@@ -114,7 +112,7 @@ class TwilioCall(CallTransport):
         self._next_id = 0
         self._progress = anyio.Event()
         self._played: PlayedCallback = lambda mark, t: None
-        self._keypad: list[DtmfCallback] = []
+        self._keypad: list[KeypadCallback] = []
         self._over = False
         self._disconnected = False
 
@@ -161,13 +159,11 @@ class TwilioCall(CallTransport):
 
     # --- keypad -------------------------------------------------------------------------------
 
-    def on_dtmf(self, callback: DtmfCallback) -> None:
-        """Call ``callback(digit, t)`` for every key the caller presses from now on.
-
-        This is how keypad input leaves the transport; several listeners may register (the
-        session's turn manager, an application's own). Register before the call runs: digits
-        pressed while nobody listens are dropped. Digits are never logged (they may be a PIN).
-        """
+    def on_dtmf(self, callback: KeypadCallback) -> None:
+        """Call ``callback(digit, t)`` for every key the caller presses from now on (Twilio's
+        ``dtmf`` events). Several listeners may register: the session's (keys reach the turn
+        manager) and an application's own (:meth:`TwilioTransport.on_call`). Digits pressed while
+        nobody listens are dropped; they are never logged (they may be a PIN)."""
         self._keypad.append(callback)
 
     # --- from Twilio --------------------------------------------------------------------------

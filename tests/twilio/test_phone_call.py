@@ -119,25 +119,27 @@ async def test_barge_in_sends_clear_and_the_context_keeps_only_what_the_echoed_m
     assert answer[-1].heard_text == "Sure."
 
 
-async def test_keypad_digits_reach_the_listeners_of_the_call_in_order(twilio: FakeTwilio) -> None:
-    registry, agent = phone_agent(twilio)
+async def test_keypad_digits_reach_the_conversation_and_the_calls_other_listeners(twilio: FakeTwilio) -> None:
+    registry, agent = phone_agent(twilio, llm=[{"provider": "scripted-llm", "replies": ["Account noted."]}])
     pressed: list[tuple[str, float]] = []
     async with served_agents([agent], registry) as server:
         (await transport_of(server, agent)).on_call(lambda call: call.on_dtmf(lambda d, t: pressed.append((d, t))))
         async with TwilioCaller(webhook(server, agent), twilio=twilio) as phone:
             await phone.wait_for(agent_went_quiet())
-            for digit in "12#*9":
+            entered = phone.now()
+            for digit in "12*9#":  # an entry, ended by its end key
                 await phone.press(digit)
-            await phone.wait_for(lambda p: len(pressed) == 5)
-            await phone.say(speech_like(0.8))  # the call goes on as before
-            asked = phone.now()
-            await phone.wait_for(lambda p: p.report.seconds_heard(since=asked) > 0)
+            await phone.wait_for(lambda p: p.report.seconds_heard(since=entered) > 0)
             await phone.wait_for(agent_went_quiet())
         [result] = await finished_calls(server)
-    assert [digit for digit, _ in pressed] == list("12#*9")
+        llm = next(p for p in server.pool._instances.values() if p.name == "scripted-llm")
+    assert [digit for digit, _ in pressed] == list("12*9#")
     times = [t for _, t in pressed]
     assert times == sorted(times)
-    assert [t.outcome for t in result.timeline.turns if t.outcome != "discarded"] == ["completed", "completed"]
+    # The turn manager took the entry as the caller's words and the agent answered it.
+    user = [m.content for m in llm.requests[-1] if m.role == "user"]
+    assert user[-1] == "(pressed on the keypad: 12*9#)"
+    assert [t.heard_text for t in result.timeline.turns if t.outcome == "completed"] == [GREETING, "Account noted."]
 
 
 @pytest.mark.parametrize("ending", ["silence", "max_call"])
