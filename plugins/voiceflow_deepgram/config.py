@@ -190,6 +190,12 @@ class AuraConfig(DeepgramAccess):
     sample_rate: Literal[8000, 16000, 24000, 48000] = Field(
         16000, description="Rate Aura is asked for (linear16); 16000 is voiceflow's own, so nothing is resampled."
     )
+    phone_audio: bool = Field(
+        True,
+        description="On phone lines (a μ-law 8 kHz wire, e.g. Twilio), ask Aura for μ-law 8 kHz itself: "
+        "its audio then reaches the caller untouched instead of being resampled and encoded again. "
+        "False: always linear16 at sample_rate.",
+    )
     @property
     def endpoint(self) -> str:
         return self.websocket_root if self.transport == "websocket" else self.rest_root

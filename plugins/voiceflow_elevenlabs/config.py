@@ -85,6 +85,14 @@ class ElevenLabsConfig(ProviderConfig):
             "decoded or resampled on the way to the caller."
         ),
     )
+    phone_audio: bool = Field(
+        True,
+        description=(
+            "On phone lines (a μ-law 8 kHz wire, e.g. Twilio), ask for 'ulaw_8000' instead: the "
+            "audio then reaches the caller untouched, not resampled and encoded again. False: always "
+            "output_format."
+        ),
+    )
     voice_settings: ElevenLabsVoiceSettings | None = Field(
         None, description="Voice settings for every request; unset keeps the voice's stored settings."
     )

@@ -27,8 +27,8 @@ from voiceflow.frames import TTSAudio
 from voiceflow.providers import ProviderError, ProviderUnavailable
 from voiceflow_elevenlabs import errors
 from voiceflow_elevenlabs.config import ElevenLabsConfig
+from voiceflow_elevenlabs.formats import PCM_16000, OutputFormat, WholeSamples
 
-SAMPLE_RATE = 16_000
 CLOSE_SECONDS = 1.0
 BACKSTOP_MARGIN = 5.0
 CHUNK_BYTES = 1_280
@@ -75,7 +75,7 @@ class HTTPStream:
         if http is not None:
             await http.aclose()
 
-    async def synthesize(self, text: str) -> AsyncIterator[TTSAudio]:
+    async def synthesize(self, text: str, audio: OutputFormat = PCM_16000) -> AsyncIterator[TTSAudio]:
         client = self._client
         if client is None:
             raise ProviderError("elevenlabs: synthesize() called before prepare()")
@@ -88,10 +88,10 @@ class HTTPStream:
             options["voice_settings"] = self._settings
         stream = client.text_to_speech.stream(
             self.config.voice_id, text=text.strip(), model_id=self.config.model_id,
-            output_format=self.config.output_format,
+            output_format=audio.name,
             request_options={"max_retries": 0, "chunk_size": CHUNK_BYTES}, **options,
         )
-        carry = b""
+        samples = WholeSamples(audio)
         try:
             while True:
                 try:
@@ -100,12 +100,10 @@ class HTTPStream:
                     break
                 except Exception as exc:  # noqa: BLE001 - every SDK and transport failure is mapped
                     raise self._error(exc) from None
-                data = carry + chunk
-                whole = len(data) - len(data) % 2
-                carry = data[whole:]
-                if whole:
-                    yield TTSAudio(data[:whole], SAMPLE_RATE)
-            if carry:
+                data = samples.take(chunk)
+                if data:
+                    yield audio.audio(data)
+            if samples.ragged:
                 raise ProviderError(f"elevenlabs: {self.config.endpoint} sent audio ending mid-sample "
                                     "(an odd number of bytes): the stream is corrupt")
         finally:

@@ -14,6 +14,7 @@ from voiceflow.compute import run_in_thread
 from voiceflow.frames import TTSAudio
 from voiceflow.providers import ProviderError, ProviderUnavailable, TTSProvider
 from voiceflow_elevenlabs.config import ElevenLabsConfig
+from voiceflow_elevenlabs.formats import ULAW_8000
 from voiceflow_elevenlabs.http_stream import HTTPStream, import_sdk
 from voiceflow_elevenlabs.stream_input import StreamInput
 
@@ -38,6 +39,9 @@ class ElevenLabsTTS(TTSProvider[ElevenLabsConfig]):
     def __init__(self, config: ElevenLabsConfig) -> None:
         super().__init__(config)
         self._side: StreamInput | HTTPStream | None = None
+        self._phone: StreamInput | None = None
+        """Phone calls' stream-input sockets (μ-law in the URL), opened on first use."""
+        self._key = ""
 
     async def prepare(self) -> None:
         """Check the runtime and the key; no request is made, so a service that is down at boot
@@ -53,6 +57,7 @@ class ElevenLabsTTS(TTSProvider[ElevenLabsConfig]):
                 f"elevenlabs: no API key: set api_key (e.g. api_key: ${{{KEY_VARIABLE}}}) or the "
                 f"{KEY_VARIABLE} environment variable"
             )
+        self._key = key
         if self.config.transport == "websocket":
             self._side = StreamInput(self.config, key)
         else:
@@ -62,8 +67,10 @@ class ElevenLabsTTS(TTSProvider[ElevenLabsConfig]):
 
     async def aclose(self) -> None:
         side, self._side = self._side, None
-        if side is not None:
-            await side.aclose()
+        phone, self._phone = self._phone, None
+        for each in (side, phone):
+            if each is not None:
+                await each.aclose()
 
     def synthesize(self, text: str) -> AsyncIterator[TTSAudio]:
         """Stream 16 kHz PCM for one clause as it is generated (websocket: with alignment marks)."""
@@ -71,3 +78,14 @@ class ElevenLabsTTS(TTSProvider[ElevenLabsConfig]):
         if side is None:
             raise ProviderError("elevenlabs: synthesize() called before prepare()")
         return side.synthesize(text)
+
+    def synthesize_for(self, text: str, wire_format: str) -> AsyncIterator[TTSAudio]:
+        """On a μ-law 8 kHz phone line, ElevenLabs' own ``ulaw_8000`` (``phone_audio``)."""
+        side = self._side
+        if wire_format != "mulaw/8000" or not self.config.phone_audio or side is None:
+            return self.synthesize(text)
+        if isinstance(side, HTTPStream):
+            return side.synthesize(text, ULAW_8000)
+        if self._phone is None:
+            self._phone = StreamInput(self.config, self._key, ULAW_8000)
+        return self._phone.synthesize(text)

@@ -31,9 +31,9 @@ from voiceflow.providers import ProviderError
 from voiceflow_elevenlabs import errors
 from voiceflow_elevenlabs.alignment import ClauseAligner
 from voiceflow_elevenlabs.config import ElevenLabsConfig
+from voiceflow_elevenlabs.formats import PCM_16000, OutputFormat, WholeSamples
 from voiceflow_elevenlabs.sockets import CLOSE_TIMEOUT, SparePool
 
-SAMPLE_RATE = 16_000
 MAX_MESSAGE = 16 * 1024 * 1024
 """Largest frame accepted: generous (a long part's audio in one frame is ~1 MB of base64)."""
 
@@ -41,12 +41,13 @@ MAX_MESSAGE = 16 * 1024 * 1024
 class StreamInput:
     """The stream-input side of one provider: its URL, its key and its sockets."""
 
-    def __init__(self, config: ElevenLabsConfig, key: str) -> None:
+    def __init__(self, config: ElevenLabsConfig, key: str, audio: OutputFormat = PCM_16000) -> None:
         self.config = config
         self._key = key
+        self.audio = audio
         query = urlencode({
             "model_id": config.model_id,
-            "output_format": config.output_format,
+            "output_format": audio.name,
             "inactivity_timeout": config.inactivity_timeout,
             "sync_alignment": "true",
         })
@@ -137,21 +138,19 @@ class StreamInput:
             await socket.send(json.dumps({"text": text.strip() + " "}))
             await socket.send(json.dumps({"text": ""}))
             aligner = ClauseAligner(text)
-            carry = b""
+            samples = WholeSamples(self.audio)
             marks: tuple[TextMark, ...] = ()
             while True:
                 message = self._parse(await socket.recv())
                 audio = message.get("audio")
                 if audio:
-                    pcm = self._decode(audio)
+                    raw = self._decode(audio)
                     alignment = message.get("alignment") or message.get("normalizedAlignment")
-                    marks += aligner.marks(alignment, received / (2 * SAMPLE_RATE))
-                    received += len(pcm)
-                    data = carry + pcm
-                    whole = len(data) - len(data) % 2
-                    carry = data[whole:]
-                    if whole:
-                        yield TTSAudio(data[:whole], SAMPLE_RATE, marks)
+                    marks += aligner.marks(alignment, self.audio.seconds(received))
+                    received += len(raw)
+                    data = samples.take(raw)
+                    if data:
+                        yield self.audio.audio(data, marks)
                         marks = ()
                 if message.get("isFinal") is True:
                     break
@@ -161,7 +160,7 @@ class StreamInput:
                                                             exc.rcvd.reason if exc.rcvd else ""):
                 raise _Stale(error) from None
             raise error from None
-        if carry:
+        if samples.ragged:
             raise ProviderError(f"elevenlabs: {self._shown_url} sent audio ending mid-sample "
                                 "(an odd number of bytes): the stream is corrupt")
 

@@ -271,3 +271,29 @@ def test_config_refuses_mistakes() -> None:
     cfg = AuraConfig(provider="deepgram-aura", base_url="http://10.0.0.5:8080/")
     assert (cfg.rest_root, cfg.websocket_root, cfg.is_official) == ("http://10.0.0.5:8080", "ws://10.0.0.5:8080", False)
     assert AuraConfig(provider="deepgram-aura").websocket_root == "wss://api.deepgram.com"
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_on_a_phone_line_aura_speaks_mulaw_itself(transport: str) -> None:
+    """Asked for the phone's own format, Aura's μ-law reaches the runtime as is (and the
+    linear16 sockets are not reused for it)."""
+    async with FakeDeepgram(api_key=KEY) as server:
+        tts = await prepared(server, transport)
+        async with aclosing(tts.synthesize_for(TEXT, "mulaw/8000")) as stream:
+            chunks = [chunk async for chunk in stream]
+        plain, _ = await collect(tts)
+        await tts.aclose()
+    assert chunks and all(c.encoding == "mulaw" and c.sample_rate == 8000 for c in chunks)
+    assert b"".join(c.pcm for c in chunks) == tone(TEXT, 8000, server.seconds_per_char, "mulaw")
+    assert all(c.encoding == "pcm16" for c in plain)
+    queries = [request.query for request in server.speak_requests]
+    assert {(q.get("encoding"), q.get("sample_rate")) for q in queries} == {("mulaw", "8000"), ("linear16", "16000")}
+
+
+async def test_phone_audio_off_keeps_linear16() -> None:
+    async with FakeDeepgram(api_key=KEY) as server:
+        tts = await prepared(server, "rest", phone_audio=False)
+        async with aclosing(tts.synthesize_for(TEXT, "mulaw/8000")) as stream:
+            chunks = [chunk async for chunk in stream]
+        await tts.aclose()
+    assert chunks and all(c.encoding == "pcm16" and c.sample_rate == 16000 for c in chunks)

@@ -411,3 +411,23 @@ def test_config_urls() -> None:
     assert config().websocket_endpoint == "wss://api.elevenlabs.io"
     local = config(base_url="http://127.0.0.1:8080/")
     assert local.endpoint == "http://127.0.0.1:8080" and local.websocket_endpoint == "ws://127.0.0.1:8080"
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_on_a_phone_line_elevenlabs_speaks_ulaw_itself(transport: str) -> None:
+    """The phone's own μ-law reaches the runtime as is, with its alignment, from sockets of its
+    own (a spare μ-law socket is never used for a 16 kHz call, nor the other way round)."""
+    async with FakeElevenLabs(api_key=KEY, ms_per_char=MS_PER_CHAR) as server:
+        tts = await prepared(config(server, transport=transport))
+        async with aclosing(tts.synthesize_for(CLAUSE, "mulaw/8000")) as stream:  # type: ignore[type-var]
+            phone = [chunk async for chunk in stream]
+        plain, _ = await collect(tts)
+        await tts.aclose()
+    assert phone and all(c.encoding == "mulaw" and c.sample_rate == 8000 for c in phone)
+    assert all(c.encoding == "pcm16" and c.sample_rate == 16000 for c in plain)
+    seconds = sum(len(c.pcm) for c in phone) / 8000
+    assert seconds == pytest.approx(sum(len(c.pcm) for c in plain) / 32000, rel=0.01)
+    if transport == "websocket":
+        assert phone[-1].marks or any(c.marks for c in phone)
+    formats = {r.output_format for r in server.requests if r.text or r.segments}
+    assert formats == {"ulaw_8000", "pcm_16000"}

@@ -24,6 +24,8 @@ from starlette.types import Receive, Scope, Send
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
+from voiceflow.g711 import mulaw_encode
+
 if TYPE_CHECKING:
     from voiceflow.testing.fake_deepgram import FakeDeepgram, Fault, SpeakRequest
 
@@ -31,13 +33,15 @@ DEFAULT_RATE = 24_000
 """Aura's linear16 rate when the request names none."""
 
 
-def tone(text: str, sample_rate: int, seconds_per_char: float) -> bytes:
-    """A 220 Hz tone, one swell per word, as long as ``text`` would take to say."""
+def tone(text: str, sample_rate: int, seconds_per_char: float, encoding: str = "linear16") -> bytes:
+    """A 220 Hz tone, one swell per word, as long as ``text`` would take to say; linear16, or
+    G.711 μ-law when the request asks for ``encoding=mulaw``."""
     seconds = max(0.3, len(text) * seconds_per_char)
     t = np.arange(round(seconds * sample_rate)) / sample_rate
     words = max(1, len(text.split()))
     envelope = 0.25 + 0.2 * np.abs(np.sin(np.pi * words * t / seconds))
-    return (envelope * np.sin(2 * np.pi * 220.0 * t) * 32767).astype("<i2").tobytes()
+    pcm = (envelope * np.sin(2 * np.pi * 220.0 * t) * 32767).astype("<i2").tobytes()
+    return mulaw_encode(pcm) if encoding == "mulaw" else pcm
 
 
 def chunks(audio: bytes, size: int) -> Iterator[bytes]:
@@ -81,7 +85,8 @@ def build_app(server: FakeDeepgram) -> Starlette:
             return JSONResponse(error_body(code, f"The request failed ({status})" + server._key_note(authorization)),
                                 status)
         rate = int(query.get("sample_rate", DEFAULT_RATE))
-        return _AudioBody(server, record, fault, tone(text, rate, server.seconds_per_char))
+        audio = tone(text, rate, server.seconds_per_char, query.get("encoding", "linear16"))
+        return _AudioBody(server, record, fault, audio)
 
     return Starlette(routes=[Route("/v1/speak", speak, methods=["POST"])])
 
@@ -231,7 +236,8 @@ class _SpeakSocket:
         if fault is not None and fault.kind == "stall":
             await server._pause(None)
         await server._pause(server.ttfb)
-        for i, chunk in enumerate(chunks(tone(text, self.rate, server.seconds_per_char), server.chunk_bytes)):
+        audio = tone(text, self.rate, server.seconds_per_char, self.record.query.get("encoding", "linear16"))
+        for i, chunk in enumerate(chunks(audio, server.chunk_bytes)):
             if fault is not None and self.chunks == fault.after and not fault.seconds and not self.faulted:
                 self.faulted = True  # once per socket
                 if fault.kind == "disconnect":

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from voiceflow.testing.fake_elevenlabs import FakeElevenLabs, Fault, ReceivedRequest
 
 _STREAM_INPUT = re.compile(r"^/v1/text-to-speech/([^/]+)/stream-input$")
-_PCM = re.compile(r"^pcm_(8000|16000|22050|24000|44100|48000)$")
+_PCM = re.compile(r"^(?:pcm_(8000|16000|22050|24000|44100|48000)|ulaw_(8000))$")
 DEFAULT_SCHEDULE = (120, 160, 250, 290)
 INACTIVITY_MESSAGE = (
     "Have not received a new text input within the timeout of {seconds} seconds. Streaming input "
@@ -91,7 +91,8 @@ def build_app(server: FakeElevenLabs) -> ASGIApp:
         if fault is not None and fault.kind in ("auth", "quota", "status"):
             return error_response(server, fault.kind, record, fault.status)
         record.segments.append(text)
-        return _AudioBody(server, record, fault, Speech(text, rate=rate, ms_per_char=server.ms_per_char))
+        mulaw = _is_mulaw(request.query_params.get("output_format"))
+        return _AudioBody(server, record, fault, Speech(text, rate=rate, ms_per_char=server.ms_per_char, mulaw=mulaw))
 
     http = Starlette(routes=[Route("/v1/text-to-speech/{voice_id}/stream", stream, methods=["POST"])])
 
@@ -105,8 +106,13 @@ def build_app(server: FakeElevenLabs) -> ASGIApp:
 
 
 def _pcm_rate(output_format: str | None) -> int | None:
+    """The rate of a raw output format the fake speaks (``pcm_*``, ``ulaw_8000``), else None."""
     match = _PCM.match(output_format or "")
-    return int(match.group(1)) if match else None
+    return int(match.group(1) or match.group(2)) if match else None
+
+
+def _is_mulaw(output_format: str | None) -> bool:
+    return (output_format or "").startswith("ulaw_")
 
 
 class _Cut(Exception):
@@ -206,6 +212,7 @@ class _StreamInput:
         record.accepted_at = time.monotonic()
         record.authorized = record.api_key == self.server.api_key
         self.rate = _pcm_rate(query.get("output_format", "mp3_44100"))
+        self.mulaw = _is_mulaw(query.get("output_format"))
         timeout = query.get("inactivity_timeout", "20")
         self.inactivity = float(timeout) if timeout.isdigit() and 5 <= int(timeout) <= 180 else 0.0
         if self.inactivity and self.server.inactivity_timeout is not None:
@@ -327,7 +334,7 @@ class _StreamInput:
                 if await server._pause(server.ttfb + slow):
                     return
                 record.segments.append(text)
-                speech = Speech(text, rate=self.rate or 16000, ms_per_char=server.ms_per_char)
+                speech = Speech(text, rate=self.rate or 16000, ms_per_char=server.ms_per_char, mulaw=self.mulaw)
                 for piece in speech.pieces(server.chunk_ms, sync_alignment=self.sync):
                     pcm = piece.pcm
                     if fault is not None and sent == fault.after:

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from voiceflow.g711 import mulaw_encode
+
 _DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 _WORDS = {"&": "and", "%": " percent", "+": " plus", "@": " at"}
 
@@ -47,9 +49,11 @@ class Speech:
     """One generated segment of text: its audio and its character timings, in milliseconds from
     the segment's first sample."""
 
-    def __init__(self, text: str, *, rate: int, ms_per_char: int) -> None:
+    def __init__(self, text: str, *, rate: int, ms_per_char: int, mulaw: bool = False) -> None:
         self.text = text
         self.rate = rate
+        self.mulaw = mulaw
+        self.sample_bytes = 1 if mulaw else 2
         self.ms_per_char = ms_per_char
         self.normalized, self._spans = normalise(text)
         self._samples_per_char = rate * ms_per_char // 1000
@@ -71,7 +75,8 @@ class Speech:
                 parts.append(np.zeros(n, dtype=np.float32))
         if not parts:
             return b""
-        return (np.concatenate(parts) * 32767).astype("<i2").tobytes()
+        pcm = (np.concatenate(parts) * 32767).astype("<i2").tobytes()
+        return mulaw_encode(pcm) if self.mulaw else pcm
 
     def pieces(self, chunk_ms: int, *, sync_alignment: bool) -> list[Piece]:
         """The segment cut into audio messages of ``chunk_ms``.
@@ -81,13 +86,14 @@ class Speech:
         segment's alignment, timed from the segment's first sample, and the others none.
         """
         pcm = self.pcm()
-        chunk_bytes = max(2, self.rate * chunk_ms // 1000 * 2)
+        width = self.sample_bytes
+        chunk_bytes = max(width, self.rate * chunk_ms // 1000 * width)
         pieces: list[Piece] = []
         original: dict[str, list[Any]] | None
         normal: dict[str, list[Any]] | None
         for offset in range(0, len(pcm), chunk_bytes):
-            start_ms = offset // 2 * 1000 / self.rate
-            end_ms = min(len(pcm), offset + chunk_bytes) // 2 * 1000 / self.rate
+            start_ms = offset // width * 1000 / self.rate
+            end_ms = min(len(pcm), offset + chunk_bytes) // width * 1000 / self.rate
             if sync_alignment:
                 original, normal = self._alignment(start_ms, end_ms, start_ms)
             elif offset == 0:
