@@ -63,6 +63,9 @@ def run(
     timeline_arg: Annotated[
         str | None, typer.Option("--timeline", help="Per-turn timeline JSON (default: next to --output).")
     ] = None,
+    report_arg: Annotated[
+        str | None, typer.Option("--report", help="Latency report of the call: HTML, and a PNG beside it.")
+    ] = None,
     realtime: Annotated[bool, typer.Option(help="File runs: play in real time, not virtual time.")] = False,
     transport: Annotated[
         str | None, typer.Option(help="Run on this transport (its defaults), not the file's: e.g. local.")
@@ -75,6 +78,7 @@ def run(
     if transport not in (None, "file") and (input is not None or output_arg is not None or realtime):
         raise _fail(f"--transport {transport}: --input, --output and --realtime are for the file transport")
     output, timeline = _file_option("--output", output_arg), _file_option("--timeline", timeline_arg)
+    report_path = _file_option("--report", report_arg)
     if input is not None:
         try:
             check_recording(input)
@@ -93,7 +97,8 @@ def run(
     timeline_path = timeline or (Path(out_path).with_suffix(".timeline.json") if out_path else None)
     _check_destinations(
         getattr(agent.transport, "input", None),
-        [("--output" if output else "transport.output", out_path), ("--timeline" if timeline else "timeline", timeline_path)],
+        [("--output" if output else "transport.output", out_path), ("--timeline" if timeline else "timeline", timeline_path),
+         *_report_destinations(report_path)],
     )
 
     outcomes: list[CallResult] = []
@@ -106,6 +111,10 @@ def run(
             except OSError as exc:
                 typer.echo(f"--timeline: cannot write {timeline_path}: {exc.strerror}", err=True)
         _print_summary(result, out_path, timeline_path)
+        if report_path is not None:
+            from voiceflow.report.command import report_call
+
+            report_call(result.timeline.as_dict(), report_path, _echo)
 
     with using_redactor(Redactor.for_config(agent)):
         try:
@@ -480,6 +489,41 @@ def test_agent(
     extra = list(_registry_with(plugin or []).plugins)
     raise typer.Exit(run_tests(agent_file, scenario_file, extra, only=only or [], junit=junit,
                                recordings=recordings, verbose=verbose))
+
+
+def _echo(line: str, err: bool) -> None:
+    typer.echo(line, err=err)
+
+
+def _report_destinations(report_path: Path | None) -> list[tuple[str, Path | None]]:
+    """``--report`` writes a page and a picture beside it: both are checked before the call."""
+    if report_path is None:
+        return []
+    from voiceflow.report.command import picture_path
+
+    return [("--report", report_path), ("--report (its PNG)", picture_path(report_path))]
+
+
+@app.command()
+def report(
+    timelines: Annotated[
+        list[Path], typer.Argument(help="Timeline JSON files (voiceflow run --timeline), or folders of them.")
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The HTML page to write.")] = Path("report.html"),
+    png: Annotated[Path | None, typer.Option(help="Where to write the PNG (default: beside the page).")] = None,
+    no_png: Annotated[bool, typer.Option("--no-png", help="Write the page only.")] = False,
+    agent: Annotated[
+        Path | None, typer.Option(help="Check this agent file's latency_budget instead of the misses recorded.")
+    ] = None,
+) -> None:
+    """Latency report of calls: a waterfall per turn (HTML and PNG), p50/p95 per stage."""
+    from voiceflow.report.command import picture_path, report_files
+
+    if png is not None and no_png:
+        raise _fail("--png and --no-png: choose one")
+    budget = _load(agent, PluginRegistry()).latency_budget if agent is not None else None
+    picture = None if no_png else png or picture_path(output)
+    raise typer.Exit(report_files(timelines, output, picture, _echo, budget=budget, png_required=png is not None))
 
 
 def main() -> None:
