@@ -105,6 +105,20 @@ def test_a_reply_ready_before_the_endpoint_waits_on_endpointing_alone() -> None:
     assert critical_shares(marks) == pytest.approx({"endpointing": 1.2, "playout": 0.01})
 
 
+def test_an_endpoint_right_after_a_slow_final_transcript_waited_on_the_recogniser() -> None:
+    """The endpoint needs enough silence and the final: coming within a frame of the final, it
+    was the recogniser the caller waited for (here 0.45 s, with the silence long enough at 0.3 s)."""
+    marks = {"user_speech_end": 0.0, "vad_end_detected": 0.1, "stt_finalize": 0.1, "stt_final": 0.55,
+             "endpoint": 0.551, "llm_request": 0.552, "llm_first_token": 0.7, "first_clause": 0.8,
+             "tts_request": 0.8, "tts_first_audio": 0.9, "first_audio_out": 0.9}
+    assert critical_shares(marks) == pytest.approx({
+        "endpointing": 0.101, "stt_ttfb": 0.45, "handoff": 0.001, "llm_ttfb": 0.148, "first_clause": 0.1,
+        "tts_ttfb": 0.1, "playout": 0.0,
+    })
+    [miss] = turn_misses(1, marks, LatencyBudget(mouth_to_ear_ms=800))
+    assert (miss.blame, round(miss.blame_seconds, 3)) == ("stt_ttfb", 0.45)
+
+
 def test_missing_marks_leave_the_rest_unattributed() -> None:
     assert critical_shares({"user_speech_end": 1.0, "keypad": 1.1, "first_audio_out": 1.5}) == pytest.approx(
         {"other": 0.5}

@@ -24,7 +24,7 @@ WAITS_ON: dict[str, tuple[tuple[str, str], ...]] = {
     "llm_first_token": (("llm_request", "llm_ttfb"),),
     "llm_request": (("preemptive_start", "handoff"), ("endpoint", "handoff"), ("stt_final", "handoff")),
     "preemptive_start": (("stt_final", "handoff"),),
-    "endpoint": (("user_speech_end", "endpointing"),),
+    "endpoint": (("stt_final", "endpointing"), ("user_speech_end", "endpointing")),
     "stt_final": (("stt_finalize", "stt_ttfb"),),
     "stt_finalize": (("user_speech_end", "endpointing"),),
 }
@@ -34,6 +34,12 @@ preemptive reply's audio is held until the turn is confirmed over); the LLM is a
 final transcript, or after the endpoint when replies are not preemptive. ``playout`` is the
 transport getting the audio to the caller's ear; ``handoff`` is voiceflow's own step between the
 final transcript and the LLM request."""
+
+RELEASED_BY = {("endpoint", "stt_final"): 0.02}
+"""Waits that bind only when the later mark came right after the earlier one (seconds). The
+endpoint needs both enough silence and the final transcript; the silence deadline is not a mark,
+so an endpoint within a frame of the final was waiting for the recogniser, and any other endpoint
+for the silence (the recogniser then finished inside it, hidden)."""
 
 OTHER = "other"
 """Time the marks cannot attribute (a mark missing, e.g. a turn ended by the keypad)."""
@@ -49,16 +55,22 @@ def critical_shares(marks: Mapping[str, float]) -> dict[str, float]:
     if START not in marks or END not in marks:
         return {}
     start = marks[START]
-    shares: dict[str, float] = {}
+    waited: list[tuple[str, float]] = []  # walking back: the latest wait first
     node, t = END, marks[END]
     while node != START and t > start:
-        waits = [(marks[name], name, stage) for name, stage in WAITS_ON.get(node, ()) if name in marks]
-        waits = [wait for wait in waits if wait[0] <= t]
+        waits = [
+            (marks[name], name, stage)
+            for name, stage in WAITS_ON.get(node, ())
+            if name in marks and marks[name] <= t and t - marks[name] <= RELEASED_BY.get((node, name), t - start)
+        ]
         if not waits:
-            shares[OTHER] = shares.get(OTHER, 0.0) + t - start
+            waited.append((OTHER, t - start))
             break
         at, node, stage = max(waits)
         at = max(at, start)
-        shares[stage] = shares.get(stage, 0.0) + t - at
+        waited.append((stage, t - at))
         t = at
-    return dict(reversed(list(shares.items())))
+    shares: dict[str, float] = {}
+    for stage, seconds in reversed(waited):
+        shares[stage] = shares.get(stage, 0.0) + seconds
+    return shares
