@@ -173,13 +173,18 @@ def serve(
     ] = None,
     log_format: Annotated[str, typer.Option(help="console or json.")] = "console",
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "info",
+    traces: Annotated[
+        str | None,
+        typer.Option(envvar="VOICEFLOW_TRACES", show_envvar=True,
+                     help="OpenTelemetry spans per call and turn: otlp (OTEL_EXPORTER_OTLP_* settings) or console."),
+    ] = None,
 ) -> None:
     """Serve agents to live callers (WebSocket, browser, phone) until SIGTERM drains the calls."""
     from voiceflow.serving.command import run_until_drained
     from voiceflow.serving.server import ServeOptions, ServingError, check_bind_or_fail
 
     fmt, level = _log_options(log_format, log_level)
-    options = ServeOptions(host, port, access_token)
+    options = ServeOptions(host, port, access_token, traces)
     try:
         check_bind_or_fail(options)
     except ServingError as exc:

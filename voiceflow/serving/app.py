@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Mount, Route
 
 from voiceflow.serving.access import guarded
-from voiceflow.serving.api import ServedTransport
+from voiceflow.serving.api import ASGIApp, ASGIReceive, ASGIScope, ASGISend, ServedTransport
 from voiceflow.serving.host import AgentHost, ServerState
 
 AGENTS_PREFIX = "/agents"
@@ -28,7 +28,10 @@ class ServedAgent:
         return f"{AGENTS_PREFIX}/{self.host.agent_name}"
 
 
-def build_app(agents: list[ServedAgent], state: ServerState) -> Starlette:
+def build_app(agents: list[ServedAgent], state: ServerState, metrics: ASGIApp | None = None) -> Starlette:
+    """``metrics``: the Prometheus scrape app, served at ``/metrics`` behind the access token like
+    the agents (it tells call volumes and provider health); None: ``/metrics`` says how to get it."""
+
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"alive": True})
 
@@ -46,8 +49,23 @@ def build_app(agents: list[ServedAgent], state: ServerState) -> Starlette:
         }
         return JSONResponse(body, status_code=200 if state.ready else 503)
 
-    routes: list[BaseRoute] = [Route("/healthz", healthz), Route("/readyz", readyz)]
+    async def no_metrics(request: Request) -> JSONResponse:
+        return JSONResponse({"error": "metrics_not_installed",
+                             "message": "install the metrics extra: pip install 'voiceflow[metrics]'"}, 501)
+
+    scrape = _Endpoint(guarded(metrics, state, ())) if metrics is not None else no_metrics
+    routes: list[BaseRoute] = [Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", scrape)]
     for agent in agents:
         app = guarded(agent.transport.app(agent.host), state, agent.transport.open_paths())
         routes.append(Mount(agent.path, app=app))
     return Starlette(routes=routes)
+
+
+class _Endpoint:
+    """An ASGI app as a route's endpoint (Starlette takes a bare function for a request handler)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: ASGIScope, receive: ASGIReceive, send: ASGISend) -> None:
+        await self._app(scope, receive, send)

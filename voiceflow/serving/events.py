@@ -11,6 +11,8 @@ a transcript display needs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import anyio
 
 from voiceflow.metrics.timeline import CallTimeline, TurnTimeline
@@ -23,8 +25,10 @@ POLL_SECONDS = 0.1
 class TurnRelay:
     """Reports each turn once as started (with its transcript) and once as ended."""
 
-    def __init__(self, call: CallTransport) -> None:
+    def __init__(self, call: CallTransport, on_ended: Callable[[TurnTimeline], None] | None = None) -> None:
         self._call = call
+        self._on_ended = on_ended
+        """Also told of each ended turn (metrics, traces), from the same poll."""
         self._started = 0
         self._ended: set[int] = set()
 
@@ -40,6 +44,8 @@ class TurnRelay:
             if turn.outcome != "pending" and turn.index not in self._ended:
                 self._ended.add(turn.index)
                 self._call.notify("turn_ended", **ended(turn))
+                if self._on_ended is not None:
+                    self._on_ended(turn)
 
     async def watch(self, session: Session) -> None:
         """Poll until cancelled (the call is over), then report the last changes."""

@@ -8,8 +8,10 @@ in one process.
 from __future__ import annotations
 
 import hmac
+from collections.abc import Sequence
 
 from voiceflow.config.compose import AgentConfig
+from voiceflow.metrics.calls import CallObserver, ObservedCall, tell_refused
 from voiceflow.providers import CallTransport
 from voiceflow.runtime.runner import CallRunner
 from voiceflow.serving.api import CallSlot, RefusalReason, Refused, ServingLimits, SessionHost
@@ -44,7 +46,9 @@ class AgentHost(SessionHost):
     """Admits calls for one agent within its ``serving.max_sessions`` and runs them on its
     :class:`~voiceflow.runtime.runner.CallRunner`."""
 
-    def __init__(self, agent: AgentConfig, runner: CallRunner, state: ServerState) -> None:
+    def __init__(
+        self, agent: AgentConfig, runner: CallRunner, state: ServerState, observers: Sequence[CallObserver] = ()
+    ) -> None:
         self.agent_name = agent.name
         serving = agent.serving
         self.limits = ServingLimits(serving.max_sessions, serving.max_message_bytes, serving.idle_timeout)
@@ -52,8 +56,17 @@ class AgentHost(SessionHost):
         self.state = state
         self.held = 0
         """Places taken: admitted calls, from admission until their handler let go."""
+        self.observers = observers
+        """Told of every call and refusal (metrics, traces: :mod:`voiceflow.metrics.calls`)."""
 
     def admit(self) -> CallSlot:
+        try:
+            return self._admit()
+        except Refused as refused:
+            tell_refused(self.observers, self.agent_name, refused.reason.value)
+            raise
+
+    def _admit(self) -> CallSlot:
         name = self.agent_name
         if self.state.draining:
             raise Refused(RefusalReason.DRAINING, f"{name} is shutting down here; call another instance", BUSY_RETRY)
@@ -87,8 +100,10 @@ class _Slot(CallSlot):
     async def run(self, call: CallTransport) -> str:
         if self._host is None:
             raise RuntimeError("this call's place was already given back")
-        relay = TurnRelay(call)
-        result = await self._host.runner.run(call, companion=relay.watch)
+        with ObservedCall(self._host.observers, self._host.agent_name) as observed:
+            relay = TurnRelay(call, on_ended=observed.turn_ended)
+            result = await self._host.runner.run(call, companion=observed.watching(relay.watch))
+            observed.ended(result)
         return result.ended_because
 
     def release(self) -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +29,8 @@ import structlog
 import uvicorn
 
 from voiceflow.config.compose import AgentConfig
+from voiceflow.metrics.calls import CallObserver
+from voiceflow.metrics.setup import TracingUnavailable, open_tracing, prometheus_metrics
 from voiceflow.plugins.registry import PluginRegistry
 from voiceflow.providers import ProviderKind
 from voiceflow.redaction import Redactor, redact, using_redactor
@@ -56,6 +58,8 @@ class ServeOptions:
     host: str = "127.0.0.1"
     port: int = 8000
     token: str | None = None
+    traces: str | None = None
+    """OpenTelemetry exporter for per-call spans (``otlp``, ``console``); None: no traces."""
 
 
 class ServeControl:
@@ -100,25 +104,34 @@ async def serve(
     on_listening: Listening | None = None,
     on_call_done: Callable[[CallResult], None] | None = None,
     pool: ProviderPool | None = None,
+    observers: Sequence[CallObserver] = (),
 ) -> None:
     """Serve ``agents`` until ``control`` says stop; raise :class:`ServingError` if they cannot
     be served as asked. ``pool`` lets an embedding application (or a test) share prepared
-    providers; by default the process gets its own, closed at the end."""
+    providers; by default the process gets its own, closed at the end. ``observers`` hear of
+    every call besides the process's own metrics and ``options.traces``."""
     check_bind_or_fail(options)
     _check_agents(agents, registry)
+    try:
+        tracing = open_tracing(options.traces)
+    except TracingUnavailable as exc:
+        raise ServingError(str(exc)) from None
     state = ServerState(options.token)
     state.loading = {agent.name for agent in agents}
     owned = pool is None
     pool = pool or ProviderPool(registry)
+    metrics = prometheus_metrics(state, pool, lambda: [agent.host for agent in served])
+    watchers = [*observers, *tracing.observers, *([metrics] if metrics is not None else [])]
     try:
         served = [
             ServedAgent(
-                AgentHost(agent, CallRunner(agent, pool, on_call_done=on_call_done), state),
+                AgentHost(agent, CallRunner(agent, pool, on_call_done=on_call_done), state, watchers),
                 await pool.get(ProviderKind.TRANSPORT, agent.transport),  # type: ignore[arg-type]
             )
             for agent in agents
         ]
-        server = _Server(_uvicorn_config(build_app(served, state), agents))
+        app = build_app(served, state, metrics.app if metrics is not None else None)
+        server = _Server(_uvicorn_config(app, agents))
         with _bound(options) as sock, _stopped_if_abandoned(server, served):
             async with anyio.create_task_group() as tg:
                 tg.start_soon(_run_uvicorn, server, sock)
@@ -137,6 +150,7 @@ async def serve(
                 server.should_exit = True
                 server.force_exit = control.stopped_now
     finally:
+        tracing.close()
         if owned:
             with anyio.CancelScope(shield=True):
                 await pool.aclose()

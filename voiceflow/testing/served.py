@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import urllib.request
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +22,7 @@ import anyio
 import anyio.to_thread
 
 from voiceflow.config.compose import AgentConfig
+from voiceflow.metrics.calls import CallObserver
 from voiceflow.plugins.registry import PluginRegistry
 from voiceflow.runtime.pool import ProviderPool
 from voiceflow.runtime.session import CallResult
@@ -61,9 +62,11 @@ def http_get(url: str, token: str | None = None) -> tuple[int, dict[str, Any]]:
 
 @asynccontextmanager
 async def served_agents(
-    agents: list[AgentConfig], registry: PluginRegistry, *, token: str | None = None
+    agents: list[AgentConfig], registry: PluginRegistry, *, token: str | None = None,
+    observers: Sequence[CallObserver] = (),
 ) -> AsyncIterator[Served]:
-    """Serve ``agents`` until the block ends (then drain them, as SIGTERM would)."""
+    """Serve ``agents`` until the block ends (then drain them, as SIGTERM would). ``observers``
+    hear of every call (e.g. a tracer with an in-memory exporter)."""
     pool = ProviderPool(registry)
     control = ServeControl()
     listening = anyio.Event()
@@ -76,7 +79,7 @@ async def served_agents(
     async def run() -> None:
         try:
             await serve(agents, registry, ServeOptions(port=0, token=token), control,
-                        on_listening=on_listening, on_call_done=lambda r: holder[0].results.append(r), pool=pool)
+                        on_listening=on_listening, on_call_done=lambda r: holder[0].results.append(r), pool=pool, observers=observers)
         finally:
             if holder:
                 holder[0].finished.set()
