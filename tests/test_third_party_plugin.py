@@ -183,3 +183,19 @@ async def test_echo_delay_runs_on_the_session_clock() -> None:
     # Four gaps of 0.5 s pass in virtual time; the real run skips them.
     assert elapsed == pytest.approx(2.0, abs=0.1)
     assert time.monotonic() - started < 1.5
+
+
+def test_a_plugin_tool_is_listed_and_usable_in_an_agent_file(full_registry: PluginRegistry, tmp_path: Path) -> None:
+    info = full_registry.tool("example.clock")
+    assert info.tool is example.CLOCK and info.package == "voiceflow-example-plugin"
+    import subprocess
+    import sys
+
+    cli = Path(sys.executable).with_name("voiceflow")
+    listed = subprocess.run([str(cli), "plugins"], capture_output=True, text=True, check=True)
+    assert any(line.split()[:3] == ["tool", "example.clock", "voiceflow-example-plugin"]
+               for line in listed.stdout.splitlines()), listed.stdout
+    agent = write_agent(tmp_path, "  - provider: echo")
+    agent.write_text(agent.read_text() + "tools:\n  - function: example.clock\n")
+    echo_and_clock = PluginRegistry(entry_points=False, plugins=[example])
+    assert load_agent(agent, echo_and_clock, env={}).tools[0].tool_name == "example.clock"

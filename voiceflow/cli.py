@@ -433,10 +433,12 @@ def _write_or_check(output: Path, text: str, check: bool, command: str) -> None:
 
 @app.command()
 def plugins() -> None:
-    """List installed providers: kind, name, package, version."""
+    """List installed providers and tools: kind, name, package, version."""
     registry = PluginRegistry()
     rows = [("KIND", "NAME", "PACKAGE", "VERSION", "DESCRIPTION")]
     rows += [(i.kind.value, i.name, i.package, i.version, i.cls.summary()) for i in registry.providers()]
+    rows += [("tool", t.tool.name, t.package, t.version, t.tool.description.splitlines()[0] if t.tool.description else "")
+             for t in registry.tools()]
     widths = [max(len(row[c]) for row in rows) for c in range(4)]
     for row in rows:
         typer.echo("  ".join(cell.ljust(widths[c]) for c, cell in enumerate(row[:4])) + "  " + row[4])

@@ -1,4 +1,5 @@
-"""An example third-party voiceflow plugin: an ``echo`` LLM that repeats the caller's last words.
+"""An example third-party voiceflow plugin: an ``echo`` LLM that repeats the caller's last words,
+and a ``example.clock`` tool that tells the time.
 
 It uses only voiceflow's public plugin API (:mod:`voiceflow.providers`, :mod:`voiceflow.config.base`,
 :mod:`voiceflow.frames`, :mod:`voiceflow.clock` and :data:`voiceflow.plugins.hookspecs.hookimpl`),
@@ -8,7 +9,8 @@ exactly as a package published on PyPI would. docs/writing-a-plugin.md walks thr
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from typing import Literal
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -17,8 +19,9 @@ from voiceflow.config.base import ProviderConfig
 from voiceflow.frames import Message
 from voiceflow.plugins.hookspecs import Register, hookimpl
 from voiceflow.providers import LLMProvider
+from voiceflow.tools import Tool, ToolCallContext, ToolResult
 
-__all__ = ["EchoConfig", "EchoLLM", "register_providers"]
+__all__ = ["CLOCK", "EchoConfig", "EchoLLM", "register_providers", "register_tools"]
 
 
 class EchoConfig(ProviderConfig):
@@ -61,3 +64,15 @@ def _last_user_text(messages: Sequence[Message]) -> str:
 @hookimpl
 def register_providers(register: Register) -> None:
     register(EchoLLM)
+
+
+async def _now(arguments: dict[str, Any], call: ToolCallContext) -> ToolResult:
+    return ToolResult({"utc": datetime.now(UTC).strftime("%H:%M")})
+
+
+CLOCK = Tool("example.clock", "The current time (UTC, hours and minutes).", _now)
+
+
+@hookimpl
+def register_tools(register: Any) -> None:
+    register(CLOCK)
