@@ -131,7 +131,7 @@ def _turn_entries(line: ScenarioLine, turn: TurnTimeline, number: int, zero: flo
     if speech is not None:
         spans = speech.spans()
         when = f"{speech.start - zero:5.2f}–{speech.end - zero:5.2f}"
-        paused = f" ({len(spans) - 1} pause{'s' * (len(spans) > 2)} in it)" if len(spans) > 1 else ""
+        paused = f" ({len(spans) - 1} gap{'s' * (len(spans) > 2)} in its audio)" if len(spans) > 1 else ""
         m2e = turn.mouth_to_ear
         latency = f", mouth-to-ear {m2e:.2f} s" if m2e is not None else ""
         entries.append((speech.start - zero, f"{when}  {head}: {said}{paused}{latency}"))

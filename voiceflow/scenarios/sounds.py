@@ -27,6 +27,10 @@ Samples = npt.NDArray[np.int16]
 
 VOICED_BELOW_PEAK_DB = 35.0
 """A 10 ms block within this many dB of the loudest one is voice (for word timing and onsets)."""
+TRIM_BELOW_PEAK_DB = 60.0
+TRIM_MARGIN = 0.03
+"""espeak-ng's silence around a line is cut to this margin beyond anything within
+:data:`TRIM_BELOW_PEAK_DB` of the peak: a quiet final "s" is speech a recogniser needs."""
 
 NOISE_DBFS = -30.0
 COUGH_PEAK_DBFS = -6.0
@@ -128,10 +132,12 @@ def _espeak(text: str, voice: str, rate: int, pitch: int) -> bytes:
 def speech(text: str, voice: str, rate: int, pitch: int) -> Clip:
     """``text`` said by espeak-ng, trimmed to its voice (espeak-ng pads both ends with silence)."""
     samples = np.frombuffer(_espeak(text, voice, rate, pitch), dtype=np.int16)
-    runs = voiced_runs(samples)
-    if not runs:
+    sounding = voiced_runs(samples, below_peak_db=TRIM_BELOW_PEAK_DB)
+    if not sounding:
         return Clip(samples.copy())
-    first, last = round(runs[0][0] * SAMPLE_RATE), round(runs[-1][1] * SAMPLE_RATE)
+    margin = round(TRIM_MARGIN * SAMPLE_RATE)
+    first = max(0, round(sounding[0][0] * SAMPLE_RATE) - margin)
+    last = min(len(samples), round(sounding[-1][1] * SAMPLE_RATE) + margin)
     return said(Clip(samples[first:last].copy()), text)
 
 
@@ -199,9 +205,9 @@ RUN_GAP = 0.1
 """Silences shorter than this (stops inside words) do not split a stretch of voice."""
 
 
-def voiced_runs(samples: Samples) -> list[tuple[float, float]]:
-    """The stretches of voice in ``samples`` (seconds): 10 ms blocks within
-    :data:`VOICED_BELOW_PEAK_DB` of the loudest, joined across gaps shorter than :data:`RUN_GAP`."""
+def voiced_runs(samples: Samples, below_peak_db: float = VOICED_BELOW_PEAK_DB) -> list[tuple[float, float]]:
+    """The stretches of voice in ``samples`` (seconds): 10 ms blocks within ``below_peak_db`` of
+    the loudest, joined across gaps shorter than :data:`RUN_GAP`."""
     hop = SAMPLE_RATE // 100
     usable = len(samples) - len(samples) % hop
     if usable == 0:
@@ -209,7 +215,7 @@ def voiced_runs(samples: Samples) -> list[tuple[float, float]]:
     power = np.square(samples[:usable].astype(np.float64)).reshape(-1, hop).mean(axis=1)
     if power.max() <= 0:
         return []
-    loud = np.flatnonzero(power >= power.max() * 10.0 ** (-VOICED_BELOW_PEAK_DB / 10.0))
+    loud = np.flatnonzero(power >= power.max() * 10.0 ** (-below_peak_db / 10.0))
     runs: list[tuple[float, float]] = []
     for block in loud:
         start, end = block * hop / SAMPLE_RATE, (block + 1) * hop / SAMPLE_RATE
