@@ -66,7 +66,20 @@ def _said_pieces(value: Any) -> Any:
     return [value] if isinstance(value, str) else value
 
 
-SayPiece = Annotated[str, Field(min_length=1, max_length=2000)] | Annotated[float, Field(gt=0, le=60)]
+def _said_piece(value: Any) -> Any:
+    """A line (text) or a pause (seconds), with one clear message when it is neither."""
+    if isinstance(value, str):
+        if not value.strip() or len(value) > 2000:
+            raise ValueError("a line to say must have 1 to 2000 characters")
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if not 0 < value <= 60:
+            raise ValueError(f"a pause is more than 0 and at most 60 seconds, got {value!r}")
+        return float(value)
+    raise ValueError(f"expected a line (text) or a pause (seconds), got {value!r}")
+
+
+SayPiece = Annotated[str | float, BeforeValidator(_said_piece)]
 
 
 class CallerEvent(Timing):

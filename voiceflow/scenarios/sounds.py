@@ -9,6 +9,7 @@ repeatable mode) and cached, so a scenario sounds the same on every run.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import shutil
 import subprocess
@@ -113,11 +114,42 @@ def clip_for(event: CallerEvent, *, voice: str, rate: int, pitch: int, seed: int
     return gained(clip, event.gain) if event.gain else clip
 
 
-@functools.lru_cache(maxsize=256)
-def _espeak(text: str, voice: str, rate: int, pitch: int) -> bytes:
+def _espeak_binary() -> str:
     binary = shutil.which("espeak-ng")
     if binary is None:
         raise SoundError("espeak-ng is not installed (Debian: apt-get install espeak-ng)")
+    return binary
+
+
+@functools.lru_cache(maxsize=4)
+def _voice_names(kind: str) -> frozenset[str]:
+    """What ``espeak-ng --voices`` (``kind`` "" or "=variant") calls its voices: languages, names,
+    files and their last part, lower case."""
+    listing = subprocess.run([_espeak_binary(), f"--voices{kind}"], capture_output=True, text=True,
+                             check=True, timeout=30).stdout.splitlines()[1:]
+    names: set[str] = set()
+    for row in listing:
+        columns = row.split()
+        if len(columns) >= 5:
+            names.update(name.lower() for name in (columns[1], columns[3], columns[4], columns[4].rsplit("/", 1)[-1]))
+    return frozenset(names)
+
+
+def check_voice(voice: str) -> None:
+    """espeak-ng says an unknown voice in its default one without a word: refuse it instead."""
+    base, _, variant = voice.lower().partition("+")
+    if base not in _voice_names(""):
+        close = difflib.get_close_matches(base, sorted(_voice_names("")), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise SoundError(f"espeak-ng has no voice {voice!r}{hint}; `espeak-ng --voices` lists them")
+    if variant and variant not in _voice_names("=variant"):
+        raise SoundError(f"espeak-ng has no variant {variant!r}; `espeak-ng --voices=variant` lists them")
+
+
+@functools.lru_cache(maxsize=256)
+def _espeak(text: str, voice: str, rate: int, pitch: int) -> bytes:
+    binary = _espeak_binary()
+    check_voice(voice)
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "say.wav"
         try:
