@@ -33,7 +33,7 @@ def test_fifty_callers_at_once_and_one_sends_garbage(tmp_path: Path) -> None:
         reports: dict[int, CallReport] = {}
 
         async def call(index: int) -> None:
-            reports[index] = await WsCaller(url, cues(index), max_seconds=120).run()
+            reports[index] = await WsCaller(url, cues(index), max_seconds=300).run()  # a busy machine is slow, not wrong
 
         async def everyone() -> None:
             async with anyio.create_task_group() as tg:

@@ -113,6 +113,7 @@ class WsCaller:
         self._t0 = 0.0
         self._play_end = 0.0
         self._marks: list[tuple[float, int]] = []
+        self._new_mark = anyio.Event()
         self._closed = anyio.Event()
 
     async def run(self) -> CallReport:
@@ -191,6 +192,7 @@ class WsCaller:
                         self.report.started = event
                     case "mark":
                         self._marks.append((max(now, self._play_end), event["id"]))
+                        self._new_mark.set()
                     case "clear":
                         self._clear(now)
         except ConnectionClosed:
@@ -214,7 +216,8 @@ class WsCaller:
     async def _acknowledge(self, ws: ClientConnection) -> None:
         while True:
             if not self._marks or not self.acks:
-                await anyio.sleep(FRAME_SECONDS / 2)
+                await self._new_mark.wait()
+                self._new_mark = anyio.Event()
                 continue
             due, mark = self._marks[0]
             await anyio.sleep(max(0.0, due - self._now()))
