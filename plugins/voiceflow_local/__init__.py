@@ -11,7 +11,7 @@ There is no echo cancellation: use headphones, or ``half_duplex: true`` on louds
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
@@ -87,6 +87,8 @@ def _streams(
             ))
             microphone.latency = nominal_latency(float(opened[0].latency))
             speaker.latency = nominal_latency(float(opened[1].latency))
+            microphone.clock.read = _reader(opened[0])
+            speaker.clock.read = _reader(opened[1])
             for stream in opened:
                 stream.start()
         except sd.PortAudioError as exc:
@@ -96,6 +98,13 @@ def _streams(
         for stream in opened:
             stream.abort(ignore_errors=True)
             stream.close(ignore_errors=True)
+
+
+def _reader(stream: Any) -> Callable[[], float]:
+    def read() -> float:
+        return float(stream.time)
+
+    return read
 
 
 @hookimpl

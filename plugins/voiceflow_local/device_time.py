@@ -8,15 +8,18 @@ asyncio loop's clock too; the session's clock is applied on the loop side.
 
 PortAudio's callback says when the block's first input sample reached the converter
 (``inputBufferAdcTime``) and when its first output sample will leave it
-(``outputBufferDacTime``), on the stream's own clock (``currentTime``). The difference to
-``currentTime`` is what matters: it is the sound card's and the sound server's buffering, the
-part of the latency no one sees from Python. Host APIs that do not report those times leave them
+(``outputBufferDacTime``), on the stream's own clock: the sound card's and the sound server's
+buffering, the part of the latency no one sees from Python. The stream's clock is read again,
+beside ``time.monotonic()``, when the Python callback finally runs: it may have waited for the
+interpreter (a busy event loop holds it), and pairing the reported times with a reading taken
+before that wait would move every stamp by the wait. Host APIs that report no times leave them
 at zero; the stream's nominal latency stands in for them then.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -30,13 +33,21 @@ def nominal_latency(reported: float) -> float:
     return reported if 0.0 <= reported <= MAX_DEVICE_DELAY else 0.0
 
 
-def delay_between(earlier: float, later: float, nominal: float) -> float:
-    """Seconds from ``earlier`` to ``later`` (two PortAudio stream times), or ``nominal`` when the
-    host API did not report one of them (zero) or reports something impossible."""
-    if earlier == 0.0 or later == 0.0:
-        return nominal
-    delta = later - earlier
-    return delta if 0.0 <= delta <= MAX_DEVICE_DELAY else nominal
+class StreamClock:
+    """Moves times on a PortAudio stream's clock onto ``time.monotonic()``."""
+
+    def __init__(self) -> None:
+        self.read: Callable[[], float] = lambda: 0.0
+        """The stream's clock now (``Stream.time``); 0 until a stream is attached."""
+
+    def monotonic(self, moment: float, otherwise: float) -> float:
+        """``time.monotonic()`` at stream time ``moment``; now + ``otherwise`` seconds when the
+        host API reported no time (or an impossible one)."""
+        now, stream_now = time.monotonic(), self.read()
+        delta = moment - stream_now
+        if moment == 0.0 or stream_now == 0.0 or abs(delta) > MAX_DEVICE_DELAY:
+            return now + otherwise
+        return now + delta
 
 
 class ToLoop:

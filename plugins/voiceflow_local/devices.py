@@ -7,11 +7,6 @@ still validate agent files that name the local transport.
 
 from __future__ import annotations
 
-import os
-import sys
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Literal
@@ -50,15 +45,9 @@ class Device:
 
 
 def load_portaudio() -> ModuleType:
-    """Import ``sounddevice`` (which loads and initialises PortAudio), or say how to get it.
-
-    PortAudio's initialisation probes every host API, and the C libraries under it print to the
-    process's stderr as they do ("jack server is not running", ALSA's unknown PCMs): on a laptop
-    that is noise, not news, so it is swallowed here; what matters is reported by the errors.
-    """
+    """Import ``sounddevice`` (which loads and initialises PortAudio), or say how to get it."""
     try:
-        with _c_stderr_silenced():
-            import sounddevice as module
+        import sounddevice as module
     except ImportError:
         raise DeviceError(
             "the local transport needs the sounddevice package: pip install 'voiceflow[local]'"
@@ -138,20 +127,3 @@ def _listing(sd: ModuleType, kind: Kind) -> str:
 def _version(sd: ModuleType) -> str:
     text = str(sd.get_portaudio_version()[1])
     return text.split(",")[0]
-
-
-@contextmanager
-def _c_stderr_silenced() -> Iterator[None]:
-    """Send file descriptor 2 to a scratch file meanwhile (C libraries write there directly,
-    past ``sys.stderr``)."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with tempfile.TemporaryFile() as scratch:
-            os.dup2(scratch.fileno(), 2)
-            try:
-                yield
-            finally:
-                os.dup2(saved, 2)
-    finally:
-        os.close(saved)

@@ -23,7 +23,7 @@ import numpy.typing as npt
 from voiceflow.audio import Resampler
 from voiceflow.clock import current_clock
 from voiceflow.frames import FRAME_BYTES, FRAME_SECONDS, SAMPLE_RATE, AudioFrame
-from voiceflow_local.device_time import ToLoop, delay_between
+from voiceflow_local.device_time import StreamClock, ToLoop
 
 QUEUE_BLOCKS = 256
 """Device blocks that may wait for the event loop (seconds of audio even at small blocks); a loop
@@ -84,6 +84,8 @@ class Microphone:
         """Blocks lost because the event loop did not take them in time."""
         self._send, self._receive = anyio.create_memory_object_stream[_Block](QUEUE_BLOCKS)
         self._to_loop: ToLoop | None = None
+        self.clock = StreamClock()
+        """The input stream's clock (set once the stream is open)."""
 
     def attach(self) -> None:
         """Bind to the running event loop; call before the stream starts."""
@@ -91,8 +93,8 @@ class Microphone:
 
     def callback(self, indata: Any, frames: int, time_info: Any, status: Any) -> None:
         """PortAudio's thread: copy the block and note when it was captured, nothing more."""
-        lag = delay_between(time_info.inputBufferAdcTime, time_info.currentTime, self.latency)
-        block = _Block(np.array(indata, dtype=np.int16), time.monotonic() - lag)
+        captured = self.clock.monotonic(time_info.inputBufferAdcTime, -(self.latency + frames / self.rate))
+        block = _Block(np.array(indata, dtype=np.int16), captured)
         if self._to_loop is not None:
             self._to_loop(self._deliver, block, bool(status.input_overflow))
 

@@ -30,7 +30,7 @@ from voiceflow.audio import Resampler
 from voiceflow.clock import current_clock
 from voiceflow.frames import SAMPLE_RATE
 from voiceflow.providers import OutFrame, PlayedCallback
-from voiceflow_local.device_time import ToLoop, delay_between
+from voiceflow_local.device_time import StreamClock, ToLoop
 
 Samples = npt.NDArray[np.int16]
 
@@ -85,6 +85,8 @@ class Speaker:
         self._played: PlayedCallback = lambda mark, t: None
         self._resampler = Resampler(SAMPLE_RATE, rate, quality="LQ")
         self._to_loop: ToLoop | None = None
+        self.clock = StreamClock()
+        """The output stream's clock (set once the stream is open)."""
 
     def attach(self) -> None:
         """Bind to the running event loop; call before the stream starts."""
@@ -180,7 +182,7 @@ class Speaker:
 
     def callback(self, outdata: Any, frames: int, time_info: Any, status: Any) -> None:
         """Fill the device's block from the queue; note when each frame in it will be heard."""
-        start = time.monotonic() + delay_between(time_info.currentTime, time_info.outputBufferDacTime, self.latency)
+        start = self.clock.monotonic(time_info.outputBufferDacTime, self.latency)
         block = np.zeros(frames, dtype=np.int16)
         heard: list[_Heard] = []
         written = 0
