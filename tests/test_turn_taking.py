@@ -240,6 +240,17 @@ async def test_without_preemption_the_reply_starts_at_the_endpoint() -> None:
     (turn,) = result.timeline.turns
     assert turn.marks["llm_request"] >= turn.marks["endpoint"]
     assert "preemptive_start" not in turn.marks
+    assert turn.span("preemptive_head_start") is None
+
+    registry, cfg = agent(turn_taking={"endpointing": {"min_silence": 1.0}})
+    result, _, _ = await run_call(cfg, registry, silence(0.3) + speech_like(0.8) + silence(3.0),
+                                  start="immediately", lead_in=0)
+    (turn,) = result.timeline.turns
+    # With preemption the reply began while the silence was still being confirmed: the timeline
+    # shows how much of the pause it used (and the caller waited that much less).
+    head_start = turn.span("preemptive_head_start")
+    assert head_start is not None and 0.5 < head_start < 1.0
+    assert turn.marks["llm_request"] < turn.marks["endpoint"]
 
 
 async def test_a_slow_recogniser_never_stalls_the_turn() -> None:

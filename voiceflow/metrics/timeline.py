@@ -46,6 +46,7 @@ SPANS = {
     "llm_ttfb": ("llm_request", "llm_first_token"),
     "tts_ttfb": ("tts_request", "tts_first_audio"),
     "endpoint_to_first_audio": ("endpoint", "first_audio_out"),
+    "preemptive_head_start": ("preemptive_start", "endpoint"),
 }
 
 
