@@ -214,11 +214,12 @@ class ScenarioLine(CallTransport):
             self.words.add(_words_of(move, t))
             samples = move.clip.samples
             keys = _key_times(move.event, t)
+            held_until = t + move.event.late
             for at in range(0, len(samples), FRAME_SAMPLES):
                 move.last_frame = t
                 while keys and keys[0][1] < t + FRAME_SECONDS and self._keypad is not None:
                     self._keypad(*keys.pop(0))
-                yield await self._frame(t, samples[at : at + FRAME_SAMPLES])
+                yield await self._frame(t, samples[at : at + FRAME_SAMPLES], held_until)
                 t += FRAME_SECONDS
             move.finished = True
         ref = t
@@ -253,10 +254,10 @@ class ScenarioLine(CallTransport):
                 return speech
         return None
 
-    async def _frame(self, t: float, samples: Samples | None) -> AudioFrame:
+    async def _frame(self, t: float, samples: Samples | None, held_until: float = 0.0) -> AudioFrame:
         """The caller's 20 ms starting at ``t``: the move's sound over the line's noise and echo,
-        delivered once all of it has arrived."""
-        await current_clock().sleep_until(t + FRAME_SECONDS)
+        delivered once all of it has arrived (and not before ``held_until``: a late burst)."""
+        await current_clock().sleep_until(max(t + FRAME_SECONDS, held_until))
         mixed = np.zeros(FRAME_SAMPLES, dtype=np.float64)
         if samples is not None:
             mixed[: len(samples)] += samples

@@ -108,6 +108,13 @@ class CallerEvent(Timing):
     pitch: int | None = Field(None, ge=0, le=99, description="espeak-ng pitch, 0-99.")
     gain: float = Field(0.0, ge=-80, le=30, description="dB added to the sound's own level.")
     key_gap: float = Field(0.25, gt=0, le=10, description="press: seconds from one key to the next.")
+    late: float = Field(
+        0.0,
+        ge=0,
+        le=10,
+        description="A network hiccup: this move's audio reaches the agent this many seconds late, "
+        "in one burst (each frame keeps the time it was spoken).",
+    )
     start: Seconds | None = Field(None, description="audio: start this far into the recording.")
     end: Seconds | None = Field(None, description="audio: stop this far into the recording.")
     pauses: list[Pause] = Field(default_factory=list, description="audio: silences inserted mid-recording.")
