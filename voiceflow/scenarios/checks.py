@@ -131,7 +131,7 @@ def _call_checks(run: ScenarioRun, line: ScenarioLine, expect: Expect) -> list[s
         allowed = expect.cut_offs
         if len(found) != allowed if isinstance(allowed, int) else not _within(len(found), allowed):
             detail = "; ".join(
-                f"{speech.reply.kind} at {speech.start - line.origin:.2f} s into move {move.index + 1}"
+                f"{speech.reply.kind} began at {speech.start - line.origin:.2f} s, during caller move {move.index + 1}"
                 for speech, move in found
             )
             failures.append(f"cut_offs: expected {_shown(allowed)}, got {len(found)}" + (f" ({detail})" if detail else ""))
