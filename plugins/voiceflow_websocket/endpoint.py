@@ -10,6 +10,7 @@ import uuid
 from typing import Any
 
 import anyio
+import structlog
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
@@ -18,6 +19,8 @@ from voiceflow.serving.api import ASGIApp, ClientError, CloseCode, Refused, Serv
 from voiceflow_websocket.call import Gone, WebSocketCall
 from voiceflow_websocket.config import WebSocketConfig
 from voiceflow_websocket.protocol import Start, check_audio, error, message, parse
+
+log = structlog.get_logger("voiceflow.websocket")
 
 
 class StarletteWire:
@@ -86,6 +89,8 @@ async def serve_call(websocket: WebSocket, host: SessionHost, config: WebSocketC
         if start is None:
             return  # the client left before starting
         call = WebSocketCall(wire, start, host.limits, config, f"ws-{uuid.uuid4().hex[:12]}")
+        log.info("websocket call", call_id=call.call_id, sample_rate=start.format.sample_rate,
+                 acknowledges_marks=start.acknowledges_marks, metadata=start.metadata)
         try:
             await wire.send(message("started", call_id=call.call_id, format=start.format.as_dict()))
         except Gone:
