@@ -34,6 +34,17 @@ def long_reply(first_token_delay: float = 0.05) -> str:
             f"token_delay: 0.005, replies: ['{LONG}', 'Sure.']}}]\n")
 
 
+INTERRUPTED = """\
+    caller:
+      - say: Tell me everything.
+      - id: cut
+        say: And tomorrow?
+        after: agent_starts
+        wait: 1.5
+"""
+"""A caller who asks, then cuts into the answer 1.5 s after it starts."""
+
+
 async def test_moves_are_timed_from_what_the_agent_does(tmp_path: Path) -> None:
     [outcome] = await run(tmp_path, "scenarios:\n  - name: timing\n" + long_reply() + """\
     caller:
@@ -60,13 +71,7 @@ async def test_moves_are_timed_from_what_the_agent_does(tmp_path: Path) -> None:
 async def test_an_interruption_lands_on_the_same_words_however_slow_the_agent(tmp_path: Path, slow_llm: float) -> None:
     """A busy machine delays the reply; the caller, timed from the reply's first audio, still
     interrupts it 1.5 s in, so the caller hears (and the context keeps) the same words."""
-    [outcome] = await run(tmp_path, "scenarios:\n  - name: interrupted\n" + long_reply(slow_llm) + """\
-    caller:
-      - say: Tell me everything.
-      - id: cut
-        say: And tomorrow?
-        after: agent_starts
-        wait: 1.5
+    [outcome] = await run(tmp_path, "scenarios:\n  - name: interrupted\n" + long_reply(slow_llm) + INTERRUPTED + """\
     expect:
       checks:
         - outcome: interrupted
@@ -119,13 +124,7 @@ scenarios:
 
 
 async def test_a_failure_shows_who_spoke_when(tmp_path: Path) -> None:
-    [outcome] = await run(tmp_path, "scenarios:\n  - name: story\n" + long_reply() + """\
-    caller:
-      - say: Tell me everything.
-      - id: cut
-        say: And tomorrow?
-        after: agent_starts
-        wait: 1.5
+    [outcome] = await run(tmp_path, "scenarios:\n  - name: story\n" + long_reply() + INTERRUPTED + """\
     expect:
       turns: [greeting, reply]
       checks:

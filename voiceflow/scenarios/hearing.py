@@ -17,13 +17,12 @@ its delays run on the session clock like the other scripted providers'.
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import anyio
 from pydantic import Field
 
 from voiceflow.clock import current_clock
@@ -31,6 +30,7 @@ from voiceflow.config.base import ProviderConfig
 from voiceflow.frames import AudioFrame, Transcript
 from voiceflow.plugins.hookspecs import hookimpl
 from voiceflow.providers import ProviderUnavailable, STTProvider, STTStream
+from voiceflow.testing.fakes import _QueuedTranscripts  # the scripted recognisers' transcript queue
 
 ONSET_MARGIN = 0.3
 """Seconds before the detected start of speech from which words still belong to it (the
@@ -85,14 +85,14 @@ class CallerScriptConfig(ProviderConfig):
     )
 
 
-class _Stream(STTStream):
+class _Stream(_QueuedTranscripts):
     def __init__(self, log: WordLog, config: CallerScriptConfig) -> None:
+        super().__init__()
         self._log = log
         self._config = config
         self._since = -math.inf
         self._heard_until = -math.inf
         self._interim = ""
-        self._send, self._receive = anyio.create_memory_object_stream[Transcript](256)
 
     def speech_started(self, t: float) -> None:
         self._since = t
@@ -128,14 +128,6 @@ class _Stream(STTStream):
         confidence = min(confidences) if confidences else self._config.confidence
         text = " ".join(w.text for w in words)
         await self._send.send(Transcript(text, True, clock.now(), confidence=confidence, finalized=True, end=until))
-
-    async def transcripts(self) -> AsyncIterator[Transcript]:
-        async with self._receive:
-            async for transcript in self._receive:
-                yield transcript
-
-    async def aclose(self) -> None:
-        self._send.close()
 
 
 class CallerScript(STTProvider[CallerScriptConfig]):

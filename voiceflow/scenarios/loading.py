@@ -139,10 +139,6 @@ def _get(data: Any, path: tuple[str | int, ...]) -> Any:
     return data
 
 
-def scenario_names(model: ScenarioFile) -> list[str]:
-    return [scenario.name for scenario in model.scenarios]
-
-
 def with_defaults(model: ScenarioFile, scenario: Scenario) -> Scenario:
     """``scenario`` with the file's defaults filled in where it gave none (``agent`` is merged
     separately, by :func:`scenario_agent`)."""

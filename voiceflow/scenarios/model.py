@@ -323,9 +323,7 @@ class Scenario(Defaults):
     @model_validator(mode="after")
     def _ids(self) -> Scenario:
         ids = [event.id for event in self.caller if event.id is not None]
-        twice = sorted({i for i in ids if ids.count(i) > 1})
-        if twice:
-            raise ValueError(f"caller move ids must be unique ({', '.join(twice)} used twice)")
+        _unique("caller move ids", ids)
         for check in self.expect.checks:
             for field, named in (("yielded.to", check.yielded and check.yielded.to), ("during", check.during)):
                 if named is not None and named not in ids:
@@ -339,8 +337,11 @@ class ScenarioFile(Strict):
 
     @model_validator(mode="after")
     def _unique_names(self) -> ScenarioFile:
-        names = [scenario.name for scenario in self.scenarios]
-        twice = sorted({name for name in names if names.count(name) > 1})
-        if twice:
-            raise ValueError(f"scenario names must be unique ({', '.join(twice)} used twice)")
+        _unique("scenario names", [scenario.name for scenario in self.scenarios])
         return self
+
+
+def _unique(what: str, names: list[str]) -> None:
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ValueError(f"{what} must be unique ({', '.join(twice)} used twice)")
