@@ -98,12 +98,24 @@ class Provider(ABC, Generic[C]):
 
 
 class VADStream(ABC):
-    """Per-call voice-activity state. ``process`` runs on the event loop for every 20 ms frame,
-    so it must be cheap (well under a millisecond); anything heavier belongs in a thread."""
+    """Per-call voice-activity state. The session awaits :meth:`aprocess` for every 20 ms frame
+    on the event loop that carries every call; by default it runs ``process`` there, so that
+    must be cheap (well under a millisecond). A heavier detector overrides :meth:`aprocess`."""
 
     @abstractmethod
     def process(self, frame: AudioFrame) -> VADEvent | None:
         """Feed one frame; return an edge when speech starts or ends."""
+
+    async def aprocess(self, frame: AudioFrame) -> VADEvent | None:
+        """What the session calls: :meth:`process`, unless the detector can do better.
+
+        A detector whose model costs a noticeable share of a millisecond overrides this to run
+        the model off the event loop (a worker thread, gathering the windows of many calls into
+        one hand-off: see the Silero plugin), with the same results as :meth:`process`. Frames of
+        one call are awaited one at a time, in order. If the call is cancelled meanwhile, the
+        stream is dropped; it need not stay usable.
+        """
+        return self.process(frame)
 
     @property
     @abstractmethod

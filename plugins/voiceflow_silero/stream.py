@@ -6,6 +6,12 @@ fills one preallocated ``(1, 576)`` float32 array in place and runs the model wh
 samples are complete: at most once per frame, because a frame is shorter than a window. Nothing is
 allocated per frame beyond numpy views and onnxruntime's small outputs.
 
+**Where the model runs.** :meth:`~SileroStream.aprocess`, the session's path, hands each completed
+window to the provider's :class:`~voiceflow_silero.batcher.ThreadBatcher`, which scores every
+call's windows of the same instant in a worker thread: the event loop only copies samples and
+runs the hysteresis. :meth:`~SileroStream.process` runs the model inline, for callers without an
+event loop; both give identical results.
+
 **The end of speech, on time.** Silero's recurrent state makes the probability lag the audio: the
 window just after the last word still scores high (0.7–0.9), so the first quiet window starts
 30–60 ms after the caller stopped. And a stop window counted in whole model windows rounds
@@ -18,12 +24,16 @@ window being quiet.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
+from voiceflow.clock import current_clock
 from voiceflow.frames import SAMPLE_RATE, AudioFrame, VADEvent, VADKind
-from voiceflow.providers import VADStream
+from voiceflow.providers import ProviderError, VADStream
+from voiceflow_silero.batcher import ThreadBatcher
+from voiceflow_silero.scoring import Window, score
 
 WINDOW = 512
 """New samples per model call (the only size Silero accepts at 16 kHz)."""
@@ -43,10 +53,21 @@ _EPS = 1e-6  # float slack when comparing accumulated window durations with the 
 
 
 class SileroStream(VADStream):
-    """One call's VAD: feed 20 ms frames to :meth:`process`, get speech start/end edges back."""
+    """One call's VAD: feed 20 ms frames to :meth:`aprocess` (or :meth:`process`, which runs the
+    model on the calling thread), get speech start/end edges back."""
 
-    def __init__(self, session: Any, *, threshold: float, start_secs: float, stop_secs: float) -> None:
+    def __init__(
+        self,
+        session: Any,
+        *,
+        threshold: float,
+        start_secs: float,
+        stop_secs: float,
+        batcher: ThreadBatcher[Window] | None = None,
+    ) -> None:
         self._session = session
+        self._batcher = batcher
+        self._lost_window = False
         self._buf = np.zeros((1, CONTEXT + WINDOW), dtype=np.float32)
         state = np.zeros((1, 1, 128), dtype=np.float32)
         self._feeds: dict[str, np.ndarray] = {"input": self._buf, "h": state, "c": state.copy()}
@@ -77,10 +98,35 @@ class SileroStream(VADStream):
         return self._voiced_until
 
     def process(self, frame: AudioFrame) -> VADEvent | None:
+        self._check_usable()
+        event: VADEvent | None = None
+        for win_start, win_end in self._windows(frame):
+            event = self._scored(score(self._session, self._feeds), win_start, win_end, frame) or event
+        return self._settled(frame, event)
+
+    async def aprocess(self, frame: AudioFrame) -> VADEvent | None:
+        """Like :meth:`process`, the model run by the provider's batcher in a worker thread
+        together with the other calls' windows of the same instant; identical results."""
+        if self._batcher is None:
+            return self.process(frame)
+        self._check_usable()
+        event: VADEvent | None = None
+        for win_start, win_end in self._windows(frame):
+            prob = await self._score_off_loop(self._batcher)
+            event = self._scored(prob, win_start, win_end, frame) or event
+        return self._settled(frame, event)
+
+    def _check_usable(self) -> None:
+        if self._lost_window:
+            raise ProviderError("silero: this stream lost a window to a cancelled call (its state is "
+                                "no longer exact); create a new stream")
+
+    def _windows(self, frame: AudioFrame) -> Iterator[tuple[float, float]]:
+        """Copy the frame into the window buffer; at each completed window, measure its energy
+        and yield its (start, end) audio time. The consumer scores it before the next is filled."""
         samples = np.frombuffer(frame.pcm, dtype="<i2")
         n = samples.shape[0]
         pos = 0
-        event: VADEvent | None = None
         while pos < n:
             if self._fill == 0:
                 self._win_t = frame.t + pos / SAMPLE_RATE
@@ -93,8 +139,31 @@ class SileroStream(VADStream):
                 self._fill = 0
                 end_t = frame.t + pos / SAMPLE_RATE
                 self._measure(end_t)
-                prob = self._infer()
-                event = self._update(prob, self._win_t, end_t, frame.t + frame.duration) or event
+                yield self._win_t, end_t
+
+    async def _score_off_loop(self, batcher: ThreadBatcher[Window]) -> float:
+        """The window scored in the batcher's worker thread; the clock counts the wait as work.
+        Cancelled meanwhile, the window's result is lost, and with it the stream's exactness."""
+        window = Window(self._feeds)
+        try:
+            with current_clock().busy():
+                await batcher.submit(window)
+        except BaseException:
+            self._lost_window = True
+            raise
+        if window.error is not None:
+            raise window.error
+        return window.prob
+
+    def _scored(self, prob: float, win_start: float, win_end: float, frame: AudioFrame) -> VADEvent | None:
+        """A window's probability is in (its state already carried): shift the 64-sample
+        context forward and run the hysteresis."""
+        self._buf[0, :CONTEXT] = self._buf[0, WINDOW:]
+        self.last_prob = prob
+        return self._update(prob, win_start, win_end, frame.t + frame.duration)
+
+    def _settled(self, frame: AudioFrame, event: VADEvent | None) -> VADEvent | None:
+        """Without a window edge, a pending end may still fall due on this frame."""
         if event is None and self._speaking and self._silence_start is not None:
             event = self._maybe_end(frame.t + frame.duration)
         return event
@@ -107,14 +176,6 @@ class SileroStream(VADStream):
         self._blocks = self._blocks[-(_BLOCKS_KEPT - len(energies)):] + [
             (start + (i + 1) * BLOCK / SAMPLE_RATE, float(e)) for i, e in enumerate(energies)
         ]
-
-    def _infer(self) -> float:
-        """Score the full window, carry the LSTM state and the 64-sample context forward."""
-        feeds = self._feeds
-        probs, feeds["h"], feeds["c"] = self._session.run(None, feeds)
-        self._buf[0, :CONTEXT] = self._buf[0, WINDOW:]
-        self.last_prob = prob = float(probs.item(0))
-        return prob
 
     def _update(self, prob: float, win_start: float, win_end: float, now: float) -> VADEvent | None:
         """Hysteresis over window probabilities; edges carry the audio time of the edge itself."""

@@ -231,7 +231,7 @@ class Session:
             try:
                 async for frame in self.transport.caller_audio():
                     try:
-                        edge = vad.process(frame)
+                        edge = await vad.aprocess(frame)
                     except StageFailed as failure:
                         await inbox.send(StageDown("vad", str(failure)))
                         return

@@ -1,8 +1,10 @@
 """A call's voice-activity detection: the VAD chain behind one per-frame call.
 
-``process`` is synchronous and runs for every 20 ms frame, so a deadline cannot guard it; what
-can go wrong is an exception (a model that breaks on odd input, a plugin bug). Then the next VAD
-of the chain takes over with a fresh stream from the next frame on. An open speech segment is
+``aprocess`` is awaited for every 20 ms frame. A detector runs its model inline or, if it is
+heavy like Silero, in a worker thread (gathered across calls); either way it answers within a
+frame unless the whole process is overloaded, which a deadline could not mend, so none guards it.
+What can go wrong is an exception (a model that breaks on odd input, a plugin bug). Then the next
+VAD of the chain takes over with a fresh stream from the next frame on. An open speech segment is
 carried over as a speech-end edge at the last voiced time the failed stream reported, so the turn
 manager is never left waiting for the end of a segment no detector knows about. When no VAD is
 left, :class:`StageFailed` tells the session the call cannot go on.
@@ -44,11 +46,12 @@ class VoiceActivity:
     def speaking(self) -> bool:
         return self._stream.speaking if self._stream is not None else False
 
-    def process(self, frame: AudioFrame) -> VADEvent | None:
+    async def aprocess(self, frame: AudioFrame) -> VADEvent | None:
+        """One caller frame through the current detector; an edge if speech started or ended."""
         while self._stream is not None:
             stream = self._stream
             try:
-                return _checked(stream.process(frame), frame.t + frame.duration)
+                return _checked(await stream.aprocess(frame), frame.t + frame.duration)
             except Exception as exc:  # noqa: BLE001 - the next VAD takes over
                 carried = self._fail(stream, exc, frame.t)
                 if carried is not None:
