@@ -74,13 +74,14 @@ def test_validate_reports_file_line_field_and_suggestion(tmp_path: Path) -> None
     assert "agents/local.yaml: ok" in result.stdout
 
 
-def test_run_with_a_transport_not_built_yet_says_so(tmp_path: Path) -> None:
+def test_run_with_a_network_transport_says_to_serve_it(tmp_path: Path) -> None:
     agent = tmp_path / "web.yaml"
     agent.write_text((ROOT / "agents/local.yaml").read_text().replace(
-        "  provider: file\n  input: recordings/capital.wav\n", "  provider: web\n"))
+        "  provider: file\n  input: recordings/capital.wav\n  output: ${VOICEFLOW_OUTPUT:-../call.wav}\n",
+        "  provider: web\n"))
     result = voiceflow("run", str(agent))
     assert result.returncode == 2
-    assert "not built yet" in result.stderr and "--input" in result.stderr
+    assert "voiceflow serve" in result.stderr and "--input" in result.stderr
 
 
 def test_run_with_a_missing_recording_is_a_clear_error(tmp_path: Path) -> None:

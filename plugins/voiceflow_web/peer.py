@@ -45,8 +45,8 @@ class Peer:
         (with every candidate: aiortc gathers before it returns)."""
         try:
             await self._pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
-        except (ValueError, AssertionError) as exc:
-            raise MediaError(f"the offer could not be used: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - aiortc refuses a bad SDP in many ways; each is the page's fault
+            raise MediaError(f"the offer could not be used: {type(exc).__name__}: {exc}") from None
         if self.microphone is None:
             raise MediaError("the offer has no microphone track")
         transceiver = next(t for t in self._pc.getTransceivers() if t.kind == "audio")
