@@ -11,11 +11,13 @@ There is no echo cancellation: use headphones, or ``half_duplex: true`` on louds
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
 
+import anyio
 import structlog
 
 from voiceflow.plugins.hookspecs import hookimpl
@@ -57,6 +59,8 @@ class LocalTransport(TransportProvider[LocalConfig]):
             )
             try:
                 await run_session(call)
+                # The agent's last words (a goodbye) are in the device's buffer: let them play.
+                await anyio.sleep(min(1.0, max(0.0, speaker.heard_by() - time.monotonic())))
             finally:
                 if microphone.overflows or speaker.underflows or microphone.dropped:
                     log.warning(

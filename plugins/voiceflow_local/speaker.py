@@ -132,6 +132,10 @@ class Speaker:
         offset = current_clock().now() - time.monotonic()
         return any(s + offset < end and start < e + offset + tail for s, e in self._spans)
 
+    def heard_by(self) -> float:
+        """When (``time.monotonic()``) everything handed to the device so far will have been heard."""
+        return self._spans[-1][1] if self._spans else 0.0
+
     async def report_heard(self) -> None:
         """Report each mark at the moment its frame is heard (runs for the whole call)."""
         clock = current_clock()
