@@ -15,8 +15,9 @@ for pkg in espeak-ng sox pocketsphinx-testdata chromium; do
 done
 # The local transport: PortAudio, and JACK, whose dummy driver is the tests' sound card
 # (tests/local/local_sound_card.py); without recommendations (jackd2's would bring a desktop GUI).
+# prometheus: its promtool checks and unit-tests deploy/'s alert rules (tests/operate/test_alerts.py).
 lean=()
-for pkg in libportaudio2 jackd2; do
+for pkg in libportaudio2 jackd2 prometheus; do
   dpkg -s "$pkg" >/dev/null 2>&1 || lean+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ] || [ ${#lean[@]} -gt 0 ]; then
