@@ -12,7 +12,7 @@ from pydantic import Field
 
 from voiceflow.config.base import ProviderConfig
 
-DeviceChoice = int | str | None
+DeviceChoice = Annotated[int, Field(ge=0, le=9_999)] | Annotated[str, Field(min_length=1, max_length=300)] | None
 """A device's number or (part of) its name, as ``python -m sounddevice`` lists them; None for
 the system's default."""
 

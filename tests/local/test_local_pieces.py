@@ -405,6 +405,6 @@ def test_settings() -> None:
     }
     assert LocalConfig(input_device=3, output_device="USB", latency=0.05).latency == 0.05
     for wrong in ({"latency": "medium"}, {"latency": 0}, {"latency": 5}, {"buffer": 0}, {"sample_rate": 1000},
-                  {"half_duplex": "sometimes"}, {"device": "x"}):
+                  {"half_duplex": "sometimes"}, {"device": "x"}, {"input_device": -1}, {"output_device": ""}):
         with pytest.raises(ValidationError):
             LocalConfig(**wrong)
