@@ -76,6 +76,11 @@ class ThreadBatcher(Generic[J]):
         self.handoffs = 0
         self.jobs = 0
 
+    @property
+    def idle(self) -> bool:
+        """Nothing pending, no hand-off appointed or running: every submission has settled."""
+        return not self._pending and self._leader is None and self._running == 0
+
     async def submit(self, job: J) -> None:
         """Return once ``run_batch`` has run over ``job`` (in a thread, with whatever else was
         pending). Raises the batch's exception if ``run_batch`` failed as a whole."""

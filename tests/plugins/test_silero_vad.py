@@ -1,21 +1,25 @@
-"""Silero VAD on real recorded speech: edges, timing, silence, per-call state, registration."""
+"""Silero VAD on real recorded speech: edges, timing, silence, per-call state, registration, and
+the off-loop path (windows of many calls scored in worker threads) giving exactly the same."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import anyio
+import anyio.lowlevel
 import numpy as np
 import pytest
 from pydantic import ValidationError
 
 from audio_fixtures import espeak_pcm, frames, goforward, noise, pad, seconds_of, speech_bounds
-from voiceflow.frames import FRAME_SECONDS, AudioFrame, VADEvent, VADKind
+from harness import fake_agent, fake_registry, run_call
+from voiceflow.frames import FRAME_SECONDS, SAMPLE_RATE, AudioFrame, VADEvent, VADKind
 from voiceflow.models import ensure_model_file
 from voiceflow.plugins import PluginRegistry
 from voiceflow.providers import ProviderError, ProviderKind, ProviderUnavailable, VADStream
-from voiceflow_silero import SILERO_V6, SileroConfig, SileroVAD
+from voiceflow_silero import SILERO_V6, SileroConfig, SileroStream, SileroVAD
 
 pytestmark = pytest.mark.anyio
 
@@ -33,6 +37,18 @@ async def vad() -> AsyncIterator[SileroVAD]:
 
 def run(stream: VADStream, audio: list[AudioFrame]) -> list[VADEvent]:
     return [event for frame in audio if (event := stream.process(frame)) is not None]
+
+
+Trace = list[tuple[VADEvent | None, float]]
+"""Per frame: the edge (if any) and the probability of the latest window."""
+
+
+def trace(stream: SileroStream, audio: list[AudioFrame]) -> Trace:
+    return [(stream.process(frame), stream.last_prob) for frame in audio]
+
+
+async def trace_async(stream: SileroStream, audio: list[AudioFrame]) -> Trace:
+    return [(await stream.aprocess(frame), stream.last_prob) for frame in audio]
 
 
 async def test_finds_the_spoken_segment_of_a_real_recording(vad: SileroVAD) -> None:
@@ -168,3 +184,108 @@ async def test_user_model_path_is_hash_checked(tmp_path: Path) -> None:
 def test_create_stream_before_prepare_is_an_error() -> None:
     with pytest.raises(ProviderError, match="prepare"):
         SileroVAD(SileroConfig()).create_stream()
+
+
+# --- off the event loop: the batcher path ---------------------------------------------------------
+
+
+def calls() -> list[list[AudioFrame]]:
+    """Different callers: recorded and synthetic speech, pauses, a quiet line, odd lead-ins, so
+    their windows complete at different frames."""
+    speech = [goforward(), espeak_pcm("What time is it?"), espeak_pcm("Turn left. Then stop."), b""]
+    return [
+        frames(pad(speech[i % 4], before=0.3 + 0.013 * i, after=0.6) if speech[i % 4] else noise(2.5, seed=i),
+               t0=50.0 + i)
+        for i in range(12)
+    ]
+
+
+@pytest.fixture(scope="module")
+async def two_workers() -> AsyncIterator[SileroVAD]:
+    provider = SileroVAD(SileroConfig(workers=2))
+    await provider.prepare()
+    yield provider
+    await provider.aclose()
+
+
+@pytest.mark.parametrize("make", [lambda: pad(goforward(), before=LEAD, after=1.0),
+                                  lambda: pad(espeak_pcm("Turn left at the lights."), 0.5, 1.0)
+                                  + pad(espeak_pcm("Then stop."), after=1.0),
+                                  lambda: noise(3.0, dbfs=-50.0)])
+async def test_off_the_loop_gives_exactly_the_inline_results(vad: SileroVAD, make: Callable[[], bytes]) -> None:
+    audio = frames(make(), t0=7.0)
+    assert await trace_async(vad.create_stream(), audio) == trace(vad.create_stream(), audio)
+
+
+async def test_many_interleaved_calls_each_get_their_own_results(two_workers: SileroVAD) -> None:
+    audio = calls()
+    alone = [trace(two_workers.create_stream(), a) for a in audio]
+    batcher = two_workers.batcher
+    assert batcher is not None
+    handoffs, jobs = batcher.handoffs, batcher.jobs
+    together: dict[int, Trace] = {}
+
+    async def call(i: int) -> None:
+        together[i] = await trace_async(two_workers.create_stream(), audio[i])
+
+    async with anyio.create_task_group() as tg:
+        for i in range(len(audio)):
+            tg.start_soon(call, i)
+    assert [together[i] for i in range(len(audio))] == alone
+    windows = sum(len(b"".join(f.pcm for f in a)) // 2 // 512 for a in audio)
+    assert batcher.jobs - jobs == windows
+    assert (batcher.jobs - jobs) / (batcher.handoffs - handoffs) > 3  # gathered, not one by one
+    assert batcher.peak_threads <= 2 and batcher.idle
+
+
+@pytest.mark.parametrize("at_frame", [1, 3, 4, 6, 30, 31])
+async def test_a_call_ended_mid_window_breaks_no_other(two_workers: SileroVAD, at_frame: int) -> None:
+    """One call is cancelled while its window is pending, handed off or being scored: the other
+    calls' results stay exact, nothing is left behind, and the broken stream says so."""
+    audio = calls()[:6]
+    alone = [trace(two_workers.create_stream(), a) for a in audio]
+    victim = two_workers.create_stream()
+    together: dict[int, Trace] = {}
+
+    async def call(i: int) -> None:
+        together[i] = await trace_async(two_workers.create_stream(), audio[i])
+
+    async def cancel_after_a_step(scope: anyio.CancelScope) -> None:
+        await anyio.lowlevel.checkpoint()
+        scope.cancel()
+
+    async def doomed(tg: anyio.abc.TaskGroup) -> None:
+        with anyio.CancelScope() as scope:
+            for i, frame in enumerate(audio[0]):
+                if i == at_frame:
+                    tg.start_soon(cancel_after_a_step, scope)
+                await victim.aprocess(frame)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(doomed, tg)
+        for i in range(len(audio)):
+            tg.start_soon(call, i)
+    assert [together[i] for i in range(len(audio))] == alone
+    batcher = two_workers.batcher
+    assert batcher is not None and batcher.idle
+    with pytest.raises(ProviderError, match="lost a window"):
+        await victim.aprocess(audio[0][-1])
+
+
+async def test_the_session_pump_scores_through_the_batcher() -> None:
+    registry = fake_registry()
+    agent = fake_agent(registry, prompt={"system": "x"}, vad=[{"provider": "silero", "stop_secs": 0.1}],
+                       stt=[{"provider": "scripted-stt", "lines": ["go forward ten meters"]}])
+    caller = pad(goforward(), before=0.5, after=1.5)
+    result, _, pool = await run_call(agent, registry, caller, start="immediately", lead_in=0)
+    [silero] = await pool.chain(ProviderKind.VAD, agent.vad)
+    assert isinstance(silero, SileroVAD) and silero.batcher is not None
+    assert silero.batcher.jobs == len(frames(caller)) * FRAME_SECONDS * SAMPLE_RATE // 512  # none on the loop
+    [turn] = [t for t in result.timeline.turns if t.kind == "reply"]
+    assert turn.user_text == "go forward ten meters" and turn.outcome == "completed"
+    # The same segment as the inline path finds in the same audio.
+    inline = SileroVAD(SileroConfig(stop_secs=0.1))
+    await inline.prepare()
+    began, ended = run(inline.create_stream(), frames(caller))
+    heard = turn.marks["user_speech_end"] - turn.marks["user_speech_start"]
+    assert heard == pytest.approx(ended.t - began.t, abs=1e-6)
