@@ -108,7 +108,7 @@ def test_run_writes_the_report_of_the_call(tmp_path: Path) -> None:
                                 "--report", str(tmp_path / "missing" / "call.html"))
     assert "mouth-to-ear" in out and f"report:  {tmp_path / 'call.html'}" in out
     page = (tmp_path / "call.html").read_text()
-    assert 'data-turn="1"' in page and "over budget: llm_ttfb" in page
+    assert 'data-turn="1"' in page and "latency budget: llm_ttfb" in page
     assert json.loads((tmp_path / "call.timeline.json").read_text())["turns"][1]["budget_misses"][0]["span"] == "llm_ttfb"
     with Image.open(tmp_path / "call.png") as image:
         assert image.format == "PNG"

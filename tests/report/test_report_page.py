@@ -82,11 +82,11 @@ async def test_budget_misses_show_on_exactly_the_turns_that_missed(timelines: Pa
     found = articles(parse(build_report(calls).html()))
     for (section, index), article in found.items():
         red = [text for text in drawn_text(article) if text.startswith(("over budget", "budget "))]
-        listed = [note for note in notes(article) if note.startswith("over budget")]
+        listed = [note for note in notes(article) if note.startswith("latency budget:")]
         if (section, index) == ("call-0", 2):
             assert set(red) >= {"budget 800 ms", "budget 1000 ms"}
             assert any(text.startswith("over budget +") for text in red)
-            assert [note.split(":")[1].split()[0] for note in listed] == ["mouth_to_ear", "endpointing"]
+            assert [note.split()[2] for note in listed] == ["mouth_to_ear", "endpointing"]
             assert "blame endpointing" in listed[0]
         else:
             assert red == [] and listed == [], (section, index)

@@ -66,7 +66,9 @@ class BudgetMiss:
     """The blamed stage's share of mouth-to-ear, or its own span for a stage budget."""
 
     def describe(self) -> str:
-        text = f"turn {self.turn}: {self.span} {_ms(self.seconds)} over its {_ms(self.budget)} budget"
+        """The miss in words, e.g. "mouth_to_ear 1204 ms over its 900 ms budget; blame endpointing
+        (1203 ms of it)"."""
+        text = f"{self.span} {_ms(self.seconds)} over its {_ms(self.budget)} budget"
         if self.blame != self.span:
             text += f"; blame {self.blame} ({_ms(self.blame_seconds)} of it)"
         return text

@@ -13,7 +13,7 @@ from pathlib import Path
 from voiceflow.metrics.budget import UNCHECKED_OUTCOMES, LatencyBudget, turn_misses
 from voiceflow.report.layout import Scale, heading_scene, stats_scene, turn_scene
 from voiceflow.report.page import render_page
-from voiceflow.report.records import CallRecord, MissRecord
+from voiceflow.report.records import CallRecord
 from voiceflow.report.scene import Scene, stack
 from voiceflow.report.stats import StageStats, stage_stats
 from voiceflow.report.waterfall import Waterfall, waterfall
@@ -44,8 +44,8 @@ def with_budget(calls: Sequence[CallRecord], budget: LatencyBudget) -> list[Call
     place of those recorded when they ran: for timelines from before a budget was set or changed."""
     for call in calls:
         for turn in call.turns:
-            misses = [] if turn.outcome in UNCHECKED_OUTCOMES else turn_misses(turn.index, turn.marks, budget)
-            turn.budget_misses = [MissRecord(**miss.as_dict()) for miss in misses]
+            checked = turn.outcome not in UNCHECKED_OUTCOMES
+            turn.budget_misses = turn_misses(turn.index, turn.marks, budget) if checked else []
     return list(calls)
 
 

@@ -50,9 +50,7 @@ def turn_notes(turn: TurnRecord) -> list[tuple[str, str]]:
     """Everything the timeline says about a turn that a bar cannot: who answered, what failed,
     why the turn ended when it did, what the caller said over the agent."""
     notes: list[tuple[str, str]] = []
-    for miss in turn.budget_misses:
-        blame = f"; blame {miss.blame} ({miss.blame_ms:.0f} ms of it)" if miss.blame != miss.span else ""
-        notes.append(("miss", f"over budget: {miss.span} {miss.ms:.0f} ms, budget {miss.budget_ms:.0f} ms{blame}"))
+    notes += [("miss", f"latency budget: {miss.describe()}") for miss in turn.budget_misses]
     if turn.providers:
         notes.append(("", "providers: " + ", ".join(f"{stage} {name}" for stage, name in turn.providers.items())))
     notes += [("fallback", f"fallback: {note}") for note in turn.fallbacks]

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from voiceflow.metrics.budget import BudgetMiss
+
 
 class TimelineError(ValueError):
     """A file or folder that holds no timeline the report can read."""
@@ -25,17 +27,6 @@ class ToolRecord:
     started: float
     seconds: float
     error: str | None = None
-
-
-@dataclass(frozen=True)
-class MissRecord:
-    """A latency budget the turn went over (see :class:`voiceflow.metrics.budget.BudgetMiss`)."""
-
-    span: str
-    ms: float
-    budget_ms: float
-    blame: str
-    blame_ms: float
 
 
 @dataclass
@@ -55,7 +46,7 @@ class TurnRecord:
     overlaps: list[str] = field(default_factory=list)
     endpointing: list[str] = field(default_factory=list)
     states: list[str] = field(default_factory=list)
-    budget_misses: list[MissRecord] = field(default_factory=list)
+    budget_misses: list[BudgetMiss] = field(default_factory=list)
 
 
 @dataclass
@@ -93,19 +84,20 @@ def _tool(data: Any) -> ToolRecord | None:
                       str(error) if error else None)
 
 
-def _miss(data: Any) -> MissRecord | None:
+def _miss(turn: int, data: Any) -> BudgetMiss | None:
     if not isinstance(data, Mapping) or not isinstance(data.get("span"), str):
         return None
-    return MissRecord(data["span"], _number(data.get("ms")), _number(data.get("budget_ms")),
-                      _text(data.get("blame")) or data["span"], _number(data.get("blame_ms")))
+    return BudgetMiss(turn, data["span"], _number(data.get("ms")) / 1000, _number(data.get("budget_ms")) / 1000,
+                      _text(data.get("blame")) or data["span"], _number(data.get("blame_ms")) / 1000)
 
 
 def turn_from_dict(data: Mapping[str, Any], position: int) -> TurnRecord:
     marks = data.get("marks")
     providers = data.get("providers")
     index = data.get("index")
+    index = index if isinstance(index, int) and not isinstance(index, bool) else position
     return TurnRecord(
-        index=index if isinstance(index, int) and not isinstance(index, bool) else position,
+        index=index,
         kind=_text(data.get("kind")) or "turn",
         outcome=_text(data.get("outcome")),
         user_text=_text(data.get("user_text")),
@@ -120,7 +112,7 @@ def turn_from_dict(data: Mapping[str, Any], position: int) -> TurnRecord:
         overlaps=_strings(data.get("overlaps")),
         endpointing=_strings(data.get("endpointing")),
         states=_strings(data.get("states")),
-        budget_misses=[miss for item in data.get("budget_misses") or [] if (miss := _miss(item)) is not None],
+        budget_misses=[miss for item in data.get("budget_misses") or [] if (miss := _miss(index, item)) is not None],
     )
 
 

@@ -23,7 +23,5 @@ def summary_lines(report: Report) -> list[str]:
     if misses:
         lines.append(f"latency budget misses: {len(misses)}")
         for call, turn, miss in misses:
-            blame = f", blame {miss.blame} ({miss.blame_ms:.0f} ms)" if miss.blame != miss.span else ""
-            lines.append(f"  {call.name} turn {turn.index}: {miss.span} {miss.ms:.0f} ms "
-                         f"> {miss.budget_ms:.0f} ms{blame}")
+            lines.append(f"  {call.name} turn {turn.index}: {miss.describe()}")
     return lines

@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from voiceflow.metrics.budget import BudgetMiss
 from voiceflow.metrics.critical_path import critical_shares
-from voiceflow.report.records import MissRecord, TurnRecord
+from voiceflow.report.records import TurnRecord
 from voiceflow.report.stages import (
     AGENT_COLOR,
     BY_KEY,
@@ -196,7 +197,7 @@ BLAME_ROWS = {"playout": "heard"}
 """Critical-path stages drawn in a row of another name."""
 
 
-def _flag_miss(rows: list[Row], miss: MissRecord, marks: dict[str, float], zero: float) -> None:
+def _flag_miss(rows: list[Row], miss: BudgetMiss, marks: dict[str, float], zero: float) -> None:
     """The missed stage's bar turns red-edged, with its budget drawn where the stage should have
     ended; the blamed stage says so."""
     for row in rows:
@@ -204,8 +205,8 @@ def _flag_miss(rows: list[Row], miss: MissRecord, marks: dict[str, float], zero:
             row.bars = [replace(bar, over_budget=True) if i == 0 else bar for i, bar in enumerate(row.bars)]
             stage = BY_KEY.get(miss.span)
             if stage is not None and stage.start in marks:
-                row.ticks.append(Tick(marks[stage.start] - zero + miss.budget_ms / 1000,
-                                      f"budget {miss.budget_ms:.0f} ms", MISS_COLOR, dashed=True))
-            row.flags.append(Flag(f"over budget +{miss.ms - miss.budget_ms:.0f} ms", MISS_COLOR))
+                row.ticks.append(Tick(marks[stage.start] - zero + miss.budget, f"budget {ms(miss.budget)}",
+                                      MISS_COLOR, dashed=True))
+            row.flags.append(Flag(f"over budget +{ms(miss.seconds - miss.budget)}", MISS_COLOR))
         if row.key == BLAME_ROWS.get(miss.blame, miss.blame) and miss.blame != miss.span:
             row.flags.append(Flag("to blame", MISS_COLOR))
