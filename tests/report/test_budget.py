@@ -11,8 +11,9 @@ from structlog.testing import capture_logs
 
 from harness import fake_agent, fake_registry, run_call
 from voiceflow.config.errors import ConfigError
-from voiceflow.metrics.budget import LatencyBudget, budget_misses, turn_misses
+from voiceflow.metrics.budget import LatencyBudget, budget_misses, record_misses, turn_misses
 from voiceflow.metrics.critical_path import critical_shares
+from voiceflow.metrics.timeline import CallTimeline
 from voiceflow.runtime.session import CallResult
 from voiceflow.testing.fakes import silence, speech_like
 
@@ -152,3 +153,22 @@ def test_budgets_in_the_agent_file_are_checked_like_every_field() -> None:
         fake_agent(registry, latency_budget={"mouth_to_ear_msec": 900})
     with pytest.raises(ConfigError, match="llm_ttfb_ms"):
         fake_agent(registry, latency_budget={"llm_ttfb_ms": 0})
+
+
+def test_recording_twice_logs_each_miss_once() -> None:
+    """A call stopped early is reported from a partial result, then again at its end."""
+    timeline = CallTimeline("call-x", origin=100.0)
+    turn = timeline.new_turn("reply")
+    turn.marks = {name: 100.0 + t for name, t in PREEMPTIVE.items()}
+    turn.outcome = "completed"
+    dropped = timeline.new_turn("reply")
+    dropped.marks, dropped.outcome = dict(turn.marks), "discarded"  # never heard: not checked
+    budget = LatencyBudget(mouth_to_ear_ms=800)
+    with capture_logs() as logs:
+        first = record_misses(timeline, budget)
+        second = record_misses(timeline, budget)
+    assert first == second == turn.budget_misses and len(first) == 1 and dropped.budget_misses == []
+    assert [entry["turn"] for entry in logs if entry["event"] == "latency budget missed"] == [0]
+    assert turn.as_dict()["budget_misses"] == [
+        {"span": "mouth_to_ear", "ms": 1020.0, "budget_ms": 800.0, "blame": "llm_ttfb", "blame_ms": 400.0}
+    ]
