@@ -312,6 +312,6 @@ async def test_a_turn_heard_with_low_confidence_is_asked_again_not_answered() ->
     result, _, pool = await run_call(cfg, registry, caller, start="immediately", lead_in=0)
     kinds = [(t.kind, t.user_text) for t in result.timeline.turns]
     assert kinds == [("unclear", "wreck a nice beach"), ("reply", "recognise speech")]
-    assert result.timeline.turns[0].failure == "recogniser confidence 0.12 below 0.3"
+    assert result.timeline.turns[0].failure == "recogniser confidence 0.12 below 0.2"
     llm = next(p for p in pool.instances() if p.name == "scripted-llm")
     assert "wreck a nice beach" not in str(llm.requests)
