@@ -25,12 +25,12 @@ def test_judged_on_voiced_time_not_on_the_detectors_stop_window() -> None:
     overlap = policy.on_speech_start(5.0, 5.06, interruptible=True, first_heard=1.0)
     assert overlap is not None
     # At the check the last voiced frame was 0.15 s ago: the caller already stopped.
-    assert policy.judge(overlap, now=5.35, voiced_until=5.2) is Verdict.STOPPED
+    assert policy.judge(overlap, heard_until=5.35, voiced_until=5.2) is Verdict.STOPPED
     # Voiced until a window ago, 0.32 s in all: not yet enough, but still talking: look again.
-    assert policy.judge(overlap, now=5.35, voiced_until=5.32) is Verdict.WAIT
-    assert policy.judge(overlap, now=5.37, voiced_until=5.352) is Verdict.INTERRUPT
+    assert policy.judge(overlap, heard_until=5.35, voiced_until=5.32) is Verdict.WAIT
+    assert policy.judge(overlap, heard_until=5.37, voiced_until=5.352) is Verdict.INTERRUPT
     # A 0.29 s "mm" that was still voiced a moment before the check must not interrupt.
-    assert policy.judge(overlap, now=5.35, voiced_until=5.29) is Verdict.WAIT
-    assert policy.judge(overlap, now=5.37, voiced_until=5.29) is Verdict.STOPPED
+    assert policy.judge(overlap, heard_until=5.35, voiced_until=5.29) is Verdict.WAIT
+    assert policy.judge(overlap, heard_until=5.37, voiced_until=5.29) is Verdict.STOPPED
     assert not policy.long_enough(overlap, speech_end=5.29)
     assert policy.long_enough(overlap, speech_end=5.5)

@@ -6,14 +6,12 @@ quality holds back up to 37 ms in bursts), cut into 20 ms frames and stamped on 
 a packet decoded now holds the last stretch of audio, so its frames end now (never before the
 frame that came first).
 
-That is when the audio reached the runtime, not quite when it was captured: aiortc's audio
-jitter buffer hands a packet on only once four more have arrived (``JitterBuffer(prefetch=4)``
-in its receiver), so each packet is 80 ms old when decoded, plus the network's transit. Stamping
-the true capture time would be 80 ms earlier, and then the barge-in policy, which compares the
-caller's last voiced frame with the clock's *now* (``VOICE_GAP``, 70 ms), takes a caller who is
-still talking for one who has stopped and interrupts only at the end of their sentence. Until
-the policy compares against the newest audio it has seen, the server's mouth-to-ear for browser
-calls is short by about :data:`RECEIVE_DELAY`; the page's own figure is not.
+Each packet is older than that: aiortc's audio jitter buffer hands a packet on only once four
+more have arrived (``JitterBuffer(prefetch=4)`` in its receiver), so it is 80 ms old when
+decoded, plus the network's transit. Frames are therefore stamped :data:`RECEIVE_DELAY` earlier,
+at about when the caller said them, so mouth-to-ear counts from the caller's mouth. (The
+barge-in policy judges "still talking" against the newest audio heard, not the clock, so late
+delivery is not taken for silence.)
 """
 
 from __future__ import annotations
@@ -36,7 +34,7 @@ class CallerAudio:
         self._cursor = -float("inf")
 
     def frames(self, interleaved: bytes, rate: int, channels: int, now: float) -> list[AudioFrame]:
-        """The whole frames the packet completes, stamped as arriving now."""
+        """The whole frames the packet completes, stamped with when they were said."""
         if self._resampler is None or self._resampler.in_rate != rate:
             self._resampler = Resampler(rate, SAMPLE_RATE, quality="LQ")
         samples = np.frombuffer(interleaved, dtype="<i2")
@@ -48,7 +46,7 @@ class CallerAudio:
         del self._pending[:whole]
         out = []
         for i, pcm in enumerate(chunks):
-            t = max(self._cursor, now - (len(chunks) - i) * FRAME_SECONDS)
+            t = max(self._cursor, now - RECEIVE_DELAY - (len(chunks) - i) * FRAME_SECONDS)
             self._cursor = t + FRAME_SECONDS
             out.append(AudioFrame(pcm, t))
         return out

@@ -32,6 +32,9 @@ class VoiceActivity:
         self._index = -1
         self._stream: VADStream | None = None
         self._attempts: list[AttemptRecord] = []
+        self.heard_until = float("-inf")
+        """Audio time just after the newest caller frame processed: how far the detector has
+        heard, whatever the transport's delivery delay (a jitter buffer holds audio back)."""
         self._next_stream(0.0)
 
     @property
@@ -48,6 +51,7 @@ class VoiceActivity:
 
     async def aprocess(self, frame: AudioFrame) -> VADEvent | None:
         """One caller frame through the current detector; an edge if speech started or ended."""
+        self.heard_until = max(self.heard_until, frame.t + frame.duration)
         while self._stream is not None:
             stream = self._stream
             try:

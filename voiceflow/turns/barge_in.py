@@ -103,10 +103,13 @@ class BargeInPolicy:
                 return Verdict.IGNORE
         return None
 
-    def judge(self, overlap: Overlap, now: float, voiced_until: float, agent_said: str = "") -> Verdict:
+    def judge(self, overlap: Overlap, heard_until: float, voiced_until: float, agent_said: str = "") -> Verdict:
         """At a check: the words' verdict if they have one; else interrupt once the voiced span
         reaches the thresholds; keep watching while the caller is still voicing; otherwise the
-        speech already stopped short, and the end of speech (:meth:`long_enough`) settles it."""
+        speech already stopped short, and the end of speech (:meth:`long_enough`) settles it.
+
+        "Still voicing" is judged against the newest audio heard (``heard_until``), not the
+        clock: audio a transport delivers late (a WebRTC jitter buffer) is not silence."""
         by_words = self.classify(overlap, agent_said)
         if by_words is not None:
             return by_words
@@ -114,7 +117,7 @@ class BargeInPolicy:
         min_speech = self._min_speech(overlap)
         if voiced >= min_speech and self._enough_words(overlap, voiced - min_speech):
             return Verdict.INTERRUPT
-        if now - voiced_until <= VOICE_GAP:
+        if heard_until - voiced_until <= VOICE_GAP:
             return Verdict.WAIT
         return Verdict.STOPPED
 

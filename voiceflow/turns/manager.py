@@ -436,7 +436,9 @@ class TurnManager:
     def _timer_barge_in(self) -> None:
         if self.active is None:
             return
-        interrupting, again = self.overlaps.check(self.clock.now(), self.vad.voiced_until, self.active.reply)
+        interrupting, again = self.overlaps.check(
+            self.clock.now(), self.vad.heard_until, self.vad.voiced_until, self.active.reply
+        )
         if again is not None:
             self._timers_set(Timer.BARGE_IN, again)
         if interrupting is not None:

@@ -64,12 +64,14 @@ class OverlapWatch:
                 pass
         return None
 
-    def check(self, now: float, voiced_until: float, reply: Reply) -> tuple[Overlap | None, float | None]:
+    def check(
+        self, now: float, heard_until: float, voiced_until: float, reply: Reply
+    ) -> tuple[Overlap | None, float | None]:
         """The check timer fired: (the overlap if it interrupts, when to check again if at all)."""
         overlap = self.overlap
         if overlap is None:
             return None, None
-        match self.policy.judge(overlap, now, voiced_until, reply.spoken_so_far()):
+        match self.policy.judge(overlap, heard_until, voiced_until, reply.spoken_so_far()):
             case Verdict.WAIT:
                 return None, now + RECHECK
             case Verdict.INTERRUPT:
