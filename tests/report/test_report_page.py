@@ -17,6 +17,7 @@ from voiceflow.report.build import build_report, write_report
 from voiceflow.report.layout import WIDTH
 from voiceflow.report.png import render_png
 from voiceflow.report.records import CallRecord, call_from_dict, read_calls
+from voiceflow.report.scene import Text
 
 pytestmark = pytest.mark.anyio
 
@@ -111,6 +112,9 @@ async def test_the_png_is_the_same_drawing_at_its_size(timelines: Path, tmp_path
     # Every stage's colour is painted somewhere (the picture is not blank, nor text only).
     for rgb in ((0xF0, 0xB4, 0x5A), (0x8F, 0xD1, 0x8A), (0x7F, 0xB3, 0xEA), (0xE7, 0x9A, 0xD0), (0xE5, 0x67, 0x5C)):
         assert rgb in colors, rgb
+    short = report.picture(max_turns=3)
+    headings = [shape.text for shape in short.shapes if isinstance(shape, Text) and shape.size == 16]
+    assert headings[-1] == "3 more turns are in the HTML page" and short.height < picture.height
     double = render_png(picture, scale=2)
     assert double.size == (2 * WIDTH, 2 * picture.height)
     buffer = io.BytesIO()

@@ -18,6 +18,9 @@ from voiceflow.report.scene import Scene, stack
 from voiceflow.report.stats import StageStats, stage_stats
 from voiceflow.report.waterfall import Waterfall, waterfall
 
+PICTURE_MAX_TURNS = 40
+"""Turns drawn in the PNG at most: about 12,000 pixels high, 40 MB while drawing."""
+
 
 @dataclass
 class Report:
@@ -29,13 +32,20 @@ class Report:
     def html(self) -> str:
         return render_page(self.calls, self.waterfalls, self.stats, self.scale)
 
-    def picture(self) -> Scene:
-        """Everything the page draws, one below the other: the table, then each call's turns."""
+    def picture(self, max_turns: int = PICTURE_MAX_TURNS) -> Scene:
+        """What the page draws, one below the other: the table, then each call's turns, up to
+        ``max_turns`` of them (a folder of calls would make a picture no viewer opens)."""
         turns = sum(len(call.turns) for call in self.calls)
         scenes = [stats_scene(self.stats, turns, len(self.calls))]
+        drawn = 0
         for call, call_waterfalls in zip(self.calls, self.waterfalls, strict=True):
+            if drawn >= max_turns:
+                break
             scenes.append(heading_scene(f"call {call.call_id}", call.source))
-            scenes += [turn_scene(wf, self.scale) for wf in call_waterfalls]
+            scenes += [turn_scene(wf, self.scale) for wf in call_waterfalls[: max_turns - drawn]]
+            drawn += min(len(call_waterfalls), max_turns - drawn)
+        if drawn < turns:
+            scenes.append(heading_scene(f"{turns - drawn} more turns are in the HTML page"))
         return stack(scenes, gap=6)
 
 
