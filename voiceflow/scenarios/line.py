@@ -43,7 +43,6 @@ class Move:
     start: float | None = None
     last_frame: float | None = None
     finished: bool = False
-    note: str = ""
 
     @property
     def end(self) -> float | None:
@@ -203,7 +202,7 @@ class ScenarioLine(CallTransport):
             ref = t
             while not self._due(move.event, ref, t, first=move.index == 0):
                 if t - ref >= self.scenario.max_wait:
-                    move.note = self.gave_up = (
+                    self.gave_up = (
                         f"gave up after {self.scenario.max_wait:g} s waiting for the agent "
                         f"({self._anchor(move.event, move.index == 0)})"
                     )
