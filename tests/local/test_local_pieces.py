@@ -108,14 +108,17 @@ async def test_the_microphone_mixes_to_mono_stamps_on_the_loop_clock_and_ends_wi
 
 @dataclass
 class Device:
-    """Plays the part of PortAudio's output stream: asks the speaker for blocks."""
+    """Plays the part of PortAudio's output stream: asks its speaker for blocks."""
 
-    speaker: Speaker
-    stream_now: float = 1000.0
+    rate: int = SAMPLE_RATE
+    buffer_seconds: float = 1.0
     ahead: float = 0.1
     """Seconds between a callback and its block's first sample leaving the converter."""
+    stream_now: float = 1000.0
 
     def __post_init__(self) -> None:
+        self.speaker = Speaker(self.rate, self.buffer_seconds)
+        self.speaker.attach()
         self.speaker.clock.read = lambda: self.stream_now
         self.heard: list[tuple[object, float]] = []
         self.speaker.on_played(lambda mark, t: self.heard.append((mark, t)))
@@ -137,9 +140,8 @@ async def settle() -> None:
 
 
 async def test_frames_play_in_order_and_each_mark_comes_when_its_frame_is_heard() -> None:
-    speaker = Speaker(SAMPLE_RATE, buffer_seconds=1.0)
-    speaker.attach()
-    device = Device(speaker, ahead=0.15)
+    device = Device(ahead=0.15)
+    speaker = device.speaker
     async with anyio.create_task_group() as tg:
         tg.start_soon(speaker.report_heard)
         for i in range(3):
@@ -162,18 +164,16 @@ async def test_frames_play_in_order_and_each_mark_comes_when_its_frame_is_heard(
 
 
 async def test_an_empty_queue_plays_silence() -> None:
-    speaker = Speaker(SAMPLE_RATE, buffer_seconds=1.0)
-    speaker.attach()
-    device = Device(speaker)
+    device = Device()
+    speaker = device.speaker
     await speaker.play(frame(500, "m"))
     block = device.block(480)
     assert list(block[:320]) == [500] * 320 and not block[320:].any()
 
 
 async def test_flush_drops_queued_audio_and_unreported_marks_at_once() -> None:
-    speaker = Speaker(SAMPLE_RATE, buffer_seconds=1.0)
-    speaker.attach()
-    device = Device(speaker, ahead=0.2)
+    device = Device(ahead=0.2)
+    speaker = device.speaker
     async with anyio.create_task_group() as tg:
         tg.start_soon(speaker.report_heard)
         for i in range(10):
@@ -189,9 +189,8 @@ async def test_flush_drops_queued_audio_and_unreported_marks_at_once() -> None:
 
 async def test_a_block_reported_after_a_flush_does_not_count() -> None:
     """The device took audio just before the flush, and its report reached the loop after."""
-    speaker = Speaker(SAMPLE_RATE, buffer_seconds=1.0)
-    speaker.attach()
-    device = Device(speaker, ahead=0.0)
+    device = Device(ahead=0.0)
+    speaker = device.speaker
     async with anyio.create_task_group() as tg:
         tg.start_soon(speaker.report_heard)
         await speaker.play(frame(100, "before"))
@@ -208,9 +207,8 @@ async def test_a_block_reported_after_a_flush_does_not_count() -> None:
 
 
 async def test_play_waits_while_the_buffer_is_full() -> None:
-    speaker = Speaker(SAMPLE_RATE, buffer_seconds=0.1)  # five frames
-    speaker.attach()
-    device = Device(speaker)
+    device = Device(buffer_seconds=0.1)  # five frames
+    speaker = device.speaker
     for i in range(5):
         await speaker.play(frame(1, i))
     queued = anyio.Event()
@@ -229,9 +227,8 @@ async def test_play_waits_while_the_buffer_is_full() -> None:
 
 
 async def test_pause_holds_the_queue_and_resume_plays_on_from_there() -> None:
-    speaker = Speaker(SAMPLE_RATE, buffer_seconds=1.0)
-    speaker.attach()
-    device = Device(speaker)
+    device = Device()
+    speaker = device.speaker
     await speaker.play(frame(1, "a"))
     await speaker.play(frame(2, "b"))
     assert list(device.block(320)) == [1] * 320
@@ -242,9 +239,8 @@ async def test_pause_holds_the_queue_and_resume_plays_on_from_there() -> None:
 
 
 async def test_half_duplex_knows_when_the_agent_is_audible() -> None:
-    speaker = Speaker(SAMPLE_RATE, buffer_seconds=1.0)
-    speaker.attach()
-    device = Device(speaker, ahead=0.5)
+    device = Device(ahead=0.5)
+    speaker = device.speaker
     for i in range(5):
         await speaker.play(frame(100, i))
     now = time.monotonic()
@@ -259,9 +255,8 @@ async def test_half_duplex_knows_when_the_agent_is_audible() -> None:
 async def test_resampling_to_the_device_rate_keeps_the_voice_and_ends_cleanly() -> None:
     """16 kHz frames become 48 kHz blocks; when the queue runs dry the resampler's last few
     milliseconds are played too, not held back until the next reply."""
-    speaker = Speaker(DEVICE_RATE, buffer_seconds=1.0)
-    speaker.attach()
-    device = Device(speaker)
+    device = Device(rate=DEVICE_RATE)
+    speaker = device.speaker
     voice = sine(440, 0.2, SAMPLE_RATE)
     for i in range(10):
         await speaker.play(OutFrame(AudioFrame(voice[i * 320 : (i + 1) * 320].tobytes()), i))
