@@ -205,3 +205,19 @@ def test_the_command_exits_by_the_verdicts(tmp_path: Path) -> None:
     (tmp_path / "broken.yaml").write_text("scenarios:\n  - {name: x, caller: [{sya: hi}]}\n")
     result = voiceflow("test", str(AGENT), str(tmp_path / "broken.yaml"))
     assert result.returncode == 2 and "broken.yaml:2:" in result.stderr and "unknown field 'sya'" in result.stderr
+
+
+async def test_the_agent_files_latency_budget_fails_a_slow_turn(tmp_path: Path) -> None:
+    budget = "    agent: {latency_budget: {mouth_to_ear_ms: 300}}\n"
+    slow, allowed = await run(tmp_path, f"""\
+scenarios:
+  - name: over budget
+{budget}    caller: [{{say: What time is it?}}]
+  - name: slow on purpose
+    check_budgets: false
+{budget}    caller: [{{say: What time is it?}}]
+""")
+    assert slow.status == "failed"
+    [failure] = slow.failures
+    assert failure.startswith("latency_budget: reply (agent turn 2): mouth_to_ear ") and "over its 300 ms budget" in failure
+    assert allowed.status == "passed"

@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterable
 
 from voiceflow.frames import FRAME_SECONDS
+from voiceflow.metrics.budget import budget_misses
 from voiceflow.metrics.timeline import TurnTimeline
 from voiceflow.scenarios.line import AgentSpeech, Move, ScenarioLine
 from voiceflow.scenarios.model import Bounds, Expect, TextMatch, TurnCheck
@@ -111,6 +112,10 @@ def check(run: ScenarioRun) -> list[str]:
                                 f"{move.index + 1} ({move.event.action}) could start")
                 break
     failures += _call_checks(run, line, run.scenario.expect)
+    if run.budget is not None:
+        kinds = {turn.index: turn.kind for turn in run.result.timeline.turns}
+        failures += [f"latency_budget: {kinds.get(miss.turn, 'turn')} (agent turn {miss.turn + 1}): {miss.describe()}"
+                     for miss in budget_misses(run.result.timeline, run.budget)]
     turns = agent_turns(run)
     for turn_check in run.scenario.expect.checks:
         failures += _turn_checks(run, line, turns, turn_check)

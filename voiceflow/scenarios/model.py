@@ -314,6 +314,9 @@ class Scenario(Defaults):
     hang_up: Timing = Field(
         Timing(wait=1.0), description="When the caller's line goes quiet for good (default: 1 s after its last move)."
     )
+    check_budgets: bool = Field(
+        True, description="Fail on any turn over the agent file's latency_budget (false: a scenario that is slow on purpose)."
+    )
     max_wait: float = Field(
         30.0, gt=0, le=3600, description="Longest wait for the agent at an anchor before the caller gives up."
     )

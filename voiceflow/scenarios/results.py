@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from voiceflow.frames import Message
+from voiceflow.metrics.budget import LatencyBudget
 from voiceflow.runtime.session import CallResult
 from voiceflow.scenarios.line import ScenarioLine
 from voiceflow.scenarios.model import Scenario
@@ -32,6 +33,9 @@ class ScenarioRun:
     error: str | None = None
     """Why the scenario could not run at all (an invalid agent override, a missing program)."""
     wall_seconds: float = 0.0
+    budget: LatencyBudget | None = None
+    """The agent file's latency budgets, checked on every turn of the call (unless the scenario
+    says ``check_budgets: false``)."""
 
 
 @dataclass

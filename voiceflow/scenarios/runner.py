@@ -108,7 +108,7 @@ async def run_scenario(
     """Run one scenario's call to its end."""
     from voiceflow_file import FileCall, FileTransportConfig  # the built-in transport's playout
 
-    run = ScenarioRun(scenario)
+    run = ScenarioRun(scenario, budget=agent.latency_budget if scenario.check_budgets else None)
     started = time.perf_counter()
     try:
         clips = [
