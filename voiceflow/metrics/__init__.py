@@ -1,1 +1,3 @@
-"""Per-turn timelines and latency figures."""
+"""Per-turn timelines and latency figures, and what a serving process reports from them:
+Prometheus metrics (``prometheus``, the ``metrics`` extra) and OpenTelemetry traces (``tracing``,
+the ``otel`` extra), both fed by the call observers of ``calls``."""
