@@ -346,6 +346,7 @@ class TurnManager:
                 active.reply.timeline.marks.update(user.marks)
                 assert active.reply.gate is not None
                 active.reply.gate.set()
+                self.script.caller_answered()  # the caller was answered, preemptively or not
                 self.state = State.THINKING
                 return
             self._drop_speculation()
