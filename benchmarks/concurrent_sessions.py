@@ -1,7 +1,7 @@
 """How many calls one process carries: N concurrent sessions on one event loop, real time.
 
     python benchmarks/concurrent_sessions.py                 # 1 10 50 100 200 calls, 3 runs each
-    python benchmarks/concurrent_sessions.py 1 200 --repeat 5
+    python benchmarks/concurrent_sessions.py 1 200 --repeat 5 --vad-workers 1 --vad-gather-ms 1
 
 Each session is a full voiceflow session (file transport in real time, real Silero VAD on every
 20 ms frame, the turn manager, the reply pipeline with resampling and playout) answering a real
@@ -17,6 +17,7 @@ delays), so the figures measure the framework's own cost, not model inference:
 - CPU: the event-loop thread's and the other threads' (VAD workers) share of one core, the whole
   machine's busy share of each core (other jobs included: the machine's load), and the process's
   CPU milliseconds per call-second;
+- ``vad_batch``: Silero windows per worker-thread hand-off (how well the calls' windows gather);
 - mouth-to-ear as measured inside each call.
 
 Every figure is the median over ``--repeat`` runs.
@@ -30,6 +31,7 @@ import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import anyio
 import yaml
@@ -41,6 +43,7 @@ from voiceflow.config.loader import parse_agent
 from voiceflow.frames import FRAME_SECONDS, AudioFrame, VADEvent
 from voiceflow.logging import configure_logging
 from voiceflow.plugins.registry import PluginRegistry
+from voiceflow.providers import ProviderKind
 from voiceflow.runtime.pool import ProviderPool
 from voiceflow.runtime.runner import prepare
 from voiceflow.runtime.session import CallResult, Session
@@ -69,7 +72,8 @@ COLUMNS = (
     ("late_pct", "{:>8.2f}"),
     ("loop_core_pct", "{:>13.0f}"), ("workers_core_pct", "{:>16.0f}"),
     ("machine_core0_pct", "{:>17.0f}"), ("machine_core1_pct", "{:>17.0f}"),
-    ("cpu_ms_per_call_s", "{:>17.2f}"), ("m2e_p50_ms", "{:>10.0f}"), ("m2e_max_ms", "{:>10.0f}"),
+    ("cpu_ms_per_call_s", "{:>17.2f}"), ("vad_batch", "{:>9.1f}"),
+    ("m2e_p50_ms", "{:>10.0f}"), ("m2e_max_ms", "{:>10.0f}"),
 )
 
 
@@ -163,11 +167,13 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
 
 
-async def run(n: int, caller: bytes) -> dict[str, float]:
+async def run(n: int, caller: bytes, vad: dict[str, Any]) -> dict[str, float]:
     registry = PluginRegistry(plugins=[fakes])
-    agent = parse_agent(yaml.safe_dump(AGENT), "bench.yaml", registry)
+    agent = parse_agent(yaml.safe_dump({**AGENT, "vad": [{**AGENT["vad"][0], **vad}]}), "bench.yaml", registry)
     pool = ProviderPool(registry)
     await prepare(agent, pool)
+    [silero] = await pool.chain(ProviderKind.VAD, agent.vad)
+    batcher = getattr(silero, "batcher", None)
     lags: list[float] = []
     results: list[CallResult] = []
     timings = VadTimings()
@@ -201,6 +207,7 @@ async def run(n: int, caller: bytes) -> dict[str, float]:
         undo()
     wall, cpu = time.perf_counter() - wall0, meter.read()
     m2e = [t.mouth_to_ear for r in results for t in r.timeline.turns if t.mouth_to_ear is not None]
+    batch = batcher.jobs / max(1, batcher.handoffs) if batcher is not None else float("nan")
     return {
         "calls": n,
         "answered": sum(1 for r in results if any(t.outcome == "completed" for t in r.timeline.turns)),
@@ -212,6 +219,7 @@ async def run(n: int, caller: bytes) -> dict[str, float]:
         "vad_edge_max_ms": 1000 * max(timings.edges, default=float("nan")),
         "late_pct": 100 * sum(1 for d in timings.frames if d > FRAME_SECONDS) / max(1, len(timings.frames)),
         "cpu_ms_per_call_s": 1000 * cpu["process_cpu_s"] / (n * wall),
+        "vad_batch": batch,
         "m2e_p50_ms": 1000 * statistics.median(m2e) if m2e else float("nan"),
         "m2e_max_ms": 1000 * max(m2e) if m2e else float("nan"),
         **{k: v for k, v in cpu.items() if k != "process_cpu_s"},
@@ -227,14 +235,18 @@ def main() -> None:
     parser.add_argument("sessions", nargs="*", type=int, default=[1, 10, 50, 100, 200])
     parser.add_argument("--repeat", type=int, default=3, help="runs per call count (medians are printed)")
     parser.add_argument("--recording", type=Path, default=ROOT / "agents/recordings/capital.wav")
+    parser.add_argument("--vad-workers", type=int, help="silero workers (default: the provider's)")
+    parser.add_argument("--vad-gather-ms", type=float, help="silero gather_ms (default: the provider's)")
     args = parser.parse_args()
+    vad = {key: value for key, value in (("workers", args.vad_workers), ("gather_ms", args.vad_gather_ms))
+           if value is not None}
     configure_logging("console", "error")
     caller = read_wav(args.recording)
     print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start; "
-          f"medians of {args.repeat} runs")
+          f"medians of {args.repeat} runs; silero {vad or 'defaults'}")
     print("  ".join(name for name, _ in COLUMNS), flush=True)
     for n in args.sessions:
-        row = medians([anyio.run(run, n, caller) for _ in range(args.repeat)])
+        row = medians([anyio.run(run, n, caller, vad) for _ in range(args.repeat)])
         print("  ".join(fmt.format(row[name]) for name, fmt in COLUMNS), flush=True)
     print(f"load average {os.getloadavg()[0]:.2f} at the end")
 

@@ -4,9 +4,9 @@ The ONNX file is the one faster-whisper ships (``faster_whisper/assets/silero_va
 the offline install needs no extra download; it is verified by sha256 before it is loaded. One
 :class:`onnxruntime.InferenceSession` is shared by every call; each call gets a small
 :class:`~voiceflow_silero.stream.SileroStream` holding its own recurrent state. The model runs in
-``workers`` worker threads, never on the event loop: one
-:class:`~voiceflow_silero.batcher.ThreadBatcher` per provider gathers every call's windows of the
-same instant into one thread hand-off.
+``workers`` worker threads, off the event loop: one :class:`~voiceflow_silero.batcher.ThreadBatcher`
+per provider gathers every call's windows of the same instant into one thread hand-off
+(``workers: 0`` scores on the event loop instead).
 """
 
 from __future__ import annotations
@@ -78,12 +78,13 @@ class SileroConfig(ProviderConfig):
     )
     workers: int = Field(
         WORKERS,
-        ge=1,
+        ge=0,
         le=16,
-        description="Worker threads scoring the windows of every call of this process (the event "
-        "loop never runs the model). Each takes whatever windows are waiting in one hand-off, "
-        "so more calls make bigger batches, not more thread switches. Two use both cores of a "
-        "2-core machine under load; one leaves a core to STT, LLM and TTS.",
+        description="Worker threads scoring the windows of every call of this process, so the "
+        "event loop never runs the model. Each takes whatever windows are waiting in one "
+        "hand-off: more calls make bigger batches, not more thread switches. Two use both cores "
+        "of a 2-core machine; 0 scores on the event loop (least CPU, no hand-off: for a few calls "
+        "on a machine whose cores are already saturated).",
     )
     gather_ms: float = Field(
         GATHER_MS,
@@ -122,18 +123,20 @@ class SileroVAD(VADProvider[SileroConfig]):
     async def prepare(self) -> None:
         if self._session is None:
             self._session = await run_in_thread(self._load, abandon_on_cancel=True)
-            self._batcher = ThreadBatcher(
-                partial(score_all, self._session),
-                threads=self.config.workers,
-                gather=self.config.gather_ms / 1000,
-            )
+            if self.config.workers:
+                self._batcher = ThreadBatcher(
+                    partial(score_all, self._session),
+                    threads=self.config.workers,
+                    gather=self.config.gather_ms / 1000,
+                )
 
     async def aclose(self) -> None:
         self._session = self._batcher = None
 
     @property
     def batcher(self) -> ThreadBatcher[Window] | None:
-        """The provider's window batcher once prepared (its counters show the batching)."""
+        """The provider's window batcher once prepared (its counters show the batching); None
+        with ``workers: 0``."""
         return self._batcher
 
     def create_stream(self) -> SileroStream:

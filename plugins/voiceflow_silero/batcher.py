@@ -38,15 +38,22 @@ class _Ticket(Generic[J]):
 
     def __init__(self, job: J) -> None:
         self.job = job
-        self.wake = anyio.Event()
+        self.wake: anyio.Event | None = None
+        """Set while the waiter sleeps (made only then: a leader never sleeps)."""
         self.lead = False
         self.finished = False
         self.error: BaseException | None = None
 
+    async def sleep(self) -> None:
+        """Until :meth:`rouse` (at once if that already happened: the flags say so)."""
+        if not (self.lead or self.finished):
+            self.wake = anyio.Event()
+            await self.wake.wait()
+
     def rouse(self) -> None:
-        """Wake the waiter (a fresh event each time, since a waiter may be woken to lead first)."""
-        wake, self.wake = self.wake, anyio.Event()
-        wake.set()
+        if self.wake is not None:
+            self.wake.set()
+            self.wake = None
 
 
 class ThreadBatcher(Generic[J]):
@@ -92,7 +99,7 @@ class ThreadBatcher(Generic[J]):
                 if ticket.lead:
                     await self._hand_off(ticket)
                 else:
-                    await ticket.wake.wait()
+                    await ticket.sleep()
         except BaseException:
             self._withdraw(ticket)
             raise

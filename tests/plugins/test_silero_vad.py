@@ -289,3 +289,11 @@ async def test_the_session_pump_scores_through_the_batcher() -> None:
     began, ended = run(inline.create_stream(), frames(caller))
     heard = turn.marks["user_speech_end"] - turn.marks["user_speech_start"]
     assert heard == pytest.approx(ended.t - began.t, abs=1e-6)
+
+
+async def test_no_workers_scores_on_the_loop_with_the_same_results(vad: SileroVAD) -> None:
+    inline = SileroVAD(SileroConfig(workers=0))
+    await inline.prepare()
+    assert inline.batcher is None
+    audio = frames(pad(goforward(), before=LEAD, after=1.0))
+    assert await trace_async(inline.create_stream(), audio) == trace(vad.create_stream(), audio)
