@@ -5,13 +5,13 @@ core, and on the event loop it would delay every caller's audio. Handing each wi
 on its own costs a thread wake-up and a loop wake-up per window, which at that rate is a cost of
 its own. So every call's stream submits its window here and waits; the first submission opens a
 *tick*: it lets every task that is runnable right now (other calls whose frames arrived in the
-same instant) submit too, optionally waits ``gather`` seconds more, then takes everything pending
+same instant) submit too, optionally waits ``gather`` seconds more, then takes what is pending
 to a worker thread in one hand-off and wakes each waiter when the thread is done. While a thread
 is busy, new windows pile up and leave together with the next hand-off, so batches grow with the
 load by themselves and a lone call never waits for company.
 
 Up to ``threads`` hand-offs run at once (each in its own worker thread), so the model can use as
-many cores; the event loop only routes jobs. There is no background task: the submitter that
+many cores; a burst is shared evenly between the free threads. The event loop only routes jobs. There is no background task: the submitter that
 opens a tick does the hand-off (it is the *leader*) and, when it is cancelled before the thread
 took the batch, passes the job on to the next waiter. A thread cannot be interrupted, so a batch
 that has started always finishes and wakes all its waiters; a cancelled waiter simply never
@@ -128,9 +128,12 @@ class ThreadBatcher(Generic[J]):
             await anyio.sleep(self._gather)
         else:
             await anyio.lowlevel.checkpoint()  # whoever is runnable now joins this batch
-        batch, self._pending = self._pending, []
+        # An even share for each free thread: a burst is scored in parallel, not one after another.
+        share = -(-len(self._pending) // max(1, self._threads - self._running))
+        batch, self._pending = self._pending[:share], self._pending[share:]
         self._leader, leader.lead = None, False
         self._running += 1
+        self._appoint()  # the rest, if any, to the next free thread
         ran = False
         try:
             ran = await anyio.to_thread.run_sync(self._run, batch, limiter=self._limiter)

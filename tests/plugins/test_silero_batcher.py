@@ -56,6 +56,16 @@ async def test_jobs_of_one_instant_leave_in_one_hand_off() -> None:
     assert batcher.handoffs == 1 and batcher.jobs == 20 and batcher.idle
 
 
+async def test_a_burst_is_shared_between_the_free_threads() -> None:
+    run = Recorder(hold=0.02)
+    batcher = ThreadBatcher(run, threads=2)
+    async with anyio.create_task_group() as tg:
+        for i in range(20):
+            tg.start_soon(batcher.submit, [i])
+    assert sorted(run.batches) == [list(range(10)), list(range(10, 20))]
+    assert batcher.peak_threads == 2 and batcher.idle
+
+
 async def test_windows_pile_up_while_the_threads_are_busy_and_leave_together() -> None:
     run = Recorder(hold=0.01)
     batcher = ThreadBatcher(run, threads=1)
