@@ -44,13 +44,20 @@ class Recorder:
             job.append(1)  # done
 
 
+async def submit_all(batcher: ThreadBatcher[list[int]], jobs: list[list[int]], every: float = 0.0) -> None:
+    """Each job from its own task (a call), all at once or one every ``every`` seconds."""
+    async with anyio.create_task_group() as tg:
+        for job in jobs:
+            tg.start_soon(batcher.submit, job)
+            if every:
+                await anyio.sleep(every)
+
+
 async def test_jobs_of_one_instant_leave_in_one_hand_off() -> None:
     run = Recorder()
     batcher = ThreadBatcher(run, threads=1)
     jobs = [[i] for i in range(20)]
-    async with anyio.create_task_group() as tg:
-        for job in jobs:
-            tg.start_soon(batcher.submit, job)
+    await submit_all(batcher, jobs)
     assert all(job == [i, 1] for i, job in enumerate(jobs))
     assert run.batches == [list(range(20))]  # one hand-off, in submission order
     assert batcher.handoffs == 1 and batcher.jobs == 20 and batcher.idle
@@ -59,9 +66,7 @@ async def test_jobs_of_one_instant_leave_in_one_hand_off() -> None:
 async def test_a_burst_is_shared_between_the_free_threads() -> None:
     run = Recorder(hold=0.02)
     batcher = ThreadBatcher(run, threads=2)
-    async with anyio.create_task_group() as tg:
-        for i in range(20):
-            tg.start_soon(batcher.submit, [i])
+    await submit_all(batcher, [[i] for i in range(20)])
     assert sorted(run.batches) == [list(range(10)), list(range(10, 20))]
     assert batcher.peak_threads == 2 and batcher.idle
 
@@ -69,10 +74,7 @@ async def test_a_burst_is_shared_between_the_free_threads() -> None:
 async def test_windows_pile_up_while_the_threads_are_busy_and_leave_together() -> None:
     run = Recorder(hold=0.01)
     batcher = ThreadBatcher(run, threads=1)
-    async with anyio.create_task_group() as tg:
-        for i in range(30):
-            tg.start_soon(batcher.submit, [i])
-            await anyio.sleep(0.001)  # one arrives every millisecond, a batch takes ten
+    await submit_all(batcher, [[i] for i in range(30)], every=0.001)  # a batch takes ten times as long
     assert sorted(i for batch in run.batches for i in batch) == list(range(30))
     assert len(run.batches) <= 6, run.batches
     assert batcher.idle
@@ -82,11 +84,7 @@ async def test_windows_pile_up_while_the_threads_are_busy_and_leave_together() -
 async def test_never_more_threads_than_configured(threads: int) -> None:
     run = Recorder(hold=0.004)
     batcher = ThreadBatcher(run, threads=threads)
-    async with anyio.create_task_group() as tg:
-        for i in range(60):
-            tg.start_soon(batcher.submit, [i])
-            if i % 4 == 0:
-                await anyio.sleep(0.001)
+    await submit_all(batcher, [[i] for i in range(60)], every=0.0003)
     assert batcher.peak_threads == threads  # all of them used, none more
     assert batcher.jobs == 60 and batcher.idle
 
@@ -193,19 +191,14 @@ async def test_a_call_cancelled_mid_batch_leaves_at_once_and_the_batch_finishes(
     assert batcher.idle
 
 
-async def test_the_loop_keeps_running_while_a_batch_computes() -> None:
-    run = Recorder(hold=0.05)
+async def test_other_tasks_run_while_a_batch_computes() -> None:
+    run = Recorder()
+    run.gate.clear()
     batcher = ThreadBatcher(run, threads=1)
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            await anyio.sleep(0.005)
-            ticks += 1
-
+    job = [0]
     async with anyio.create_task_group() as tg:
-        tg.start_soon(ticker)
-        await batcher.submit([0])
-        tg.cancel_scope.cancel()
-    assert ticks >= 5
+        tg.start_soon(batcher.submit, job)
+        await anyio.to_thread.run_sync(run.entered.wait, 5)  # the batch is in its thread...
+        assert job == [0]  # ...and this task runs meanwhile
+        run.gate.set()
+    assert job == [0, 1]
