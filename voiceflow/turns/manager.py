@@ -107,6 +107,8 @@ class TurnManager:
         self.endpointer = Endpointer(stt, clock, lambda: self.turn_taking.endpointing)
         self.active: ActiveReply | None = None
         self._keypad = KeypadEntry()
+        self._spoken_over: tuple[float, float | None] | None = None
+        """Caller speech (start, end if over) during a line that could not be interrupted."""
         self.overlaps = OverlapWatch(transport, clock, lambda: self.turn_taking.barge_in)
         self._caller_speaking = False
         self._input_ended = False
@@ -202,6 +204,10 @@ class TurnManager:
         self._caller_speaking = True
         if self.active is not None and self.state in (State.THINKING, State.SPEAKING):
             self._consider_barge_in(event.t)
+            if self.overlaps.overlap is None and self._spoken_over is None:
+                # The line cannot be interrupted: what the caller says is kept for after it.
+                self._spoken_over = (event.t, None)
+                self.stt.speech_started(event.t)
             return
         resumed = self.user is not None and self.state is State.ENDPOINTING
         if resumed:
@@ -220,6 +226,9 @@ class TurnManager:
 
     def _on_speech_ended(self, event: SpeechEnded) -> None:
         self._caller_speaking = False
+        if self._spoken_over is not None and self._spoken_over[1] is None and self.state is not State.USER_SPEAKING:
+            self._spoken_over = (self._spoken_over[0], event.t)
+            return
         if self.overlaps.overlap is not None:
             self._timers_cancel(Timer.BARGE_IN)
             overlap = self.overlaps.speech_ended(event.t, self.active.reply if self.active else None)
@@ -598,6 +607,15 @@ class TurnManager:
 
     def _became_idle(self) -> None:
         self.state = State.LISTENING
+        spoken_over, self._spoken_over = self._spoken_over, None
+        if spoken_over is not None:
+            # The caller spoke over a line that could not be interrupted: their turn began then.
+            started, ended = spoken_over
+            self._on_speech_started(SpeechStarted(started))
+            if ended is not None:
+                self._caller_speaking = False
+                self._on_speech_ended(SpeechEnded(ended, ended))
+            return
         if self._caller_speaking:
             self._on_speech_started(SpeechStarted(self.clock.now()))
             return
