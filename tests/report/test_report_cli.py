@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import structlog
 import yaml
 from PIL import Image
 from report_calls import EVENTFUL_AGENT
@@ -22,7 +23,10 @@ from voiceflow.testing.fakes import silence, speech_like
 
 
 def invoke(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(voiceflow.cli.app, list(args))
+    try:
+        result = CliRunner().invoke(voiceflow.cli.app, list(args))
+    finally:
+        structlog.reset_defaults()  # `run` configures logging for the process: not for the next tests
     return result.exit_code, result.stdout, result.stderr
 
 
