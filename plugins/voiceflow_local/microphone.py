@@ -19,6 +19,7 @@ from typing import Any
 import anyio
 import numpy as np
 import numpy.typing as npt
+import structlog
 
 from voiceflow.audio import Resampler
 from voiceflow.clock import current_clock
@@ -28,6 +29,12 @@ from voiceflow_local.device_time import StreamClock, ToLoop
 QUEUE_BLOCKS = 256
 """Device blocks that may wait for the event loop (seconds of audio even at small blocks); a loop
 stalled longer loses the oldest audio, which the frames' time stamps then show as a gap."""
+
+STALL_SECONDS = 3.0
+"""A microphone silent this long (not quiet: no blocks at all) has gone away; some host APIs
+never say so when a device is unplugged."""
+
+log = structlog.get_logger("voiceflow.local")
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +89,7 @@ class Microphone:
         """Blocks in which the device had to drop input (the computer did not keep up)."""
         self.dropped = 0
         """Blocks lost because the event loop did not take them in time."""
+        self.stall_after = STALL_SECONDS
         self._send, self._receive = anyio.create_memory_object_stream[_Block](QUEUE_BLOCKS)
         self._to_loop: ToLoop | None = None
         self.clock = StreamClock()
@@ -113,11 +121,21 @@ class Microphone:
             pass
 
     async def frames(self) -> AsyncIterator[AudioFrame]:
-        """20 ms frames at 16 kHz, stamped on the session's clock; ends with the stream."""
+        """20 ms frames at 16 kHz, stamped on the session's clock; ends with the stream, or when
+        the device stops delivering (a live microphone always does, silence included)."""
         clock = current_clock()
         framer = CaptureFramer(self.rate)
-        async with self._receive:
-            async for block in self._receive:
+        async with self._receive, self._send:  # closed after: later blocks are dropped
+            while True:
+                block: _Block | None = None
+                with anyio.move_on_after(self.stall_after):  # never around a yield
+                    try:
+                        block = await self._receive.receive()
+                    except anyio.EndOfStream:
+                        return
+                if block is None:
+                    log.warning("the microphone stopped delivering audio: hanging up", seconds=self.stall_after)
+                    return
                 offset = clock.now() - time.monotonic()
                 for frame in framer.push(_mono(block.samples), block.captured):
                     yield AudioFrame(frame.pcm, frame.t + offset)

@@ -103,6 +103,17 @@ async def test_the_microphone_mixes_to_mono_stamps_on_the_loop_clock_and_ends_wi
     assert microphone.overflows == 1
 
 
+async def test_a_microphone_that_stops_delivering_ends_the_call() -> None:
+    """Some host APIs never report an unplugged device: its blocks just stop coming."""
+    microphone = Microphone(SAMPLE_RATE, channels=1)
+    microphone.stall_after = 0.2
+    microphone.attach()
+    microphone.callback(np.zeros((640, 1), dtype=np.int16), 640, times(), status())
+    with anyio.fail_after(5):
+        frames = [frame async for frame in microphone.frames()]
+    assert len(frames) == 2
+
+
 # --- the speaker ----------------------------------------------------------------------------
 
 
