@@ -27,6 +27,7 @@ that command; under CI (``CI=true``) they fail instead.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import os
@@ -113,11 +114,10 @@ def jack_server() -> Iterator[str]:
                         os.environ[key] = value
         finally:
             process.terminate()
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            process.kill()  # nothing if it has stopped
+            process.wait()
 
 
 def _wait_for_server(name: str, process: subprocess.Popen[bytes], log: Any) -> None:
