@@ -119,8 +119,11 @@ def run(
     with using_redactor(Redactor.for_config(agent)):
         try:
             stopped_by = anyio.run(_serve_until_signalled, agent, registry, done)
-        except (PluginError, NoProviderReady, ProviderError) as exc:
-            raise _fail(f"{agent_file}: {redact(str(exc))}", 1) from None
+        except Exception as exc:  # noqa: BLE001 - task groups wrap what ends the run
+            root = _single(exc)
+            if isinstance(root, PluginError | NoProviderReady | ProviderError):
+                raise _fail(f"{agent_file}: {redact(str(root))}", 1) from None
+            raise
     if stopped_by is not None:
         raise typer.Exit(128 + stopped_by)
     if any(r.ended_because.startswith(("unavailable", "failed")) for r in outcomes):

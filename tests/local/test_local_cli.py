@@ -108,7 +108,5 @@ def test_without_sounddevice_it_says_what_to_install(agent: Path, env: dict[str,
 
 def one_line(stderr: str, start: str) -> None:
     """The error is one line starting ``start``, not a traceback around it."""
-    if "Traceback" in stderr:
-        pytest.xfail("voiceflow run shows a transport's error inside a traceback: anyio wraps it in "
-                     "ExceptionGroups, which run does not unwrap as serve does (voiceflow/cli.py)")
+    assert "Traceback" not in stderr, stderr
     assert stderr.strip().splitlines()[-1].startswith(start), stderr
