@@ -44,6 +44,7 @@ class AgentTrack(MediaStreamTrack):
         self._space = anyio.Event()
         self._open = anyio.Event()
         self._start: float | None = None
+        self._paused = False
 
     def open(self) -> None:
         """The page can hear: start sending (frame 0 is the first packet the page receives)."""
@@ -56,7 +57,16 @@ class AgentTrack(MediaStreamTrack):
 
     def flush(self) -> None:
         self._queue.clear()
+        self._paused = False
         self._wake()
+
+    def pause(self) -> None:
+        """Send silence, keeping the queue (the caller may be interrupting): the page stops
+        hearing the agent once what is already in its jitter buffer has played."""
+        self._paused = True
+
+    def resume(self) -> None:
+        self._paused = False
 
     async def recv(self) -> AVFrame:
         if self.readyState != "live":
@@ -71,7 +81,7 @@ class AgentTrack(MediaStreamTrack):
             self._start += clock.now() - due
             due = clock.now()
         await clock.sleep_until(due)
-        out = self._queue.popleft() if self._queue else None
+        out = self._queue.popleft() if self._queue and not self._paused else None
         if out is not None:
             self._wake()
         pcm = out.frame.pcm if out is not None else SILENCE

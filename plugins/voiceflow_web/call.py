@@ -74,6 +74,13 @@ class WebCall(CallTransport):
         self.track.flush()
         self.peer.send(message("clear"))
 
+    def pause(self) -> bool:
+        self.track.pause()
+        return True
+
+    def resume(self) -> None:
+        self.track.resume()
+
     def on_played(self, callback: PlayedCallback) -> None:
         self._ledger.on_played(callback)
 

@@ -157,10 +157,17 @@ async def test_the_agent_track_keeps_real_time_and_a_flush_drops_what_is_queued(
     assert anyio.current_time() - start >= FRAME_SECONDS * 0.9  # the second frame waited its turn
     assert (first.pts, second.pts, first.sample_rate) == (0, FRAME_SAMPLES, SAMPLE_RATE)
     assert played == ["m0", "m1"]
-    track.flush()  # barge-in: m2 and m3 never leave
-    third = await track.recv()
-    assert not np.frombuffer(bytes(third.planes[0]), dtype="<i2")[:FRAME_SAMPLES].any()  # silence
-    assert played == ["m0", "m1"] and ledger.sent == 3
+    track.pause()  # the caller starts talking: silence goes out, the queue is kept
+    held = await track.recv()
+    assert not np.frombuffer(bytes(held.planes[0]), dtype="<i2")[:FRAME_SAMPLES].any()
+    assert played == ["m0", "m1"]
+    track.resume()  # a backchannel: the voice plays on from where it stopped
+    await track.recv()
+    assert played == ["m0", "m1", "m2"]
+    track.flush()  # barge-in: m3 never leaves
+    fourth = await track.recv()
+    assert not np.frombuffer(bytes(fourth.planes[0]), dtype="<i2")[:FRAME_SAMPLES].any()  # silence
+    assert played == ["m0", "m1", "m2"] and ledger.sent == 5
     track.stop()
 
 
