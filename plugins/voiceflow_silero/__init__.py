@@ -15,6 +15,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
+import structlog
 from pydantic import Field, model_validator
 
 from voiceflow.compute import run_in_thread
@@ -22,8 +23,9 @@ from voiceflow.config.base import ModelFilePath, ProviderConfig
 from voiceflow.models import ExpectedSha256, ModelError, ModelFile, PackagePart, ensure_model_file, verify
 from voiceflow.plugins.hookspecs import Register, hookimpl
 from voiceflow.providers import ProviderError, ProviderUnavailable, VADProvider
+from voiceflow_silero.batch_model import batch_model
 from voiceflow_silero.batcher import ThreadBatcher
-from voiceflow_silero.scoring import Window, score_all
+from voiceflow_silero.scoring import Window, score_windows
 from voiceflow_silero.stream import SileroStream
 
 __all__ = ["SILERO_V6", "SileroConfig", "SileroStream", "SileroVAD", "register_providers"]
@@ -35,6 +37,8 @@ SILERO_V6 = ModelFile(
     parts=(PackagePart("faster_whisper", "assets/silero_vad_v6.onnx", "faster-whisper==1.2.1"),),
 )
 """The pinned default model: a single part, so it is verified where pip installed it."""
+
+log = structlog.get_logger("voiceflow.silero")
 
 _INPUTS = {"input", "h", "c"}
 WORKERS = 2
@@ -122,10 +126,10 @@ class SileroVAD(VADProvider[SileroConfig]):
 
     async def prepare(self) -> None:
         if self._session is None:
-            self._session = await run_in_thread(self._load, abandon_on_cancel=True)
+            self._session, batch_session = await run_in_thread(self._load, abandon_on_cancel=True)
             if self.config.workers:
                 self._batcher = ThreadBatcher(
-                    partial(score_all, self._session),
+                    partial(score_windows, self._session, batch_session),
                     threads=self.config.workers,
                     gather=self.config.gather_ms / 1000,
                 )
@@ -164,8 +168,9 @@ class SileroVAD(VADProvider[SileroConfig]):
         except ModelError as exc:
             raise ProviderUnavailable(f"silero: {exc}") from exc
 
-    def _load(self) -> Any:
-        """Runs in a worker thread: hashing and session creation take tens of milliseconds."""
+    def _load(self) -> tuple[Any, Any | None]:
+        """Runs in a worker thread: hashing and session creation take tens of milliseconds.
+        The plain model scores one window; the batch model (for the workers) many in one run."""
         path = self._model_path()
         try:
             import onnxruntime
@@ -176,10 +181,9 @@ class SileroVAD(VADProvider[SileroConfig]):
         options.inter_op_num_threads = 1
         options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
         options.log_severity_level = 3
+        model = path.read_bytes()
         try:
-            session = onnxruntime.InferenceSession(
-                str(path), sess_options=options, providers=["CPUExecutionProvider"]
-            )
+            session = onnxruntime.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
         except Exception as exc:
             raise ProviderUnavailable(f"silero: cannot load {path}: {exc}") from exc
         names = {inp.name for inp in session.get_inputs()}
@@ -188,7 +192,16 @@ class SileroVAD(VADProvider[SileroConfig]):
                 f"silero: {path} has inputs {sorted(names)}, expected {sorted(_INPUTS)} "
                 "(the faster-whisper v6 export)"
             )
-        return session
+        if not self.config.workers:
+            return session, None
+        try:
+            batch = onnxruntime.InferenceSession(
+                batch_model(model), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # noqa: BLE001 - the workers score window by window instead
+            log.warning("silero: no batch model, scoring window by window", model=str(path), error=str(exc))
+            return session, None
+        return session, batch
 
 
 @hookimpl
