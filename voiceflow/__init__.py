@@ -4,7 +4,9 @@ The public API for plugin authors: :mod:`voiceflow.providers` (what a provider i
 :mod:`voiceflow.frames` (what flows through a call), :mod:`voiceflow.config.base` (config models),
 :mod:`voiceflow.compute` (running blocking model code), :mod:`voiceflow.models` (verified model
 files), :mod:`voiceflow.audio` (PCM at the edges), :mod:`voiceflow.clock` (session time),
-:mod:`voiceflow.plugins` (``hookimpl``) and :mod:`voiceflow.testing` (fakes and conformance).
+:mod:`voiceflow.g711` (phone audio), :mod:`voiceflow.tools` (tools for the LLM),
+:mod:`voiceflow.serving.api` (served transports), :mod:`voiceflow.plugins` (``hookimpl``) and
+:mod:`voiceflow.testing` (fakes and conformance).
 """
 
 from importlib.metadata import PackageNotFoundError, version
