@@ -8,7 +8,7 @@ from pathlib import Path
 PUBLIC = {
     "voiceflow.providers", "voiceflow.frames", "voiceflow.config.base", "voiceflow.compute",
     "voiceflow.models", "voiceflow.audio", "voiceflow.clock", "voiceflow.plugins.hookspecs",
-    "voiceflow.plugins", "voiceflow.serving.api", "voiceflow.g711",
+    "voiceflow.plugins", "voiceflow.serving.api", "voiceflow.g711", "voiceflow.tools",
 }
 PLUGINS = Path(__file__).resolve().parent.parent / "plugins"
 
