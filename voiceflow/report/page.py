@@ -84,7 +84,7 @@ def legend() -> str:
     return (f'<p class="legend">{items}</p><p class="legend">Zero is the caller\'s last word, so the '
             "first-audio-heard mark reads as mouth-to-ear. Bars left of zero were hidden in the caller's "
             "speech; a red edge is a stage over its budget, its dashed line the budget. "
-            "See docs/latency.md, \u201cReading the waterfall\u201d.</p>")
+            "See docs/latency.md, \u201cThe report: a waterfall per turn\u201d.</p>")
 
 
 def render_page(calls: Sequence[CallRecord], waterfalls: Sequence[Sequence[Waterfall]],
