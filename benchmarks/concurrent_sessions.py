@@ -5,7 +5,9 @@
 
 Each session is a full voiceflow session (file transport in real time, real Silero VAD on every
 20 ms frame, the turn manager, the reply pipeline with resampling and playout) answering a real
-recording. The calls start spread over one 20 ms frame, as real calls arrive at random phases.
+recording. The calls start spread over one 20 ms frame (``--spread``), as real calls arrive at
+random phases of it; with the same recording their turns then end in the same instant, the worst
+case for one event loop. A longer ``--spread`` staggers the turns too.
 STT, LLM and TTS are the scripted providers from voiceflow.testing (fixed 200 ms / 150 ms / 80 ms
 delays), so the figures measure the framework's own cost, not model inference:
 
@@ -167,7 +169,7 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
 
 
-async def run(n: int, caller: bytes, vad: dict[str, Any]) -> dict[str, float]:
+async def run(n: int, caller: bytes, vad: dict[str, Any], spread: float = FRAME_SECONDS) -> dict[str, float]:
     registry = PluginRegistry(plugins=[fakes])
     agent = parse_agent(yaml.safe_dump({**AGENT, "vad": [{**AGENT["vad"][0], **vad}]}), "bench.yaml", registry)
     pool = ProviderPool(registry)
@@ -186,7 +188,7 @@ async def run(n: int, caller: bytes, vad: dict[str, Any]) -> dict[str, float]:
             lags.append(time.perf_counter() - before - 0.01)
 
     async def call(i: int) -> None:
-        await anyio.sleep(FRAME_SECONDS * i / n)  # calls arrive at random phases of the 20 ms frame
+        await anyio.sleep(spread * i / n)
         transport = FileCall(FileTransportConfig(start="immediately", lead_in=0.0, realtime=True), caller)
         transport.call_id = f"bench-{i}"
         try:
@@ -235,6 +237,7 @@ def main() -> None:
     parser.add_argument("sessions", nargs="*", type=int, default=[1, 10, 50, 100, 200])
     parser.add_argument("--repeat", type=int, default=3, help="runs per call count (medians are printed)")
     parser.add_argument("--recording", type=Path, default=ROOT / "agents/recordings/capital.wav")
+    parser.add_argument("--spread", type=float, default=FRAME_SECONDS, help="seconds over which the calls start")
     parser.add_argument("--vad-workers", type=int, help="silero workers (default: the provider's)")
     parser.add_argument("--vad-gather-ms", type=float, help="silero gather_ms (default: the provider's)")
     args = parser.parse_args()
@@ -243,10 +246,10 @@ def main() -> None:
     configure_logging("console", "error")
     caller = read_wav(args.recording)
     print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start; "
-          f"medians of {args.repeat} runs; silero {vad or 'defaults'}")
+          f"medians of {args.repeat} runs; calls start over {args.spread} s; silero {vad or 'defaults'}")
     print("  ".join(name for name, _ in COLUMNS), flush=True)
     for n in args.sessions:
-        row = medians([anyio.run(run, n, caller, vad) for _ in range(args.repeat)])
+        row = medians([anyio.run(run, n, caller, vad, args.spread) for _ in range(args.repeat)])
         print("  ".join(fmt.format(row[name]) for name, fmt in COLUMNS), flush=True)
     print(f"load average {os.getloadavg()[0]:.2f} at the end")
 
