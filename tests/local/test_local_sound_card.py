@@ -16,7 +16,7 @@ are accounted for (a transport that ignored them would be off by 150-250 ms).
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +56,8 @@ class Run:
     runner: CallRunner
     call: LocalCall | None = None
     marks: list[tuple[object, float]] = field(default_factory=list)
+    captured: list[AudioFrame] = field(default_factory=list)
+    """Every frame of caller audio the transport handed to the session, in order."""
 
     def heard_turns(self) -> list[TurnTimeline]:
         """The timelines of the turns heard so far (from their marks), in order."""
@@ -113,6 +115,14 @@ async def talk(agent: AgentConfig, registry: PluginRegistry, caller: Caller,
             spied(spy)
 
         call.on_played = on_played  # type: ignore[method-assign]
+        frames = call.caller_audio
+
+        async def caller_audio() -> AsyncIterator[AudioFrame]:
+            async for frame in frames():
+                run.captured.append(frame)
+                yield frame
+
+        call.caller_audio = caller_audio  # type: ignore[method-assign]
         await run.runner.run(call)
 
     with anyio.fail_after(WAIT * 3):
