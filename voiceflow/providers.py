@@ -348,6 +348,15 @@ class CallTransport(ABC):
         ``A``–``D``; ``t`` on the call's clock). Transports without a keypad (a file, a browser)
         never call it. Digits may be a PIN: transports never log them."""
 
+    def send_dtmf(self, keys: str) -> bool:
+        """Press keypad keys on the caller's side (``0``–``9``, ``*``, ``#``, ``A``–``D``), out of
+        band, if this transport has a way to: the agent answering an IVR menu. Returns False
+        (the default) if it has none; the agent then plays the keys as in-band tones (ITU-T Q.23
+        pairs, :mod:`voiceflow.dtmf`) through :meth:`play`, which every line carries. Twilio Media
+        Streams and the browser page have no out-of-band path; the WebSocket audio API has one
+        for clients that ask for it. Keys are not logged (they may be a PIN)."""
+        return False
+
     def notify(self, event: str, **data: Any) -> None:  # noqa: B027 - optional hook
         """Session events a transport may care about (``greeting_done``, ``hangup``)."""
 

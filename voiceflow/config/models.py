@@ -14,6 +14,7 @@ from typing import Literal, TypeVar
 from pydantic import Field, field_validator, model_validator
 
 from voiceflow.config.base import Strict
+from voiceflow.config.ivr import IvrPolicy
 from voiceflow.config.serving import Serving
 from voiceflow.config.tools import RESET_STATE, ToolConfig
 from voiceflow.metrics.budget import LatencyBudget
@@ -290,6 +291,7 @@ class HoldPolicy(Strict):
 class UnhappyPaths(Strict):
     silence: SilencePolicy = Field(SilencePolicy(), description="Re-prompts and goodbye when the caller goes quiet.")
     hold: HoldPolicy = Field(HoldPolicy(), description="Waiting for a caller who asked to hold, or put the agent on hold.")
+    ivr: IvrPolicy = Field(IvrPolicy(), description="Recorded phone menus: press a key, say a line, or wait for a person.")
     stage_failure: str = Field(
         "Sorry, I'm having trouble right now. Could you say that again?",
         description="Said when every provider of a stage's chain failed for this turn.",

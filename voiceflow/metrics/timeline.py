@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from voiceflow.metrics.budget import BudgetMiss
     from voiceflow.tools.toolbox import ToolOutcome
+    from voiceflow.turns.ivr import IvrDecision
 
 MARKS = (
     "user_speech_start",
@@ -76,6 +77,8 @@ class TurnTimeline:
     """Conversation-state switches during this turn (``"spelling (by tool start_spelling)"``)."""
     budget_misses: list[BudgetMiss] = field(default_factory=list)
     """The agent's latency budgets this turn went over, each with the stage to blame."""
+    ivr: IvrDecision | None = None
+    """When the caller's turn was a recorded menu: what it offered and what the agent did."""
 
     def mark(self, name: str, t: float) -> None:
         self.marks[name] = t
@@ -110,6 +113,7 @@ class TurnTimeline:
             "endpointing": self.endpointing,
             "overlaps": self.overlaps,
             "budget_misses": [miss.as_dict() for miss in self.budget_misses],
+            "ivr": self.ivr.as_dict() if self.ivr is not None else None,
             "marks": {name: round(t - self.origin, 4) for name, t in ordered},
             "spans": {
                 name: round(value, 4)

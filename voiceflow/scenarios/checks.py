@@ -14,12 +14,13 @@ import difflib
 import re
 from collections.abc import Iterable
 
-from voiceflow.frames import FRAME_SECONDS
+from voiceflow.frames import FRAME_SECONDS, SAMPLE_RATE
 from voiceflow.metrics.budget import budget_misses
 from voiceflow.metrics.timeline import TurnTimeline
 from voiceflow.scenarios.line import AgentSpeech, Move, ScenarioLine
 from voiceflow.scenarios.model import Bounds, Expect, TextMatch, TurnCheck
 from voiceflow.scenarios.results import Outcome, ScenarioRun
+from voiceflow.testing.dtmf_detector import detected
 
 _WORD = re.compile(r"[a-z0-9']+")
 
@@ -140,6 +141,10 @@ def _call_checks(run: ScenarioRun, line: ScenarioLine, expect: Expect) -> list[s
                 for speech, move in found
             )
             failures.append(f"cut_offs: expected {_shown(allowed)}, got {len(found)}" + (f" ({detail})" if detail else ""))
+    if expect.pressed is not None:
+        heard = detected(line.tracks()[1], SAMPLE_RATE)
+        if heard != expect.pressed:
+            failures.append(f"pressed: expected {expect.pressed!r} (keypad tones in the agent's audio), got {heard!r}")
     if expect.ended is not None and not run.result.ended_because.startswith(expect.ended):
         failures.append(f"ended: expected {expect.ended!r}, got {run.result.ended_because!r}")
     return failures

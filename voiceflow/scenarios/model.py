@@ -274,6 +274,11 @@ class Expect(Strict):
         None, description="Agent turns that began while the caller was mid-utterance: a number, or {max: n}."
     )
     ended: str | None = Field(None, description="Why the call ended (its beginning: goodbye, end of input…).")
+    pressed: Annotated[str, Field(pattern=r"^[0-9*#A-D]{0,64}$")] | None = Field(
+        None,
+        description="The keys the agent pressed, in order, as the caller's line heard them: keypad "
+        "tones found in the agent's audio by a Goertzel receiver (\"\": none).",
+    )
     checks: list[TurnCheck] = Field(default_factory=list, description="Checks on single agent turns.")
 
 

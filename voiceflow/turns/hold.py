@@ -43,10 +43,13 @@ class HoldWatch:
         verdict = judge_music(pcm)
         return verdict if verdict is not None and verdict.music else None
 
-    def hold(self, now: float) -> None:
+    def hold(self, now: float, seconds: float | None = None) -> None:
+        """Wait quietly from ``now`` for ``seconds`` (default ``hold.max_seconds``; a menu's is
+        ``ivr.max_wait``)."""
+        seconds = self.settings.max_seconds if seconds is None else seconds
         if self.until is None:
-            log.info("on hold", seconds=self.settings.max_seconds)
-        self.until = now + self.settings.max_seconds
+            log.info("on hold", seconds=seconds)
+        self.until = max(self.until or now, now + seconds)
 
     def music_line(self) -> str | None:
         """The line to say once when music starts on hold (if the agent file has one)."""

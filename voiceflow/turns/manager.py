@@ -11,8 +11,9 @@ transcript of the speech. ``max_wait`` caps the wait for a slow recogniser so th
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
+from dataclasses import replace
 from typing import Any, assert_never
 
 import anyio
@@ -29,8 +30,9 @@ from voiceflow.providers import CallTransport, LLMProvider
 from voiceflow.redaction import redact
 from voiceflow.runtime.audio_tail import AudioTail
 from voiceflow.runtime.chain import AttemptRecord, Chain
+from voiceflow.runtime.keys import play_keys
 from voiceflow.runtime.recognizer import Recognizer
-from voiceflow.runtime.reply import ReplyPipeline
+from voiceflow.runtime.reply import Reply, ReplyPipeline
 from voiceflow.runtime.voice_activity import VoiceActivity
 from voiceflow.tools.toolbox import Toolbox
 from voiceflow.turns.context import Conversation
@@ -54,6 +56,7 @@ from voiceflow.turns.events import (
     TranscriptReceived,
 )
 from voiceflow.turns.hold import HoldWatch
+from voiceflow.turns.ivr import IvrAction, IvrWatch
 from voiceflow.turns.keypad import EntryDone, EntryGoesOn, KeypadEntry, SwitchState
 from voiceflow.turns.overlap_watch import OverlapWatch
 from voiceflow.turns.pause_judge import PauseJudge
@@ -115,7 +118,7 @@ class TurnManager:
         self._end_reason = "goodbye"
         self._failed_speculation: UserTurn | None = None
         self.script = UnhappyScript(agent.unhappy_paths)
-        self.triage = TurnTriage(self.script, self.hold, tail)
+        self.triage = TurnTriage(self.script, self.hold, tail, IvrWatch(lambda: self.agent.unhappy_paths.ivr))
         self._inbox_send, self._inbox = anyio.create_memory_object_stream[Event](1024)
         self._tg: TaskGroup | None = None
         self._timers: Timers | None = None
@@ -322,6 +325,38 @@ class TurnManager:
         else:
             self._became_idle()
 
+    def _on_menu(self, user: UserTurn, triage: Triage) -> None:
+        """A recorded menu (turns/ivr.py): keys, the file's line or a quiet wait, never the LLM;
+        then a quiet wait for the person behind it. Keys cannot be interrupted: a menu talks on
+        while its keys are pressed."""
+        decision = triage.ivr
+        assert decision is not None
+        if self.active is not None and self.active.speculative:
+            self._drop_speculation()
+        self.hold.hold(self.clock.now(), self.agent.unhappy_paths.ivr.max_wait)
+        log.info("recorded menu", action=decision.action.value, options=len(decision.options))
+        if decision.action is IvrAction.PRESS:
+            self.triage.ivr.pressed()
+            keys, transport = decision.keys, self.transport
+            if not transport.send_dtmf(keys):
+                self._start_reply("keys", fixed_text(keys), interruptible=False, user_turn=user,
+                                  play=lambda reply: play_keys(reply, keys, transport))
+                assert self.active is not None
+                self.active.reply.timeline.ivr = replace(decision, sent="in band")
+                return
+            decision = replace(decision, sent="out of band")
+        elif triage.line is not None:
+            self._say(triage.line, user_turn=user)
+            assert self.active is not None
+            self.active.reply.timeline.ivr = decision
+            return
+        turn = self.timeline.new_turn("keys" if decision.action is IvrAction.PRESS else "ivr")
+        turn.user_text, turn.ivr, turn.outcome = user.text, decision, "ignored"
+        if decision.action is IvrAction.PRESS:
+            turn.agent_text, turn.outcome = f"[keys {decision.keys}]", "completed"
+        turn.marks.update(user.marks)
+        self._became_idle()
+
     def _speculate(self, user: UserTurn) -> None:
         """Start the reply before the silence confirms the turn; hold its audio until it does."""
         self._failed_speculation = None
@@ -343,6 +378,9 @@ class TurnManager:
         self._timers_cancel(Timer.ENDPOINT, Timer.MAX_WAIT)
         user = self.endpointer.end()
         triage = self.triage.judge(user)
+        if triage.route is Route.IVR:
+            self._on_menu(user, triage)
+            return
         if triage.route in (Route.HOLD, Route.IGNORE):
             self._not_for_the_llm(user, triage)
             return
@@ -511,11 +549,12 @@ class TurnManager:
         interruptible: bool,
         user_turn: UserTurn | None = None,
         gated: bool = False,
+        play: Callable[[Reply], Awaitable[None]] | None = None,
     ) -> None:
         assert self._launcher is not None
         self._timers_cancel(Timer.SILENCE, Timer.IDLE_END)
         self.active = self._launcher.launch(
-            kind, source, interruptible=interruptible, user_turn=user_turn, gated=gated
+            kind, source, interruptible=interruptible, user_turn=user_turn, gated=gated, play=play
         )
         self.state = State.THINKING
 

@@ -214,7 +214,9 @@ class ReplyLauncher:
         interruptible: bool,
         user_turn: UserTurn | None = None,
         gated: bool = False,
+        play: Callable[[Reply], Awaitable[None]] | None = None,
     ) -> ActiveReply:
+        """``play``: the reply is this audio (keypad tones), not ``source``'s text spoken."""
         turn = self.timeline.new_turn(kind)
         # The manager's own log lines from here on, and the reply's tasks, carry this turn's id.
         structlog.contextvars.bind_contextvars(turn_id=turn.index)
@@ -237,7 +239,10 @@ class ReplyLauncher:
                 try:
                     async with anyio.create_task_group() as alongside:
                         scope = ReplyScope(turn, lambda work: alongside.start_soon(work), confirmed)
-                        await self.pipeline.speak(reply, source(scope))
+                        if play is not None:
+                            await play(reply)
+                        else:
+                            await self.pipeline.speak(reply, source(scope))
                         alongside.cancel_scope.cancel()
                 except Exception as exc:  # noqa: BLE001 - reported to the state machine
                     error = _root_cause(exc)

@@ -16,6 +16,7 @@ from voiceflow.frames import SAMPLE_RATE
 from voiceflow.runtime.audio_tail import AudioTail
 from voiceflow.runtime.music import MusicVerdict
 from voiceflow.turns.hold import HoldWatch
+from voiceflow.turns.ivr import IvrAction, IvrDecision, IvrWatch
 from voiceflow.turns.replies import UserTurn
 from voiceflow.turns.unhappy import Line, UnhappyScript
 
@@ -28,6 +29,8 @@ class Route(Enum):
     """A request to hold: acknowledged with ``line``, then a quiet wait."""
     IGNORE = "ignore"
     """Music, or noise while on hold: not answered at all."""
+    IVR = "ivr"
+    """A recorded menu: keys pressed, ``line`` said, or a quiet wait (``ivr`` says which)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,18 +38,25 @@ class Triage:
     route: Route
     line: Line | None = None
     music: MusicVerdict | None = None
+    ivr: IvrDecision | None = None
 
 
 class TurnTriage:
-    def __init__(self, script: UnhappyScript, hold: HoldWatch, tail: AudioTail | None) -> None:
+    def __init__(self, script: UnhappyScript, hold: HoldWatch, tail: AudioTail | None, ivr: IvrWatch) -> None:
         self.script = script
         self.hold = hold
         self.tail = tail
+        self.ivr = ivr
 
     def judge(self, user: UserTurn) -> Triage:
         music = self._music(user)
         if music is not None:
             return Triage(Route.IGNORE, music=music)
+        if user.failure is None and self.ivr.is_menu(user.text):
+            decision = self.ivr.decide(user.text)
+            say = self.ivr.settings().say
+            line = Line("ivr", say) if decision.action is IvrAction.SAY and say is not None else None
+            return Triage(Route.IVR, line, ivr=decision)
         if self.hold.asks_to_hold(user.text):
             return Triage(Route.HOLD, Line("hold", self.hold.settings.say))
         line = self.script.for_caller_turn(user.text, user.failure, user.confidence)
