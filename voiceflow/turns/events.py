@@ -46,6 +46,8 @@ class Timer(str, Enum):
     IDLE_END = "idle_end"
     MAX_CALL = "max_call"
     KEYPAD = "keypad"
+    MUSIC = "music"
+    """Judge the caller's turn in progress for music (a hold line to say when it starts)."""
 
 
 @dataclass(frozen=True, slots=True)

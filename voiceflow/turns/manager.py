@@ -218,6 +218,9 @@ class TurnManager:
                 self._drop_speculation()
             self._timers_cancel(Timer.ENDPOINT, Timer.MAX_WAIT)
         self.endpointer.speech_started(event.t, resumed=resumed)
+        music_check = None if resumed else self.hold.music_check_at(event.t)
+        if music_check is not None:
+            self._timers_set(Timer.MUSIC, music_check)
         self._timers_cancel(Timer.SILENCE, Timer.IDLE_END)
         self.state = State.USER_SPEAKING
 
@@ -430,6 +433,8 @@ class TurnManager:
                 self._timer_idle_end()
             case Timer.MAX_CALL:
                 self._timer_max_call()
+            case Timer.MUSIC:
+                self._timer_music()
             case Timer.KEYPAD:
                 done = self._keypad.timed_out()
                 if done is not None:
@@ -476,6 +481,23 @@ class TurnManager:
                 self._timers_set(Timer.ENDPOINT, later)
                 return
             self._maybe_end_turn()
+
+    def _timer_music(self) -> None:
+        """Music judged while it plays (turns/hold.py): the hold line is said as it starts, not
+        when it stops. The music so far becomes an ignored turn; what follows is a new one."""
+        user, now = self.user, self.clock.now()
+        if user is None or self.state is not State.USER_SPEAKING or self.active is not None:
+            return
+        music = self.triage.music_until(user, now)
+        line = self.hold.music_line() if music is not None else None
+        if music is None or line is None:
+            return
+        self.endpointer.drop()
+        self.hold.hold(now)
+        turn = self.timeline.new_turn("music")
+        turn.user_text, turn.outcome, turn.endpointing = user.text, "ignored", [music.describe()]
+        turn.marks.update(user.marks)
+        self._say(Line("hold", line, interruptible=False))
 
     def _timer_max_wait(self) -> None:
         if self.state is State.ENDPOINTING and self.endpointer.final_overdue():
