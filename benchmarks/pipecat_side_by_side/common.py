@@ -294,12 +294,13 @@ def medians(rows: Iterable[dict[str, float]]) -> dict[str, float]:
 
 
 COLUMNS = (
-    ("overhead_p50", "overhead p50"), ("overhead_p95", "overhead p95"),
-    ("post_vad_p50", "post-VAD p50"), ("post_vad_p95", "post-VAD p95"),
-    ("vad_offset_p50", "VAD offset p50"), ("vad_offset_p95", "VAD offset p95"),
-    ("barge_in_p50", "barge-in p50"), ("barge_in_p95", "barge-in p95"),
-    ("cpu_ms_per_call_s", "CPU ms/call-s"), ("rss_mb_per_call", "RSS MB/call"),
+    ("overhead_p50", "ovh p50"), ("overhead_p95", "ovh p95"),
+    ("post_vad_p50", "postVAD p50"), ("post_vad_p95", "postVAD p95"),
+    ("vad_offset_p50", "VADoff p50"), ("vad_offset_p95", "VADoff p95"),
+    ("barge_in_p50", "barge p50"), ("barge_in_p95", "barge p95"),
+    ("cpu_ms_per_call_s", "CPUms/call-s"), ("rss_mb_per_call", "RSS MB/call"),
 )
+"""(figure, title): ovh = overhead, VADoff = VAD offset, barge = barge-in stop (all ms)."""
 
 
 def ratio(ours: float, theirs: float) -> float:
@@ -312,9 +313,9 @@ def ratio(ours: float, theirs: float) -> float:
 
 def table(rows: dict[int, dict[str, dict[str, float]]]) -> str:
     """The printed comparison: per call count, voiceflow, Pipecat and voiceflow/Pipecat."""
-    name_width = 16
+    name_width = 12
     lines = ["calls  framework   " + " ".join(f"{title:>{name_width}}" for _, title in COLUMNS)
-             + "  calls measured (overhead/barge-in)  caller late max ms"]
+             + "  measured  late ms"]
 
     def cell(value: float) -> str:
         return f"{'-':>{name_width}}" if math.isnan(value) else f"{value:>{name_width}.2f}"
@@ -326,8 +327,8 @@ def table(rows: dict[int, dict[str, dict[str, float]]]) -> str:
                 continue
             row = sides[name]
             lines.append(f"{calls:>5}  {name:<10}  " + " ".join(cell(row[key]) for key, _ in COLUMNS)
-                         + f"  {row['overhead_n']:>5.0f} / {row['barge_in_n']:<5.0f}"
-                         + f"  {row['caller_late_max_ms']:>24.1f}")
+                         + f"  {row['overhead_n']:>4.0f}/{row['barge_in_n']:<4.0f}"
+                         + f"  {row['caller_late_max_ms']:>7.1f}")
         if {"voiceflow", "pipecat"} <= sides.keys():
             ours, theirs = sides["voiceflow"], sides["pipecat"]
             lines.append(f"{calls:>5}  {'vf/pipecat':<10}  "

@@ -41,9 +41,9 @@ What it prints (milliseconds, p50 and p95 over the calls of a run, median over r
 * CPU ms/call-s: the process's CPU time per call per second of the run; RSS MB/call: the peak
   resident memory during the calls minus that before them (models loaded, one pipeline built for
   Pipecat), divided by the calls.
-* calls measured: how many calls reached their first agent audio / were audible at the
-  interruption, out of N; caller late max: the worst delay handing a caller frame to the
-  framework (an event loop that cannot keep up shows here first).
+* measured: how many calls reached their first agent audio / were audible at the interruption,
+  out of N (medians over runs); late ms: the worst delay handing a caller frame to the framework
+  (an event loop that cannot keep up shows here first).
 * vf/pipecat: voiceflow's figure divided by Pipecat's (below 1: voiceflow is lower).
 """
 
