@@ -14,6 +14,7 @@ from typing import Literal, TypeVar
 from pydantic import Field, field_validator, model_validator
 
 from voiceflow.config.base import Strict
+from voiceflow.config.echo import EchoDefence
 from voiceflow.config.ivr import IvrPolicy
 from voiceflow.config.serving import Serving
 from voiceflow.config.tools import RESET_STATE, ToolConfig
@@ -199,6 +200,9 @@ class BargeIn(Strict):
         le=10,
         description="Seconds at the start of each agent reply during which speech never "
         "interrupts (echo warm-up on speakerphones).",
+    )
+    echo: EchoDefence = Field(
+        EchoDefence(), description="Keeping the agent's own voice, coming back on the line, from being taken for the caller."
     )
 
 

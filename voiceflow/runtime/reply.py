@@ -132,6 +132,8 @@ class PlaybackMark:
     reply: Reply
     clause: int
     through: int
+    pcm: bytes = b""
+    """The frame's audio (the same bytes, not a copy): the echo canceller's reference."""
 
     def heard(self, t: float) -> None:
         self.reply.played(self.clause, self.through, t)
@@ -269,7 +271,7 @@ class ReplyPipeline:
             await reply.gate.wait()
         clause = reply.clauses[index]
         clause.queued += len(pcm) // 2
-        await self.transport.play(OutFrame(AudioFrame(pcm), PlaybackMark(reply, index, clause.queued), wire))
+        await self.transport.play(OutFrame(AudioFrame(pcm), PlaybackMark(reply, index, clause.queued, pcm), wire))
 
 
 def _synthesis(text: str, wire_format: str | None) -> Callable[[TTSProvider[Any]], AsyncIterator[TTSAudio]]:

@@ -7,6 +7,7 @@ queue. Everything else reacts to edges (speech started/ended, transcripts, playb
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,7 @@ from voiceflow.redaction import Redactor, redact, using_redactor
 from voiceflow.runtime.audio_tail import AudioTail
 from voiceflow.runtime.chain import AttemptRecord, Chain, StageFailed
 from voiceflow.runtime.deadline import within
+from voiceflow.runtime.echo import EchoCanceller
 from voiceflow.runtime.pool import NoProviderReady, ProviderPool
 from voiceflow.runtime.recognizer import Recognizer, RecognizerFailed, RecognizerUnavailable
 from voiceflow.runtime.reply import PlaybackMark, ReplyPipeline
@@ -149,7 +151,9 @@ class Session:
                 await stt.open()
             except RecognizerUnavailable as exc:
                 unavailable.append(str(exc))
-        self.transport.on_played(_played)
+        echo_settings = self.agent.turn_taking.barge_in.echo
+        echo = EchoCanceller(echo_settings) if echo_settings.cancel else None
+        self.transport.on_played(_played if echo is None else _played_to(echo))
         manager = self._manager = TurnManager(
             self.agent,
             clock=self.clock,
@@ -165,6 +169,7 @@ class Session:
             toolbox=toolbox,
             judge=judge,
             tail=tail,
+            echo=echo,
         )
         if self._hang_up_reason is not None:
             self.request_hang_up(self._hang_up_reason)
@@ -180,12 +185,14 @@ class Session:
             if unavailable:
                 tg.start_soon(self._discard_caller_audio, name="caller-audio")
             else:
-                tg.start_soon(self._pump_caller_audio, vad, stt, manager.inbox, tail, name="caller-audio")
+                tg.start_soon(self._pump_caller_audio, vad, stt, manager.inbox, tail, echo, name="caller-audio")
                 tg.start_soon(stt.run, name="stt")
                 tg.start_soon(self._pump_recognizer, stt, manager.inbox, name="transcripts")
                 tg.start_soon(self._warm_llm, llm.providers[0], name="llm-warm-up")
             await manager.run()
             tg.cancel_scope.cancel()
+        if echo is not None and echo.delay is not None:
+            self.timeline.notes.append(echo.describe())
 
     async def _pause_judge(self) -> PauseJudge | None:
         """The end-of-turn models, if the agent has any that could start (else the silence rule
@@ -219,7 +226,12 @@ class Session:
             return []
 
     async def _pump_caller_audio(
-        self, vad: VoiceActivity, stt: Recognizer, inbox: anyio.abc.ObjectSendStream[Event], tail: AudioTail | None
+        self,
+        vad: VoiceActivity,
+        stt: Recognizer,
+        inbox: anyio.abc.ObjectSendStream[Event],
+        tail: AudioTail | None,
+        echo: EchoCanceller | None = None,
     ) -> None:
         """The hot path: each caller frame goes through the VAD and on to the STT's queue.
 
@@ -230,6 +242,8 @@ class Session:
         try:
             try:
                 async for frame in self.transport.caller_audio():
+                    if echo is not None:
+                        frame = echo.clean(frame)  # the agent's own voice out before anyone hears
                     try:
                         edge = await vad.aprocess(frame)
                     except StageFailed as failure:
@@ -288,6 +302,17 @@ def _edge_event(edge: VADEvent) -> Event:
     if edge.kind is VADKind.SPEECH_START:
         return SpeechStarted(edge.t)
     return SpeechEnded(edge.t, edge.detected_at)
+
+
+def _played_to(echo: EchoCanceller) -> Callable[[object, float], None]:
+    """Playback progress, and the audio played as the echo canceller's reference."""
+
+    def played(mark: object, t: float) -> None:
+        _played(mark, t)
+        if isinstance(mark, PlaybackMark):
+            echo.played(mark.pcm, t)
+
+    return played
 
 
 def _played(mark: object, t: float) -> None:

@@ -13,12 +13,15 @@ context); this module owns the judgement:
 
 A verdict of IGNORE (backchannel, echo) or a voice that stopped short lets a paused reply play on
 from where it stopped: a false interruption costs the caller a moment of silence, not the reply.
+
+The agent's echo outlives its reply by the echo path's delay: :meth:`BargeInPolicy.echo_tail`
+judges a caller "turn" that begins in that window (see :class:`AgentStopped`).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 from voiceflow.config.models import BargeIn
@@ -56,6 +59,16 @@ class Overlap:
     """What the recogniser has heard of it so far (interim transcripts)."""
     let_go: bool = False
     """Already judged not an interruption (the agent played on); words may still overturn it."""
+
+
+@dataclass(frozen=True, slots=True)
+class AgentStopped:
+    """A reply the caller heard to its end: its echo can still be on the line for a moment."""
+
+    at: float
+    """Clock time the last of it was heard."""
+    words: list[str] = field(default_factory=list)
+    """Its last words (as :func:`words_of` gives them)."""
 
 
 def words_of(text: str) -> list[str]:
@@ -133,3 +146,24 @@ class BargeInPolicy:
         voiced = speech_end - overlap.started
         min_speech = self._min_speech(overlap)
         return voiced >= min_speech and self._enough_words(overlap, voiced - min_speech)
+
+    def echo_tail(
+        self, stopped: AgentStopped, delay: float | None, start: float, voiced_end: float | None, text: str
+    ) -> bool:
+        """Whether a caller "turn" (speech from ``start`` to ``voiced_end``, heard as ``text``) is
+        the agent's own voice still coming back after it stopped: it began within the echo
+        path's ``delay`` (``max_delay`` while unmeasured) plus ``tail_margin`` of the stop, and
+        its words are all among the agent's last ``tail_words`` -- or, with no words, its voice
+        also ended in that window. A caller who starts right after the agent says words of
+        their own, or speaks past the window, and is heard."""
+        echo = self.settings.echo
+        if not self.settings.echo_guard:
+            return False
+        window_end = stopped.at + (echo.max_delay if delay is None else delay) + echo.tail_margin
+        if start > window_end:
+            return False
+        said = words_of(text)
+        if said:
+            last = set(stopped.words[-echo.tail_words :])
+            return all(word in last for word in said)
+        return voiced_end is not None and voiced_end <= window_end

@@ -30,6 +30,7 @@ from voiceflow.providers import CallTransport, LLMProvider
 from voiceflow.redaction import redact
 from voiceflow.runtime.audio_tail import AudioTail
 from voiceflow.runtime.chain import AttemptRecord, Chain
+from voiceflow.runtime.echo import EchoCanceller
 from voiceflow.runtime.keys import play_keys
 from voiceflow.runtime.recognizer import Recognizer
 from voiceflow.runtime.reply import Reply, ReplyPipeline
@@ -87,6 +88,7 @@ class TurnManager:
         toolbox: Toolbox | None = None,
         judge: PauseJudge | None = None,
         tail: AudioTail | None = None,
+        echo: EchoCanceller | None = None,
     ) -> None:
         self.agent = agent
         self.clock = clock
@@ -112,7 +114,7 @@ class TurnManager:
         self._keypad = KeypadEntry()
         self._spoken_over: tuple[float, float | None] | None = None
         """Caller speech (start, end if over) during a line that could not be interrupted."""
-        self.overlaps = OverlapWatch(transport, clock, lambda: self.turn_taking.barge_in)
+        self.overlaps = OverlapWatch(transport, clock, lambda: self.turn_taking.barge_in, echo)
         self._caller_speaking = False
         self._input_ended = False
         self._end_reason = "goodbye"
@@ -303,7 +305,10 @@ class TurnManager:
 
     def _answerable(self, user: UserTurn | None) -> bool:
         """Whether the turn would go to the LLM (see :mod:`voiceflow.turns.triage`)."""
-        return user is not None and self.triage.judge(user).route is Route.LLM
+        return user is not None and self.triage.judge(user).route is Route.LLM and not self._echo_tail(user)
+
+    def _echo_tail(self, user: UserTurn) -> bool:
+        return self.overlaps.echo_tail(user.start, user.marks.get("user_speech_end"), user.text)
 
     def _not_for_the_llm(self, user: UserTurn, triage: Triage) -> None:
         """Music, a request to hold, or noise while on hold: never answered by the LLM (a held
@@ -380,6 +385,12 @@ class TurnManager:
     def _end_user_turn(self) -> None:
         self._timers_cancel(Timer.ENDPOINT, Timer.MAX_WAIT)
         user = self.endpointer.end()
+        if self._echo_tail(user):  # the agent's own last words coming back, not the caller
+            if self.active is not None and self.active.speculative:
+                self._drop_speculation()
+            self.overlaps.ignore_echo(self.timeline, user.text, user.marks)
+            self._became_idle()
+            return
         triage = self.triage.judge(user)
         if triage.route is Route.IVR:
             self._on_menu(user, triage)
@@ -638,6 +649,7 @@ class TurnManager:
                 return
         else:
             turn.outcome = "completed"
+            self.overlaps.agent_finished(reply)
             if reply.kind == "reply":
                 self.conversation.add_assistant(reply.generated.strip())
         if reply.kind == "goodbye":

@@ -5,6 +5,9 @@ judgement implies for the reply: hold its audio at the onset (``pause_on_speech`
 on after a false alarm, and say so in the reply's timeline. The turn manager hears only the
 outcome that matters to it: an interruption (:meth:`OverlapWatch.interrupts` and friends return
 the overlap that interrupts).
+
+It also remembers the last reply heard to its end, so that the agent's echo arriving after it
+stopped is not answered as the caller (:meth:`OverlapWatch.echo_tail`).
 """
 
 from __future__ import annotations
@@ -15,20 +18,30 @@ import structlog
 
 from voiceflow.clock import Clock
 from voiceflow.config.models import BargeIn
+from voiceflow.metrics.timeline import CallTimeline
 from voiceflow.providers import CallTransport
+from voiceflow.runtime.echo import EchoCanceller
 from voiceflow.runtime.reply import Reply
-from voiceflow.turns.barge_in import BargeInPolicy, Overlap, Verdict
+from voiceflow.turns.barge_in import AgentStopped, BargeInPolicy, Overlap, Verdict, words_of
 
 log = structlog.get_logger("voiceflow.barge_in")
 
 
 class OverlapWatch:
-    def __init__(self, transport: CallTransport, clock: Clock, settings: Callable[[], BargeIn]) -> None:
+    def __init__(
+        self,
+        transport: CallTransport,
+        clock: Clock,
+        settings: Callable[[], BargeIn],
+        echo: EchoCanceller | None = None,
+    ) -> None:
         self.transport = transport
         self.clock = clock
         self._settings = settings
         self._policy: BargeInPolicy | None = None
         self.overlap: Overlap | None = None
+        self.echo = echo
+        self._stopped: AgentStopped | None = None
 
     @property
     def policy(self) -> BargeInPolicy:
@@ -92,6 +105,35 @@ class OverlapWatch:
             self._play_on(overlap, reply)
             return None
         return overlap
+
+    def agent_finished(self, reply: Reply) -> None:
+        """``reply`` was heard to its end just now: its echo may follow it for a moment."""
+        words = words_of(reply.heard_text())
+        self._stopped = AgentStopped(self.clock.now(), words[-self.policy.settings.echo.tail_words :])
+
+    def echo_tail(self, start: float, voiced_end: float | None, text: str) -> bool:
+        """Whether a caller turn is the echo of the reply that just ended, not the caller.
+
+        Where the canceller found the path, that window is the measured delay; where it found
+        that the line brings nothing back, there is no tail to fear, and a caller who answers
+        at once in the agent's own words ("tea or coffee?" -- "coffee") is answered."""
+        stopped = self._stopped
+        if stopped is None:
+            return False
+        echo = self.echo
+        if echo is not None and echo.echoes is False:
+            return False
+        delay = echo.delay if echo is not None else None
+        return self.policy.echo_tail(stopped, delay, start, voiced_end, text)
+
+    def ignore_echo(self, timeline: CallTimeline, text: str, marks: dict[str, float]) -> None:
+        """Say in the call's timeline that a caller "turn" was the agent's echo, not answered."""
+        turn = timeline.new_turn("echo")
+        turn.user_text, turn.outcome = text, "ignored"
+        turn.marks.update(marks)
+        if self.echo is not None:
+            turn.endpointing = [self.echo.describe()]
+        log.info("the agent's own echo after it stopped ignored", words=len(words_of(text)))
 
     def take(self) -> Overlap | None:
         overlap, self.overlap = self.overlap, None
