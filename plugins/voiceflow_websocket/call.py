@@ -120,6 +120,14 @@ class WebSocketCall(CallTransport):
     def on_played(self, callback: PlayedCallback) -> None:
         self._played = callback
 
+    def send_dtmf(self, keys: str) -> bool:
+        """Keys go to a client that asked for them (``receives_keys``) as a ``dtmf`` message,
+        after the agent audio already sent; any other client hears them as tones."""
+        if not self._start.receives_keys:
+            return False
+        self._post(None, message("dtmf", keys=keys))
+        return True
+
     def notify(self, event: str, **data: Any) -> None:
         if event == "transcript":
             self._post(None, message("transcript", turn=data["turn"], text=data["text"]))

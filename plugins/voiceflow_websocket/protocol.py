@@ -30,6 +30,10 @@ class Start:
     format: AudioFormat
     acknowledges_marks: bool = True
     metadata: dict[str, Any] = field(default_factory=dict)
+    receives_keys: bool = False
+    """The client takes the agent's keypad presses as ``dtmf`` messages (and passes them on as
+    keys); a client that does not say so hears them as tones in the agent's audio instead, so
+    clients written before the message existed never receive it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +88,10 @@ def _start(data: dict[str, Any]) -> Start:
     metadata = data.get("metadata", {})
     if not isinstance(metadata, dict) or len(json.dumps(metadata)) > MAX_METADATA_BYTES:
         raise ClientError("bad_message", f"start: 'metadata' must be an object of at most {MAX_METADATA_BYTES} bytes")
-    return Start(AudioFormat(rate), acks, metadata)
+    keys = data.get("receives_keys", False)
+    if not isinstance(keys, bool):
+        raise ClientError("bad_message", "start: 'receives_keys' must be true or false")
+    return Start(AudioFormat(rate), acks, metadata, keys)
 
 
 def check_audio(data: bytes, max_bytes: int) -> None:

@@ -106,8 +106,10 @@ class WsCaller:
         acknowledges_marks: bool = True,
         hang_up_when: HangUpWhen | None = after_reply,
         max_seconds: float = 60.0,
+        receives_keys: bool = False,
     ) -> None:
         self.url, self.cues, self.rate, self.token = url, cues, sample_rate, token
+        self.receives_keys = receives_keys
         self.acks, self.hang_up_when, self.max_seconds = acknowledges_marks, hang_up_when, max_seconds
         self.report = CallReport()
         self._t0 = 0.0
@@ -124,6 +126,7 @@ class WsCaller:
                 await ws.send(json.dumps({
                     "type": "start", "format": {"encoding": "pcm16", "sample_rate": self.rate, "channels": 1},
                     "acknowledges_marks": self.acks,
+                    **({"receives_keys": True} if self.receives_keys else {}),
                 }))
             except ConnectionClosed:
                 pass  # refused (busy, draining): the reason is among the messages received
