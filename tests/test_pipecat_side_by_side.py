@@ -64,11 +64,15 @@ def test_call_figures_of_a_call_that_did_not_get_there() -> None:
     silent = {"agent": [], "vad_ends": [], "caller_late": 0.0}
     assert common.call_figures(silent, SCENARIO) == {
         "overhead": None, "post_vad": None, "vad_offset": None, "barge_in": None}
-    # The reply had already ended (or not begun) when the caller cut in: no barge-in to time.
-    late = {"agent": [[4.2, 6.0]], "vad_ends": [1.45], "caller_late": 0.0}
-    figures = common.call_figures(late, SCENARIO)
-    assert figures["barge_in"] is None
-    assert figures["overhead"] is None  # its audio came after the interruption: not this turn's
+    # An overloaded framework: the question's reply starts only after the caller cut in (and
+    # before the interruption's own end edge, so it is still that reply): its lateness counts;
+    # the agent was not audible at the onset, so there is no barge-in to time.
+    late = {"agent": [[4.2, 6.0], [6.5, 7.0]], "vad_ends": [2.5, 6.0], "caller_late": 0.3}
+    assert common.call_figures(late, SCENARIO) == pytest.approx(
+        {"overhead": 2325.0, "post_vad": 1225.0, "vad_offset": 1100.0, "barge_in": None})
+    # Audio that starts only after the interruption's end edge answers the interruption.
+    unanswered = {"agent": [[6.5, 7.0]], "vad_ends": [1.45, 6.0], "caller_late": 0.0}
+    assert common.call_figures(unanswered, SCENARIO)["overhead"] is None
 
 
 def test_listener_merges_late_chunks_and_ignores_silence() -> None:

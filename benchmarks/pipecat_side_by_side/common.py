@@ -108,12 +108,13 @@ def write_wav(path: Path, pcm: bytes) -> None:
         wav.writeframes(pcm)
 
 
-def build_caller(recording: np.ndarray, interrupt_after: float = 2.6, tail: float = 1.0) -> tuple[bytes, Scenario]:
+def build_caller(recording: np.ndarray, interrupt_after: float = 2.6, tail: float = 2.0) -> tuple[bytes, Scenario]:
     """The caller's audio, normalised to a -3 dBFS peak (a quiet recording would otherwise fall
     under Pipecat's default ``min_volume`` and test its level gate, not its latency): the
     recording, then the same recording again, placed so its speech starts ``interrupt_after``
     seconds after the first one's speech ended (while the agent's ~6 s reply is playing), then
-    ``tail`` seconds of silence."""
+    ``tail`` seconds of silence (the calls hang up when the audio ends: the tail gives a
+    framework that has fallen behind time to show how far)."""
     gain = 10 ** (-3 / 20) * 32767 / max(1, int(np.abs(recording.astype(np.int32)).max()))
     speech = np.clip(recording.astype(np.float64) * gain, -32768, 32767).astype("<i2")
     start, end = speech_bounds(speech)
@@ -182,16 +183,21 @@ class Listener:
 class ProcessMeter:
     """CPU time and resident memory of this process while the calls run: RSS is sampled every
     50 ms from /proc/self/status by a thread (a peak between samples may be missed; the calls
-    hold their memory for seconds, so it is not)."""
+    hold their memory for seconds, so it is not), and compared with the RSS when the meter was
+    made."""
 
     def __init__(self) -> None:
         self.base_rss = self._rss()
         self.peak_rss = self.base_rss
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        self.begin()
+
+    def begin(self) -> None:
+        """Count CPU time and the span from now (memory is counted from the meter's start)."""
         self._times = os.times()
         self._wall = time.perf_counter()
-        self._thread.start()
 
     @staticmethod
     def _rss() -> float:
@@ -231,13 +237,23 @@ def call_figures(record: dict[str, Any], scenario: Scenario) -> dict[str, float 
       (stop window + the fakes' fixed delays);
     * ``post_vad``: first agent audio - the framework's end-of-speech edge - the fixed delays;
     * ``vad_offset``: the end-of-speech edge - the last voiced sample - the stop window;
-    * ``barge_in``: the interruption's first voiced sample -> agent audio stops at the listener
-      (only if the agent was audible at that moment).
+    * ``barge_in``: the interruption's first voiced sample -> the reply's audio stops for good
+      at the listener: the end of its last stretch that began before the interruption's own
+      end-of-speech edge (only for calls whose reply had begun before the caller cut in; a
+      reply that stutters under load is not taken for one that stopped).
+
+    The question's end-of-speech edge is the first after its last voiced sample (a pause inside
+    the question ends before it). Its reply's first audio is the first after that sample and
+    before the interruption's own end-of-speech edge (the earliest a reply to the interruption
+    could start): on an overloaded machine the reply may come after the caller cut in, and its
+    lateness is still counted, not dropped.
     """
     end, onset = scenario.speech_end, scenario.interrupt_onset
-    first = next((a for a, _ in record["agent"] if end < a < onset), None)
-    edge = next((t for t in record["vad_ends"] if end < t < onset), None)
-    stretch = next(((a, b) for a, b in record["agent"] if a <= onset < b + GAP_MERGE), None)
+    edge = next((t for t in record["vad_ends"] if t > end), None)
+    after = next((t for t in record["vad_ends"] if edge is not None and t > max(edge, onset)), math.inf)
+    first = next((a for a, _ in record["agent"] if end < a < after), None)
+    stop = max((b for a, b in record["agent"] if first is not None and first <= a < after), default=None)
+    barged = first is not None and first < onset and stop is not None
 
     def ms(value: float | None) -> float | None:
         return None if value is None else round(1000 * value, 2)
@@ -246,7 +262,7 @@ def call_figures(record: dict[str, Any], scenario: Scenario) -> dict[str, float 
         "overhead": ms(None if first is None else first - end - STOP_WINDOW - FIXED_DELAYS),
         "post_vad": ms(None if first is None or edge is None else first - edge - FIXED_DELAYS),
         "vad_offset": ms(None if edge is None else edge - end - STOP_WINDOW),
-        "barge_in": ms(None if stretch is None else max(0.0, stretch[1] - onset)),
+        "barge_in": ms(max(0.0, stop - onset) if barged and stop is not None else None),
     }
 
 
