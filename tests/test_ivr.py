@@ -71,11 +71,14 @@ def test_the_decision_follows_the_file() -> None:
 
 def test_keys_stop_after_max_presses() -> None:
     watch = IvrWatch(lambda: IvrPolicy(press="0", max_presses=2))
-    for _ in range(2):
-        assert watch.decide(ACME).action is IvrAction.PRESS
-        watch.pressed()
+    sent: list[str] = []
+    assert watch.act(watch.decide(ACME), lambda keys: False).sent == "in band"
+    assert watch.act(watch.decide(ACME), lambda keys: sent.append(keys) is None).sent == "out of band"
+    assert sent == ["0"]
     last = watch.decide(ACME)
     assert last.action is IvrAction.WAIT and "max_presses" in last.why
+    assert watch.act(last, lambda keys: pytest.fail("nothing to press")) is last
+    assert (last.turn_kind, last.outcome) == ("ivr", "ignored")
 
 
 def test_bad_settings_are_refused_with_the_field() -> None:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
 
@@ -56,6 +56,7 @@ MENU_WORDING = (
 )
 """Wording of recorded prompts (menus, queue announcements), searched in the normalised text."""
 _TRAILING = re.compile(r"\b(?:for|to)\s+")
+IN_BAND, OUT_OF_BAND = "in band", "out of band"
 
 
 class IvrAction(str, Enum):
@@ -83,6 +84,16 @@ class IvrDecision:
     why: str = ""
     sent: str = ""
     """How the keys went: ``"in band"`` (tones in the agent's audio) or ``"out of band"``."""
+
+    @property
+    def turn_kind(self) -> str:
+        """The agent turn it makes in the timeline: ``keys`` when keys were pressed, else ``ivr``."""
+        return "keys" if self.action is IvrAction.PRESS else "ivr"
+
+    @property
+    def outcome(self) -> str:
+        """For a turn without audio: keys sent out of band are done; a quiet wait is ignored."""
+        return "completed" if self.action is IvrAction.PRESS else "ignored"
 
     def describe(self) -> str:
         listed = ", ".join(f"{o.option}={o.key}" for o in self.options) or "none parsed"
@@ -205,5 +216,10 @@ class IvrWatch:
             return IvrDecision(IvrAction.SAY, options, why=why)
         return IvrDecision(IvrAction.WAIT, options, why=why)
 
-    def pressed(self) -> None:
+    def act(self, decision: IvrDecision, out_of_band: Callable[[str], bool]) -> IvrDecision:
+        """``decision`` carried out as far as keys go: sent out of band if the transport can
+        (``CallTransport.send_dtmf``), else left for the caller to play in band; counted."""
+        if decision.action is not IvrAction.PRESS:
+            return decision
         self.presses += 1
+        return replace(decision, sent=OUT_OF_BAND if out_of_band(decision.keys) else IN_BAND)

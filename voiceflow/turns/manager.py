@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
-from dataclasses import replace
 from typing import Any, assert_never
 
 import anyio
@@ -57,14 +56,14 @@ from voiceflow.turns.events import (
     TranscriptReceived,
 )
 from voiceflow.turns.hold import HoldWatch
-from voiceflow.turns.ivr import IvrAction, IvrWatch
+from voiceflow.turns.ivr import IN_BAND, IvrAction, IvrWatch
 from voiceflow.turns.keypad import EntryDone, EntryGoesOn, KeypadEntry, SwitchState
 from voiceflow.turns.overlap_watch import OverlapWatch
 from voiceflow.turns.pause_judge import PauseJudge
 from voiceflow.turns.replies import ActiveReply, ReplyLauncher, TextSource, UserTurn, fixed_text, llm_text
 from voiceflow.turns.timers import Timers
 from voiceflow.turns.tool_use import ToolUse
-from voiceflow.turns.triage import Route, Triage, TurnTriage
+from voiceflow.turns.triage import Route, Triage, TurnTriage, unanswered
 from voiceflow.turns.unhappy import Line, UnhappyScript
 
 log = structlog.get_logger("voiceflow.turns")
@@ -322,10 +321,8 @@ class TurnManager:
             self._say(triage.line, user_turn=user)
             return
         music = triage.music
-        turn = self.timeline.new_turn("music" if music is not None else "noise on hold")
-        turn.user_text, turn.outcome = user.text, "ignored"
-        turn.marks.update(user.marks)
-        turn.endpointing = [music.describe()] if music is not None else []
+        unanswered(self.timeline, "music" if music is not None else "noise on hold", user,
+                   [music.describe()] if music is not None else [])
         log.info("caller turn ignored on hold", music=music is not None)
         line = self.hold.music_line() if music is not None else None
         if line is not None:
@@ -337,33 +334,22 @@ class TurnManager:
         """A recorded menu (turns/ivr.py): keys, the file's line or a quiet wait, never the LLM;
         then a quiet wait for the person behind it. Keys cannot be interrupted: a menu talks on
         while its keys are pressed."""
-        decision = triage.ivr
-        assert decision is not None
+        assert triage.ivr is not None
         if self.active is not None and self.active.speculative:
             self._drop_speculation()
         self.hold.hold(self.clock.now(), self.agent.unhappy_paths.ivr.max_wait)
-        log.info("recorded menu", action=decision.action.value, options=len(decision.options))
-        if decision.action is IvrAction.PRESS:
-            self.triage.ivr.pressed()
-            keys, transport = decision.keys, self.transport
-            if not transport.send_dtmf(keys):
-                self._start_reply("keys", fixed_text(keys), interruptible=False, user_turn=user,
-                                  play=lambda reply: play_keys(reply, keys, transport))
-                assert self.active is not None
-                self.active.reply.timeline.ivr = replace(decision, sent="in band")
-                return
-            decision = replace(decision, sent="out of band")
-        elif triage.line is not None:
+        decision, transport = self.triage.ivr.act(triage.ivr, self.transport.send_dtmf), self.transport
+        if decision.sent == IN_BAND:
+            self._start_reply("keys", fixed_text(decision.keys), interruptible=False, user_turn=user,
+                              play=lambda reply: play_keys(reply, decision.keys, transport))
+        elif decision.action is IvrAction.SAY and triage.line is not None:
             self._say(triage.line, user_turn=user)
-            assert self.active is not None
-            self.active.reply.timeline.ivr = decision
+        else:
+            unanswered(self.timeline, decision.turn_kind, user, outcome=decision.outcome).ivr = decision
+            self._became_idle()
             return
-        turn = self.timeline.new_turn("keys" if decision.action is IvrAction.PRESS else "ivr")
-        turn.user_text, turn.ivr, turn.outcome = user.text, decision, "ignored"
-        if decision.action is IvrAction.PRESS:
-            turn.agent_text, turn.outcome = f"[keys {decision.keys}]", "completed"
-        turn.marks.update(user.marks)
-        self._became_idle()
+        assert self.active is not None
+        self.active.reply.timeline.ivr = decision
 
     def _speculate(self, user: UserTurn) -> None:
         """Start the reply before the silence confirms the turn; hold its audio until it does."""
@@ -505,9 +491,7 @@ class TurnManager:
             return
         self.endpointer.drop()
         self.hold.hold(now)
-        turn = self.timeline.new_turn("music")
-        turn.user_text, turn.outcome, turn.endpointing = user.text, "ignored", [music.describe()]
-        turn.marks.update(user.marks)
+        unanswered(self.timeline, "music", user, [music.describe()])
         self._say(Line("hold", line, interruptible=False))
 
     def _timer_max_wait(self) -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from voiceflow.frames import SAMPLE_RATE
+from voiceflow.metrics.timeline import CallTimeline, TurnTimeline
 from voiceflow.runtime.audio_tail import AudioTail
 from voiceflow.runtime.music import MusicVerdict
 from voiceflow.turns.hold import HoldWatch
@@ -39,6 +40,17 @@ class Triage:
     line: Line | None = None
     music: MusicVerdict | None = None
     ivr: IvrDecision | None = None
+
+
+def unanswered(
+    timeline: CallTimeline, kind: str, user: UserTurn, notes: list[str] | None = None, outcome: str = "ignored"
+) -> TurnTimeline:
+    """The timeline's record of a caller turn the agent did not answer with speech (music, a
+    menu waited through, keys sent out of band): who said what, and why."""
+    turn = timeline.new_turn(kind)
+    turn.user_text, turn.outcome, turn.endpointing = user.text, outcome, notes or []
+    turn.marks.update(user.marks)
+    return turn
 
 
 class TurnTriage:
