@@ -161,11 +161,11 @@ def main() -> None:
     for calls in args.calls:
         for run in range(args.repeat):
             for name, (python, script) in sides.items():
-                started = time.perf_counter()
+                started, busy = time.perf_counter(), CoreMeter()
                 target = out / f"{name}-{calls}-{run}.json"
                 run_side(python, script, calls, caller, target, timeout=scenario.duration + 300)
                 print(f"  {name:<9} {calls:>4} calls, run {run + 1}: {time.perf_counter() - started:5.1f} s, "
-                      f"load average {os.getloadavg()[0]:.2f}", flush=True)
+                      f"cores {busy.busy_pct():3.0f} % busy, load average {os.getloadavg()[0]:.2f}", flush=True)
     print(f"\n{time.perf_counter() - wall0:.0f} s in all; the machine's cores were {cores.busy_pct():.0f} % busy "
           f"(both frameworks and everything else); load average {os.getloadavg()[0]:.2f} at the end\n")
     print(summarise(out))
