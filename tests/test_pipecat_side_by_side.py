@@ -88,7 +88,8 @@ def test_listener_merges_late_chunks_and_ignores_silence() -> None:
     listener.caller_frame(10.02, 10.025)
     listener.caller_frame(10.04, 10.041)
     assert listener.as_record() == {
-        "agent": [[1.0, 1.07], [1.5, 1.52]], "vad_ends": [0.5], "caller_late": pytest.approx(0.005)}
+        "agent": [[1.0, 1.07], [1.5, 1.52]], "vad_ends": [0.5], "caller_late": pytest.approx(0.005),
+        "caller_late_at": pytest.approx(0.02)}
 
 
 def test_percentile_interpolates_between_ranks() -> None:

@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -87,10 +88,25 @@ def pipecat_python(venv: Path) -> Path:
 
 
 class CoreMeter:
-    """The whole machine's busy share of its cores over a span (other jobs included)."""
+    """The whole machine's busy share of its cores over a span (other jobs included), and the
+    share of that span in which some runnable task waited for a core (the kernel's CPU pressure,
+    where it reports one): high pressure means stalls no framework can help."""
 
     def __init__(self) -> None:
         self._start = self._ticks()
+        self._stalled = self._pressure()
+        self._wall = time.perf_counter()
+
+    @staticmethod
+    def _pressure() -> float:
+        try:
+            line = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+        except (OSError, IndexError):
+            return math.nan
+        return int(line.rsplit("total=", 1)[1]) / 1e6
+
+    def pressure_pct(self) -> float:
+        return 100 * (self._pressure() - self._stalled) / max(1e-9, time.perf_counter() - self._wall)
 
     @staticmethod
     def _ticks() -> tuple[int, int]:
@@ -165,9 +181,11 @@ def main() -> None:
                 target = out / f"{name}-{calls}-{run}.json"
                 run_side(python, script, calls, caller, target, timeout=scenario.duration + 300)
                 print(f"  {name:<9} {calls:>4} calls, run {run + 1}: {time.perf_counter() - started:5.1f} s, "
-                      f"cores {busy.busy_pct():3.0f} % busy, load average {os.getloadavg()[0]:.2f}", flush=True)
+                      f"cores {busy.busy_pct():3.0f} % busy, CPU pressure {busy.pressure_pct():3.0f} %, "
+                      f"load average {os.getloadavg()[0]:.2f}", flush=True)
     print(f"\n{time.perf_counter() - wall0:.0f} s in all; the machine's cores were {cores.busy_pct():.0f} % busy "
-          f"(both frameworks and everything else); load average {os.getloadavg()[0]:.2f} at the end\n")
+          f"(both frameworks and everything else), some task waited for a core {cores.pressure_pct():.0f} % "
+          f"of the time; load average {os.getloadavg()[0]:.2f} at the end\n")
     print(summarise(out))
 
 
