@@ -436,7 +436,8 @@ def test_unknown_nested_core_field_reports_its_full_path(registry: PluginRegistr
     assert issue.path == ("turn_taking", "states", "digits", "endpointing", "min_silnce")
     assert (issue.line, issue.column) == (line_of(text, "min_silnce"), 21)
     assert "did you mean 'min_silence'" in issue.message
-    assert "(allowed here: max_wait, min_silence, min_speech, preemptive, transcript_rules, turn_model)" in issue.message
+    assert ("(allowed here: adaptive, max_delivery_gap, max_wait, min_silence, min_speech, preemptive, "
+            "transcript_rules, turn_model)") in issue.message
     assert str(issue).startswith(
         f"agent.yaml:{issue.line}:21: turn_taking.states.digits.endpointing.min_silnce: "
     )

@@ -8,13 +8,17 @@ documented in docs/configuration.md, which is generated from these models.
 
 from __future__ import annotations
 
-import re
 from typing import Literal, TypeVar
 
 from pydantic import Field, field_validator, model_validator
 
 from voiceflow.config.base import Strict
 from voiceflow.config.echo import EchoDefence
+from voiceflow.config.endpointing import AdaptiveSilence as AdaptiveSilence
+from voiceflow.config.endpointing import Endpointing
+from voiceflow.config.endpointing import TranscriptRule as TranscriptRule
+from voiceflow.config.endpointing import TranscriptRules as TranscriptRules
+from voiceflow.config.endpointing import TurnModel as TurnModel
 from voiceflow.config.ivr import IvrPolicy
 from voiceflow.config.serving import Serving
 from voiceflow.config.tools import RESET_STATE, ToolConfig
@@ -34,104 +38,6 @@ class Prompt(Strict):
     system: str = Field(min_length=1, description="The LLM's system prompt.")
     greeting: Utterance | None = Field(
         None, description="Said when the call starts, before the caller speaks. Omit for none."
-    )
-
-
-class TurnModel(Strict):
-    """How the end-of-turn model's verdict on a pause moves the endpoint (only with
-    `turn_detection` providers)."""
-
-    threshold: float = Field(
-        0.5, ge=0, le=1, description="A pause the model scores at least this is a finished turn."
-    )
-    finished_silence: float = Field(
-        0.2,
-        ge=0,
-        le=5,
-        description="A turn judged finished ends after this much silence (sooner than min_silence).",
-    )
-    unfinished_silence: float = Field(
-        2.0,
-        ge=0.05,
-        le=10,
-        description="A turn judged unfinished waits this long for the caller to go on, then ends anyway.",
-    )
-    verdict_wait: float = Field(
-        0.3,
-        ge=0,
-        le=5,
-        description="Longest wait for a slow verdict past the silence rule's own deadline; then the "
-        "silence rule decides.",
-    )
-
-
-class TranscriptRule(Strict):
-    """A pause after a transcript matching ``pattern`` must last ``silence`` seconds."""
-
-    pattern: str = Field(
-        min_length=1,
-        max_length=500,
-        description="Python regular expression, searched in the turn's transcript so far, e.g. "
-        "'(?i)\\bextension\\s*$'.",
-    )
-    silence: float = Field(ge=0, le=10, description="Seconds of silence the turn then needs.")
-
-    @field_validator("pattern")
-    @classmethod
-    def _compiles(cls, pattern: str) -> str:
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise ValueError(f"is not a valid regular expression ({exc})") from None
-        return pattern
-
-
-class TranscriptRules(Strict):
-    """What the words so far say about whether the caller is done (see docs/turn-taking.md)."""
-
-    enabled: bool = Field(True, description="Use the built-in rules and the extra ones.")
-    unfinished_silence: float = Field(
-        1.2,
-        ge=0.05,
-        le=10,
-        description="Silence needed after a transcript that sounds unfinished: a trailing 'and', "
-        "'to', 'um'…, a number or a spelling in progress, a trailing comma.",
-    )
-    question_silence: float = Field(
-        0.3, ge=0, le=10, description="Silence needed after a complete question ('…?')."
-    )
-    extra: list[TranscriptRule] = Field(
-        default_factory=list, max_length=100, description="Your own rules, checked with the built-in ones."
-    )
-
-
-class Endpointing(Strict):
-    """When the caller's turn is over. Silence is measured from the last voiced sample."""
-
-    min_silence: float = Field(
-        0.45, ge=0.05, le=5, description="Silence after speech before the turn may end, seconds."
-    )
-    max_wait: float = Field(
-        2.5,
-        ge=0.1,
-        le=10,
-        description="After speech ends, the longest wait for the final transcript before "
-        "answering with what is known (never stall on a slow recogniser).",
-    )
-    min_speech: float = Field(
-        0.15, ge=0, le=5, description="Shorter bursts of speech are noise, not a turn (coughs, clicks)."
-    )
-    preemptive: bool = Field(
-        True,
-        description="Start the reply as soon as the final transcript is in, before min_silence "
-        "has passed; its audio is held until the turn is confirmed over, and it is dropped "
-        "unheard if the caller goes on.",
-    )
-    turn_model: TurnModel = Field(
-        TurnModel(), description="How the end-of-turn model's verdicts move the endpoint."
-    )
-    transcript_rules: TranscriptRules = Field(
-        TranscriptRules(), description="Longer or shorter pauses depending on the words so far."
     )
 
 
@@ -242,7 +148,12 @@ def _overlay(base: _M, patch: _M | None) -> _M:
     keeps the agent's own ``max_wait``, not the model's default."""
     if patch is None:
         return base
-    return base.model_copy(update={name: getattr(patch, name) for name in patch.model_fields_set})
+    update = {}
+    for name in patch.model_fields_set:
+        mine, theirs = getattr(base, name), getattr(patch, name)
+        # A state that sets one knob of a nested section keeps the agent's other knobs of it.
+        update[name] = _overlay(mine, theirs) if isinstance(mine, Strict) and type(mine) is type(theirs) else theirs
+    return base.model_copy(update=update)
 
 
 class SilencePolicy(Strict):

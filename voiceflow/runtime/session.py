@@ -109,7 +109,7 @@ class Session:
                 log.error("call cannot start", reason=unavailable[0])
                 return self.result()
             vad_providers = await self._providers(ProviderKind.VAD, self.agent.vad, unavailable)
-            vad = VoiceActivity(vad_providers)
+            vad = VoiceActivity(vad_providers, self.clock)
             if vad_providers and not vad.available:
                 unavailable.append("vad: no voice activity detector could start")
             llm = Chain[LLMProvider[Any]](

@@ -18,6 +18,7 @@ from typing import Any
 
 import structlog
 
+from voiceflow.clock import Clock
 from voiceflow.frames import AudioFrame, VADEvent, VADKind
 from voiceflow.providers import VADProvider, VADStream
 from voiceflow.redaction import redact
@@ -27,14 +28,18 @@ log = structlog.get_logger("voiceflow.vad")
 
 
 class VoiceActivity:
-    def __init__(self, providers: Sequence[VADProvider[Any]]) -> None:
+    def __init__(self, providers: Sequence[VADProvider[Any]], clock: Clock) -> None:
         self._providers = list(providers)
+        self._clock = clock
         self._index = -1
         self._stream: VADStream | None = None
         self._attempts: list[AttemptRecord] = []
         self.heard_until = float("-inf")
         """Audio time just after the newest caller frame processed: how far the detector has
         heard, whatever the transport's delivery delay (a jitter buffer holds audio back)."""
+        self.heard_at = clock.now()
+        """Clock time the newest caller frame arrived (from the call's start until the first):
+        how long the line has delivered nothing (see :mod:`voiceflow.turns.late_audio`)."""
         self._next_stream(0.0)
 
     @property
@@ -52,6 +57,7 @@ class VoiceActivity:
     async def aprocess(self, frame: AudioFrame) -> VADEvent | None:
         """One caller frame through the current detector; an edge if speech started or ended."""
         self.heard_until = max(self.heard_until, frame.t + frame.duration)
+        self.heard_at = self._clock.now()
         while self._stream is not None:
             stream = self._stream
             try:

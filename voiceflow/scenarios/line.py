@@ -139,6 +139,9 @@ class ScenarioLine(CallTransport):
         self._callback: PlayedCallback = lambda mark, t: None
         self._keypad: KeypadCallback | None = None
         self._rng = np.random.default_rng(7)
+        self._jitter = np.random.default_rng(11)
+        self._clump: tuple[int, float] | None = None
+        """The clump being delivered (its number, when it arrives)."""
 
     # --- the agent's side: the file transport's playout, watched ----------------------------
 
@@ -256,7 +259,7 @@ class ScenarioLine(CallTransport):
     async def _frame(self, t: float, samples: Samples | None, held_until: float = 0.0) -> AudioFrame:
         """The caller's 20 ms starting at ``t``: the move's sound over the line's noise and echo,
         delivered once all of it has arrived (and not before ``held_until``: a late burst)."""
-        await current_clock().sleep_until(max(t + FRAME_SECONDS, held_until))
+        await current_clock().sleep_until(max(t + FRAME_SECONDS, held_until, self._clump_arrives(t)))
         mixed = np.zeros(FRAME_SAMPLES, dtype=np.float64)
         if samples is not None:
             mixed[: len(samples)] += samples
@@ -270,6 +273,17 @@ class ScenarioLine(CallTransport):
         pcm = to_pcm(mixed)
         self.caller_track.add(t - self.origin, pcm)
         return AudioFrame(pcm.tobytes(), t)
+
+    def _clump_arrives(self, t: float) -> float:
+        """When the clump holding the frame spoken at ``t`` arrives (``-inf``: frame by frame)."""
+        delivery = self.scenario.delivery
+        if delivery.clump <= 0:
+            return float("-inf")
+        number = int(np.ceil((t + FRAME_SECONDS - self.origin) / delivery.clump - 1e-6))
+        if self._clump is None or self._clump[0] != number:
+            arrives = self.origin + number * delivery.clump + float(self._jitter.uniform(0.0, delivery.jitter))
+            self._clump = (number, max(arrives, self._clump[1] if self._clump is not None else arrives))
+        return self._clump[1]
 
     def close(self) -> None:
         close = getattr(self.playout, "close", None)

@@ -290,6 +290,26 @@ class Echo(Strict):
     words: bool = Field(True, description="The caller-script recogniser hears the agent's words in it.")
 
 
+class Delivery(Strict):
+    """How the caller's audio reaches the agent over a jittery network. Each frame keeps the time
+    it was spoken; only when it arrives changes."""
+
+    clump: float = Field(
+        0.0,
+        ge=0,
+        le=2,
+        description="Frames arrive in clumps of this many seconds, all at once when the clump is "
+        "complete (a WebSocket client sending 100 ms at a time); 0: frame by frame.",
+    )
+    jitter: float = Field(
+        0.0,
+        ge=0,
+        le=2,
+        description="Each clump arrives up to this many seconds later still (random, seeded, in "
+        "order).",
+    )
+
+
 class Defaults(Strict):
     """What every scenario of a file shares unless it says otherwise."""
 
@@ -315,6 +335,7 @@ class Scenario(Defaults):
     )
     slow: bool = Field(False, description="Uses real models (the test suite marks it slow).")
     echo: Echo | None = None
+    delivery: Delivery = Field(Delivery(), description="Late, bursty delivery of the caller's audio.")
     caller: list[CallerEvent] = Field(min_length=1)
     hang_up: Timing = Field(
         Timing(wait=1.0), description="When the caller's line goes quiet for good (default: 1 s after its last move)."

@@ -6,13 +6,18 @@ of when it is over. A turn ends when two things hold:
 
 * **the transcript is in**: every ``finalize()`` the turn asked for is answered (or given up on
   at ``max_wait``: a slow recogniser never stalls the call);
-* **the pause is long enough**: ``min_silence`` after the last voiced sample, unless the
+* **the pause is long enough**: ``min_silence`` after the last voiced sample (raised for a
+  caller whose own pauses are longer, :mod:`~voiceflow.turns.pause_stats`), unless the
   end-of-turn model (``turn_detection``) judged the pause: a finished turn then ends after
   ``turn_model.finished_silence``, an unfinished one waits ``turn_model.unfinished_silence``.
   While its verdict is awaited the turn does not end, for at most ``turn_model.verdict_wait``
   past the silence rule's deadline: a slow model costs that much, never more. The words so far
   move it too (:mod:`~voiceflow.turns.transcript_rules`): longer after a trailing "and" or in
   the middle of a number, shorter after a question. Whatever asks for more time wins.
+
+The pause is counted in the caller's audio as it arrives, not on the clock: frames that are late
+in the network are waited for (up to ``max_delivery_gap``), never taken for silence
+(:mod:`~voiceflow.turns.late_audio`).
 
 Finals are tied to the finalize request they answer, so a late final of a turn already over is
 dropped instead of landing in the next one (:attr:`Endpointer.abandoned`).
@@ -27,15 +32,21 @@ from enum import Enum
 import structlog
 
 from voiceflow.clock import Clock
-from voiceflow.config.models import Endpointing, TranscriptRules
+from voiceflow.config.endpointing import Endpointing, TranscriptRules
 from voiceflow.runtime.recognizer import Recognizer
 from voiceflow.turns.events import TranscriptReceived
+from voiceflow.turns.late_audio import Heard, Hearing, NotYet, silence_heard
+from voiceflow.turns.pause_stats import ADAPTIVE_NOTE, REACTION, PauseLearner, Wait
 from voiceflow.turns.replies import UserTurn
 from voiceflow.turns.transcript_rules import Hint, TranscriptJudge
 
 TEXT_LOOKED_AT = 300
 """Characters at the end of the transcript the rules look at (the agent file's own regexes
 included: a long monologue must not make them slow)."""
+
+LATE_NOTED = 0.05
+"""Seconds of waiting for late audio worth a note in the turn's timeline (less is a frame's
+rounding, on every turn of a line that stamps its frames a little in the past)."""
 
 log = structlog.get_logger("voiceflow.endpointing")
 
@@ -68,17 +79,46 @@ class _PauseState:
     """Audio time the pause began (just after the last voiced sample)."""
     judging: bool
     """An end-of-turn verdict was asked for and has not come back."""
+    wait: Wait
+    """The silence rule's wait for this pause (``min_silence``, or more for a caller who pauses)."""
     verdict: float | None = None
     hints: list[Hint] = field(default_factory=list)
+    late_since: float | None = None
+    """Clock time the deadline was first reached with the pause's audio still on its way."""
+
+    def silence(self, settings: Endpointing) -> float:
+        """How long the pause must last, as far as is known now: whatever asks for more time
+        wins; without that, the shortest of the wait and what the model and words allow."""
+        model = settings.turn_model
+        base = self.wait.silence
+        proposals = [hint.silence for hint in self.hints]
+        if self.verdict is not None:
+            proposals.append(model.finished_silence if self.verdict >= model.threshold else model.unfinished_silence)
+        longer = [s for s in proposals if s > base]
+        silence = max(longer) if longer else min([base, *proposals])
+        if self.judging:
+            silence = max(silence, base) + model.verdict_wait
+        return silence
+
+    def adapted(self, settings: Endpointing) -> bool:
+        """Whether the caller's learned pauses set this pause's length (nothing else did)."""
+        return self.wait.raised and not self.judging and abs(self.silence(settings) - self.wait.silence) < 1e-9
 
 
 class Endpointer:
     """The caller's turn in progress and the endpointing judgement for one call."""
 
-    def __init__(self, stt: Recognizer, clock: Clock, settings: Callable[[], Endpointing]) -> None:
+    def __init__(
+        self, stt: Recognizer, clock: Clock, settings: Callable[[], Endpointing], hearing: Hearing
+    ) -> None:
         self.stt = stt
         self.clock = clock
         self._settings = settings
+        self._hearing = hearing
+        self.pauses = PauseLearner()
+        self._answered: UserTurn | None = None
+        """The last turn judged over, until the caller's next speech says whether it really was
+        over (see :mod:`~voiceflow.turns.pause_stats`)."""
         self._words = TranscriptJudge(TranscriptRules())
         self.user: UserTurn | None = None
         self._pause: _PauseState | None = None
@@ -90,6 +130,10 @@ class Endpointer:
 
     def speech_started(self, t: float, *, resumed: bool) -> UserTurn:
         """Speech began at audio time ``t``: a new turn, or (``resumed``) the paused one going on."""
+        if resumed and self._pause is not None:
+            self.pauses.went_on(t - self._pause.t, self._settings().min_silence)
+        elif not resumed:
+            self._confirm_answered()
         self._pause = None
         if resumed and self.user is not None:
             self.user.segment_start = t
@@ -100,12 +144,30 @@ class Endpointer:
         self.stt.speech_started(t)
         return self.user
 
-    def barged_in(self, t: float, carried: UserTurn | None) -> UserTurn:
+    def barged_in(
+        self,
+        t: float,
+        carried: UserTurn | None,
+        *,
+        answering: UserTurn | None = None,
+        heard_from: float | None = None,
+    ) -> UserTurn:
         """The caller interrupted the agent at ``t``; ``carried`` is their previous turn when the
-        agent had not yet said anything of its reply (their new words continue it)."""
+        agent had not yet said anything of its reply (their new words continue it). The reply
+        interrupted was ``answering`` that turn (if any), and its voice first reached the
+        caller at ``heard_from`` (``None``: it never did)."""
         self._pause = None
+        answered, self._answered = self._answered, None
         self.user = UserTurn(start=t, segment_start=t)
         self.user.marks["user_speech_start"] = t
+        voice_end = answered.marks.get("user_speech_end") if answered is not None else None
+        if answering is answered and voice_end is not None and (heard_from is None or t <= heard_from + REACTION):
+            # Too soon to be answering the agent: the caller was going on with their own turn.
+            if self.pauses.went_on(t - voice_end, self._settings().min_silence):
+                self.user.endpoint_notes.append(
+                    f"cut off: the caller went on after a {t - voice_end:.2f} s pause (learned)")
+        elif answered is not None:
+            self.pauses.turn_confirmed()
         if carried is not None:
             self.user.finals = [carried.text]
             self.user.requested = True
@@ -131,23 +193,15 @@ class Endpointer:
         user.requested = True
         user.awaiting = self.stt.finalize()
         self._serial += 1
-        self._pause = _PauseState(self._serial, t, judging, hints=self._hints(user))
+        wait = self.pauses.wait(settings.adaptive, settings.min_silence)
+        self._pause = _PauseState(self._serial, t, judging, wait, hints=self._hints(user))
         return Pause(self._serial, max(now, self.endpoint_at()), now + settings.max_wait)
 
     def endpoint_at(self) -> float:
         """When the current pause is long enough to end the turn, as far as is known now."""
         pause = self._pause
         assert pause is not None
-        settings = self._settings()
-        model = settings.turn_model
-        proposals = [hint.silence for hint in pause.hints]
-        if pause.verdict is not None:
-            proposals.append(model.finished_silence if pause.verdict >= model.threshold else model.unfinished_silence)
-        longer = [s for s in proposals if s > settings.min_silence]
-        silence = max(longer) if longer else min([settings.min_silence, *proposals])
-        if pause.judging:
-            silence = max(silence, settings.min_silence) + model.verdict_wait
-        return pause.t + silence
+        return pause.t + pause.silence(self._settings())
 
     def rearm(self) -> float | None:
         """Judge the pause again after something changed (a verdict, a final): the deadline now,
@@ -155,7 +209,12 @@ class Endpointer:
         if self._pause is None or self.user is None:
             return None
         deadline = self.endpoint_at()
-        self.user.silence_ok = self.clock.now() >= deadline
+        now = self.clock.now()
+        heard = self._heard(deadline, now) if now >= deadline else None
+        if isinstance(heard, Heard):
+            self._long_enough(heard, now)
+        else:
+            self.user.silence_ok = False
         return deadline
 
     def _hints(self, user: UserTurn) -> list[Hint]:
@@ -164,9 +223,7 @@ class Endpointer:
             self._words = TranscriptJudge(rules)
         hints = self._words.hints(user.text[-TEXT_LOOKED_AT:])
         for hint in hints:
-            note = f"transcript: {hint.reason} ({hint.silence:g} s)"
-            if note not in user.endpoint_notes:
-                user.endpoint_notes.append(note)
+            _note(user, f"transcript: {hint.reason} ({hint.silence:g} s)")
         return hints
 
     def judged(self, serial: int, verdict: tuple[float, str] | None) -> float | None:
@@ -251,15 +308,45 @@ class Endpointer:
     # --- the judgement -----------------------------------------------------------------------
 
     def silence_reached(self) -> float | None:
-        """The endpoint timer fired: ``None`` if the pause is long enough now, else the deadline
-        it moved to meanwhile (a verdict asked for is not back yet, or said "unfinished")."""
-        if self.user is None or self._pause is None:
+        """The endpoint timer fired: ``None`` if the pause is long enough now, else when to look
+        again: the deadline moved meanwhile (a verdict asked for is not back yet, or said
+        "unfinished"), or the pause's audio has not all arrived yet."""
+        user, pause = self.user, self._pause
+        if user is None or pause is None:
             return None
         deadline = self.endpoint_at()
-        if self.clock.now() < deadline:
+        now = self.clock.now()
+        if now < deadline:
             return deadline
-        self.user.silence_ok = True
+        match self._heard(deadline, now):
+            case NotYet(check_at=check_at):
+                if pause.late_since is None:
+                    pause.late_since = now
+                return check_at
+            case Heard() as heard:
+                self._long_enough(heard, now)
         return None
+
+    def _long_enough(self, heard: Heard, now: float) -> None:
+        """The pause is long enough, in the audio received: say in the timeline what made it
+        longer than usual (late audio, this caller's learned pauses)."""
+        user, pause = self.user, self._pause
+        assert user is not None and pause is not None
+        settings = self._settings()
+        late = now - pause.late_since if pause.late_since is not None else 0.0
+        if heard.gap is not None:
+            _note(user, f"late audio: no caller audio for {heard.gap:.2f} s, taken as silence "
+                        f"(max_delivery_gap {settings.max_delivery_gap:g} s)")
+        elif late >= LATE_NOTED:
+            _note(user, f"late audio: waited {late:.2f} s for the pause's audio to arrive")
+        if pause.adapted(settings):
+            # Only when it decided: the operator reading the timeline sees why this turn waited.
+            user.endpoint_notes[:] = [n for n in user.endpoint_notes if not n.startswith(ADAPTIVE_NOTE)]
+            _note(user, pause.wait.describe(settings.adaptive))
+        user.silence_ok = True
+
+    def _heard(self, deadline: float, now: float) -> Heard | NotYet:
+        return silence_heard(deadline, self._hearing, now, self._settings().max_delivery_gap)
 
     def decision(self) -> Decision:
         user = self.user
@@ -276,11 +363,24 @@ class Endpointer:
         user = self.user
         assert user is not None
         user.marks["endpoint"] = self.clock.now()
+        self._answered = user
         self.user = None
         self._pause = None
         return user
+
+    def _confirm_answered(self) -> None:
+        """The caller's new turn began as a turn of its own: the last one really was over."""
+        if self._answered is not None:
+            self._answered = None
+            self.pauses.turn_confirmed()
 
     def drop(self) -> None:
         """Forget the turn in progress (it became part of something else)."""
         self.user = None
         self._pause = None
+
+
+def _note(user: UserTurn, note: str) -> None:
+    """Say in the turn's timeline how its end was judged (once per reason)."""
+    if note not in user.endpoint_notes:
+        user.endpoint_notes.append(note)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
+from functools import partial
 from typing import Any, assert_never
 
 import anyio
@@ -252,6 +253,7 @@ class TurnManager:
         self.state = State.ENDPOINTING
         self._timers_set(Timer.ENDPOINT, pause.endpoint_at)
         self._timers_set(Timer.MAX_WAIT, pause.max_wait_at)
+        self._spawn(partial(self.triage.prejudge, self.user, event.t))
         if judge is not None:
             text = self.user.text if self.user is not None else ""
 

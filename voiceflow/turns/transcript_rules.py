@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 
-from voiceflow.config.models import TranscriptRules
+from voiceflow.config.endpointing import TranscriptRules
 
 TRAILING_WORDS = frozenset(
     "and or but so because um uh er erm hmm like then to the a an with of for my is if that "
