@@ -109,7 +109,7 @@ class TurnManager:
         self.conversation = Conversation(agent.prompt.system, agent.context.max_turns)
         self.conversation_state: str | None = None
         self.state = State.LISTENING
-        self.endpointer = Endpointer(stt, clock, lambda: self.turn_taking.endpointing)
+        self.endpointer = Endpointer(stt, clock, lambda: self.turn_taking.endpointing, vad)
         self.active: ActiveReply | None = None
         self._keypad = KeypadEntry()
         self._spoken_over: tuple[float, float | None] | None = None
@@ -521,7 +521,7 @@ class TurnManager:
         if carried is not None:
             # Still thinking: the caller had not finished. Their new words continue the same turn.
             self.conversation.take_last_user()
-        self.endpointer.barged_in(t, carried)
+        self.endpointer.barged_in(t, carried, answering=interrupted.user_turn, heard_from=interrupted.reply.first_heard)
         self.state = State.USER_SPEAKING
 
     def _timer_silence(self) -> None:
