@@ -28,7 +28,7 @@ TINY = Path(__file__).resolve().parent / "tiny_suite.yaml"
 async def test_the_figures_of_the_tiny_suite() -> None:
     suite = turn_taking.with_turn_detection(load_suite(AGENT, TINY, scenario_registry()), None)
     figures = await turn_taking.run_figures(suite)
-    assert (figures.scenarios, figures.xfail_scenarios) == (6, 1)
+    assert (figures.scenarios, figures.xfail_scenarios, figures.errors) == (6, 1, [])
     counted = {kind: figures.count(kind) for kind in (
         "utterance", "cut_off", "cut_off_pause", "false_endpoint", "barge_in", "missed_barge_in",
         "backchannel", "backchannel_interruption", "noise", "noise_interruption", "unjudged")}
