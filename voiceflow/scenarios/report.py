@@ -144,6 +144,7 @@ def _turn_entries(line: ScenarioLine, turn: TurnTimeline, number: int, zero: flo
     details += [f"tool {o.tool}: {'failed: ' + o.error if o.error else 'ok'}" for o in turn.tools]
     details += [f"failure: {turn.failure}"] if turn.failure else []
     details += [f"fallback: {fallback}" for fallback in turn.fallbacks]
+    details += [turn.ivr.describe()] if turn.ivr is not None else []
     entries += [(base, f"{'':>11}    {detail}") for detail in details]
     if "interrupted" in turn.marks:
         t = turn.marks["interrupted"]
