@@ -1,15 +1,17 @@
 """Turn-taking over the scenario suites, with and without the end-of-turn model: how often the agent
 talks into the caller's pauses, how it takes being talked over, and how long it waits.
 
-    python benchmarks/turn_taking.py [--repeat 3] [--suites fast,corpus,local] [--models without,with]
+    python benchmarks/turn_taking.py [--repeat 3] [--suites fast,corpus,local,corpus-local] [--models without,with]
 
 Each suite runs through the real scenario runner (what ``voiceflow test`` runs), once with every
 scenario's agent stripped of ``turn_detection`` and once with ``turn_detection: [{provider:
 smart-turn}]`` (the scripted ``scripted-turn`` of a scenario replaced by it too), so the two
 columns are the same calls with only the model changed. Suites: ``fast`` (tests/scenarios/data,
 scripted providers), ``corpus`` (benchmarks/turn_taking_corpus.yaml: real recordings with pauses,
-on the fast suite's agent with Silero), ``local`` (agents/scenarios/local.yaml on agents/local.yaml:
-Silero, Whisper, Qwen, Piper). All three by default, about 3 minutes a repeat on a busy 2-core box.
+on the fast suite's agent with Silero: the model hears real voices, the recogniser the script's
+words), ``local`` (agents/scenarios/local.yaml on agents/local.yaml: Silero, Whisper, Qwen, Piper),
+``corpus-local`` (the corpus on agents/local.yaml: real voices, real words, real compute). All four
+by default, about 4 minutes a repeat on a busy 2-core machine.
 
 The figures come from what each call recorded (:func:`voiceflow.scenarios.truth.ground_truth`:
 the caller script's exact voice, the agent's audio at the caller's ear, the timeline's marks), not
@@ -76,6 +78,7 @@ SUITES: dict[str, tuple[Path, list[Path]]] = {
              sorted(p for p in (ROOT / "tests/scenarios/data").glob("*.yaml") if p.name != "agent.yaml")),
     "corpus": (ROOT / "tests/scenarios/data/agent.yaml", [ROOT / "benchmarks/turn_taking_corpus.yaml"]),
     "local": (ROOT / "agents/local.yaml", [ROOT / "agents/scenarios/local.yaml"]),
+    "corpus-local": (ROOT / "agents/local.yaml", [ROOT / "benchmarks/turn_taking_corpus.yaml"]),
 }
 MODELS: dict[str, list[dict[str, Any]] | None] = {"without": None, "with": [{"provider": "smart-turn"}]}
 
@@ -335,7 +338,7 @@ async def main(suites: Sequence[str], models: Sequence[str], repeat: int, only: 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure (the median is printed)")
-    parser.add_argument("--suites", default="fast,corpus,local", help=f"comma-separated: {', '.join(SUITES)}")
+    parser.add_argument("--suites", default=",".join(SUITES), help=f"comma-separated: {', '.join(SUITES)}")
     parser.add_argument("--models", default="without,with", help="without, with, or both (the end-of-turn model)")
     parser.add_argument("--only", action="append", default=[], help="scenarios whose name contains this")
     parser.add_argument("--verbose", action="store_true", help="list every counted event")
