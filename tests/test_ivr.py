@@ -38,7 +38,8 @@ def test_options_are_parsed_with_keys_in_words_or_numerals(text: str, options: l
 @pytest.mark.parametrize(
     "text",
     [ACME, "Para español, oprima nueve.", "Please listen carefully as our menu options have changed.",
-     "Your call is important to us. Please stay on the line.", "Press or say one."],
+     "Your call is important to us. Please stay on the line.", "Press or say one.",
+     "To continue in English, press 1.", "Welcome to Acme Bank."],
 )
 def test_recorded_prompts_are_recognised(text: str) -> None:
     assert IvrWatch(IvrPolicy).is_menu(text)
@@ -46,7 +47,8 @@ def test_recorded_prompts_are_recognised(text: str) -> None:
 
 @pytest.mark.parametrize(
     "text", ["Hi, this is Jane in support, how can I help you?", "I pressed one but nothing happened.",
-             "My number is one two three.", ""],
+             "My number is one two three.", "Should I press one?", "You've reached the wrong person.",
+             "Please listen carefully to what I say.", "I said thank you for calling me back.", ""],
 )
 def test_people_are_not_menus(text: str) -> None:
     assert not IvrWatch(IvrPolicy).is_menu(text)

@@ -3,16 +3,17 @@
 A menu is not a person: "For sales, press one. For support, press two." answered by the LLM
 ("Sure, I can help with sales!") is the agent talking to a machine that is waiting for a key. The
 recogniser's transcript is what we have, and menus are worded in a way people do not talk:
-"press <key>", "for <option>, press <key>", "press <key> for <option>", "para español",
-"please listen carefully as our menu options have changed". Audio cues (a recording's steady
-level, a prompt that does not stop when talked over) were considered and left out: the wording
-is decisive on every menu we tried, and a person who says "press one" to the agent (reading
-instructions aloud) is rare next to the cost of a second detector's false alarms.
+"for <option>, press <key>", "press <key> for <option>", "para español", "please listen
+carefully as our menu options have changed", "your call is important to us". A bare "press one"
+is not enough (a person asks "should I press one?"). Audio cues (a recording's steady level, a
+prompt that does not stop when talked over) were considered and left out: the wording is
+decisive on every menu we tried, and the talked-over cue needs the agent to talk over the menu
+first, which is the failure itself.
 
 A menu's opening ("Thank you for calling Acme.") often ends a caller turn of its own, before
-any "press": company greetings count as prompt wording too. A receptionist who says them is
-always about to go on ("…how can I help you?"), and that next turn is answered, so waiting
-costs a person nothing; answering the recording would talk over the menu.
+any option: a company greeting where a turn begins counts as prompt wording too. A receptionist
+who says one is always about to go on ("…how can I help you?"), and that next turn is answered,
+so waiting costs a person nothing; answering the recording would talk over the menu.
 
 The decision, in order: a key announced for the option the file is calling for (``choose``), or
 the file's fixed key (``press``, when there is no ``choose``); else the file's line (``say``);
@@ -43,18 +44,19 @@ OPTION_FIRST = re.compile(rf"\b(?:for|to)\s+{_OPTION}\s*,?\s*(?:please\s+)?{_PRE
 KEY_FIRST = re.compile(rf"\b{_PRESS}\s*,?\s*(?:for|to)\s+{_OPTION}(?=\s*(?:[.,;!?]|$|\b(?:or|press|dial)\b))")
 """"Press two for support." / "Press 0 to speak to an operator." """
 MENU_WORDING = (
-    rf"\b{_PRESS}\b",
     r"\bpara espa(?:ñ|n)ol\b",
     r"\bmenu options have (?:recently )?changed\b",
-    r"\bplease listen carefully\b",
     r"\byour call (?:is|may be) (?:very )?(?:important|recorded|monitored)\b",
     r"\bplease (?:stay|remain) on the line\b",
     r"\bthe next available (?:agent|representative)\b",
     r"\b(?:press|say) or (?:say|press)\b",
-    r"\bthank you for calling\b",
-    r"\b(?:welcome to|you have reached|you've reached)\b",
+    r"^(?:hello\W+)?(?:thank you|thanks) for calling\b",
+    r"^(?:hello\W+)?welcome to\b",
 )
-"""Wording of recorded prompts (menus, queue announcements), searched in the normalised text."""
+"""Wording of recorded prompts (menus, queue announcements), searched in the normalised text.
+A bare "press one" is not in it: a person says that too ("should I press one?"); a menu offers
+options ("for sales, press one"), which :func:`menu_options` finds. Company greetings count
+only where a turn begins ("you've reached the wrong person" is a person)."""
 _TRAILING = re.compile(r"\b(?:for|to)\s+")
 IN_BAND, OUT_OF_BAND = "in band", "out of band"
 
@@ -193,10 +195,10 @@ class IvrWatch:
         if not self.settings().detect or not text.strip():
             return False
         said = normalise(text)
-        return any(pattern.search(said) for pattern in self._patterns())
+        return any(pattern.search(said) for pattern in self._patterns()) or bool(menu_options(text))
 
     def decide(self, text: str) -> IvrDecision:
-        """What to do about the prompt ``text`` (call :meth:`pressed` once keys went out)."""
+        """What to do about the prompt ``text`` (then :meth:`act` on it)."""
         policy = self.settings()
         options = tuple(menu_options(text))
         keys, chosen, why = None, None, ""
