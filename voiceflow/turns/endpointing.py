@@ -100,6 +100,10 @@ class _PauseState:
             silence = max(silence, base) + model.verdict_wait
         return silence
 
+    def held_longer(self, settings: Endpointing) -> bool:
+        """Whether a transcript rule or the model's verdict asked for more than the wait."""
+        return self.silence(settings) > self.wait.silence + 1e-9 and not self.judging
+
     def adapted(self, settings: Endpointing) -> bool:
         """Whether the caller's learned pauses set this pause's length (nothing else did)."""
         return self.wait.raised and not self.judging and abs(self.silence(settings) - self.wait.silence) < 1e-9
@@ -130,8 +134,12 @@ class Endpointer:
 
     def speech_started(self, t: float, *, resumed: bool) -> UserTurn:
         """Speech began at audio time ``t``: a new turn, or (``resumed``) the paused one going on."""
-        if resumed and self._pause is not None:
-            self.pauses.went_on(t - self._pause.t, self._settings().min_silence)
+        settings = self._settings()
+        if resumed and self._pause is not None and not self._pause.held_longer(settings):
+            # A pause the words or the model had already held open was not at risk: it says how
+            # long the caller pauses mid-thought, which those rules cover, not what the silence
+            # rule alone must outlast.
+            self.pauses.went_on(t - self._pause.t, settings.min_silence)
         elif not resumed:
             self._confirm_answered()
         self._pause = None
