@@ -31,12 +31,13 @@ from voiceflow.redaction import redact
 from voiceflow.runtime.audio_tail import AudioTail
 from voiceflow.runtime.chain import AttemptRecord, Chain
 from voiceflow.runtime.echo import EchoCanceller
-from voiceflow.runtime.keys import play_keys
 from voiceflow.runtime.recognizer import Recognizer
 from voiceflow.runtime.reply import Reply, ReplyPipeline
 from voiceflow.runtime.voice_activity import VoiceActivity
 from voiceflow.tools.toolbox import Toolbox
+from voiceflow.turns import reply_outcomes as outcomes
 from voiceflow.turns.context import Conversation
+from voiceflow.turns.diverted import DivertedTurns
 from voiceflow.turns.endpointing import Decision, Endpointer
 from voiceflow.turns.events import (
     CallerAudioEnded,
@@ -57,14 +58,14 @@ from voiceflow.turns.events import (
     TranscriptReceived,
 )
 from voiceflow.turns.hold import HoldWatch
-from voiceflow.turns.ivr import IN_BAND, IvrAction, IvrWatch
+from voiceflow.turns.ivr import IvrWatch
 from voiceflow.turns.keypad import EntryDone, EntryGoesOn, KeypadEntry, SwitchState
 from voiceflow.turns.overlap_watch import OverlapWatch
 from voiceflow.turns.pause_judge import PauseJudge
 from voiceflow.turns.replies import ActiveReply, ReplyLauncher, TextSource, UserTurn, fixed_text, llm_text
 from voiceflow.turns.timers import Timers
 from voiceflow.turns.tool_use import ToolUse
-from voiceflow.turns.triage import Route, Triage, TurnTriage, unanswered
+from voiceflow.turns.triage import Route, TurnTriage
 from voiceflow.turns.unhappy import Line, UnhappyScript
 
 log = structlog.get_logger("voiceflow.turns")
@@ -121,6 +122,10 @@ class TurnManager:
         self._failed_speculation: UserTurn | None = None
         self.script = UnhappyScript(agent.unhappy_paths)
         self.triage = TurnTriage(self.script, self.hold, tail, IvrWatch(lambda: self.agent.unhappy_paths.ivr))
+        self.diverted = DivertedTurns(
+            self, unhappy=lambda: self.agent.unhappy_paths, triage=self.triage, hold=self.hold,
+            overlaps=self.overlaps, conversation=self.conversation, timeline=timeline, transport=transport, clock=clock,
+        )
         self._inbox_send, self._inbox = anyio.create_memory_object_stream[Event](1024)
         self._tg: TaskGroup | None = None
         self._timers: Timers | None = None
@@ -158,7 +163,7 @@ class TurnManager:
             if self.unavailable is not None:
                 self._give_up(self.unavailable)
             elif greeting is not None:
-                self._say(Line("greeting", greeting.text, greeting.interruptible))
+                self.say(Line("greeting", greeting.text, greeting.interruptible))
             else:
                 self.transport.notify("greeting_done")
                 self._became_idle()
@@ -311,54 +316,12 @@ class TurnManager:
     def _echo_tail(self, user: UserTurn) -> bool:
         return self.overlaps.echo_tail(user.start, user.marks.get("user_speech_end"), user.text)
 
-    def _not_for_the_llm(self, user: UserTurn, triage: Triage) -> None:
-        """Music, a request to hold, or noise while on hold: never answered by the LLM (a held
-        reply already started for it is dropped)."""
-        if self.active is not None and self.active.speculative:
-            self._drop_speculation()
-        self.hold.hold(self.clock.now())
-        if triage.route is Route.HOLD and triage.line is not None:
-            self.conversation.add_user(user.text)
-            self.conversation.add_assistant(triage.line.text)
-            self._say(triage.line, user_turn=user)
-            return
-        music = triage.music
-        unanswered(self.timeline, "music" if music is not None else "noise on hold", user,
-                   [music.describe()] if music is not None else [])
-        log.info("caller turn ignored on hold", music=music is not None)
-        line = self.hold.music_line() if music is not None else None
-        if line is not None:
-            self._say(Line("hold", line))
-        else:
-            self._became_idle()
-
-    def _on_menu(self, user: UserTurn, triage: Triage) -> None:
-        """A recorded menu (turns/ivr.py): keys, the file's line or a quiet wait, never the LLM;
-        then a quiet wait for the person behind it. Keys cannot be interrupted: a menu talks on
-        while its keys are pressed."""
-        assert triage.ivr is not None
-        if self.active is not None and self.active.speculative:
-            self._drop_speculation()
-        self.hold.hold(self.clock.now(), self.agent.unhappy_paths.ivr.max_wait)
-        decision, transport = self.triage.ivr.act(triage.ivr, self.transport.send_dtmf), self.transport
-        if decision.sent == IN_BAND:
-            self._start_reply("keys", fixed_text(decision.keys), interruptible=False, user_turn=user,
-                              play=lambda reply: play_keys(reply, decision.keys, transport))
-        elif decision.action is IvrAction.SAY and triage.line is not None:
-            self._say(triage.line, user_turn=user)
-        else:
-            unanswered(self.timeline, decision.turn_kind, user, outcome=decision.outcome).ivr = decision
-            self._became_idle()
-            return
-        assert self.active is not None
-        self.active.reply.timeline.ivr = decision
-
     def _speculate(self, user: UserTurn) -> None:
         """Start the reply before the silence confirms the turn; hold its audio until it does."""
         self._failed_speculation = None
         self.conversation.add_user(user.text)
         user.marks["preemptive_start"] = self.clock.now()
-        self._start_reply("reply", self._llm_reply(), interruptible=True, user_turn=user, gated=True)
+        self.start_reply("reply", self._llm_reply(), interruptible=True, user_turn=user, gated=True)
         self.state = State.ENDPOINTING
 
     def _drop_speculation(self) -> None:
@@ -374,17 +337,10 @@ class TurnManager:
         self._timers_cancel(Timer.ENDPOINT, Timer.MAX_WAIT)
         user = self.endpointer.end()
         if self._echo_tail(user):  # the agent's own last words coming back, not the caller
-            if self.active is not None and self.active.speculative:
-                self._drop_speculation()
-            self.overlaps.ignore_echo(self.timeline, user.text, user.marks)
-            self._became_idle()
+            self.diverted.echo(user)
             return
         triage = self.triage.judge(user)
-        if triage.route is Route.IVR:
-            self._on_menu(user, triage)
-            return
-        if triage.route in (Route.HOLD, Route.IGNORE):
-            self._not_for_the_llm(user, triage)
+        if self.diverted.take(user, triage):
             return
         if triage.route is Route.LLM:
             self.hold.released()
@@ -403,14 +359,14 @@ class TurnManager:
         if self._failed_speculation is user and text:
             self._failed_speculation = None
             self.conversation.add_user(text)
-            self._say(self.script.apology("the reply to this turn failed"), user_turn=user)
+            self.say(self.script.apology("the reply to this turn failed"), user_turn=user)
             return
         if triage.line is not None:
-            self._say(triage.line, user_turn=user)
+            self.say(triage.line, user_turn=user)
             return
         self.conversation.add_user(text)
         self.script.caller_answered()
-        self._start_reply("reply", self._llm_reply(), interruptible=True, user_turn=user)
+        self.start_reply("reply", self._llm_reply(), interruptible=True, user_turn=user)
 
     # --- timers -----------------------------------------------------------------------------
 
@@ -471,7 +427,7 @@ class TurnManager:
         user.marks["keypad"] = self.clock.now()
         self.conversation.add_user(text)
         self.script.caller_answered()
-        self._start_reply("reply", self._llm_reply(), interruptible=True, user_turn=user)
+        self.start_reply("reply", self._llm_reply(), interruptible=True, user_turn=user)
 
     def _timer_endpoint(self) -> None:
         if self.user is not None:
@@ -484,17 +440,11 @@ class TurnManager:
     def _timer_music(self) -> None:
         """Music judged while it plays (turns/hold.py): the hold line is said as it starts, not
         when it stops. The music so far becomes an ignored turn; what follows is a new one."""
-        user, now = self.user, self.clock.now()
+        user = self.user
         if user is None or self.state is not State.USER_SPEAKING or self.active is not None:
             return
-        music = self.triage.music_until(user, now)
-        line = self.hold.music_line() if music is not None else None
-        if music is None or line is None:
-            return
-        self.endpointer.drop()
-        self.hold.hold(now)
-        unanswered(self.timeline, "music", user, [music.describe()])
-        self._say(Line("hold", line, interruptible=False))
+        if self.diverted.music_started(user):
+            self.endpointer.drop()
 
     def _timer_max_wait(self) -> None:
         if self.state is State.ENDPOINTING and self.endpointer.final_overdue():
@@ -529,7 +479,7 @@ class TurnManager:
             return
         line = self.script.on_silence()
         if line is not None:
-            self._say(line)
+            self.say(line)
         else:
             self._became_idle()
 
@@ -540,15 +490,23 @@ class TurnManager:
     def _timer_max_call(self) -> None:
         if self.active is not None:
             self._interrupt(self.active)
-        self._say(self.script.time_is_up())
+        self.say(self.script.time_is_up())
 
     # --- replies ----------------------------------------------------------------------------
 
-    def _say(self, line: Line, *, user_turn: UserTurn | None = None) -> None:
-        self._start_reply(line.kind, fixed_text(line.text), interruptible=line.interruptible, user_turn=user_turn)
+    def say(self, line: Line, *, user_turn: UserTurn | None = None) -> ActiveReply:
+        active = self.start_reply(line.kind, fixed_text(line.text), interruptible=line.interruptible,
+                                  user_turn=user_turn)
         if line.failure is not None:
-            assert self.active is not None
-            self.active.reply.timeline.failure = redact(line.failure)
+            active.reply.timeline.failure = redact(line.failure)
+        return active
+
+    def drop_held_reply(self) -> None:
+        if self.active is not None and self.active.speculative:
+            self._drop_speculation()
+
+    def listen(self) -> None:
+        self._became_idle()
 
     def _give_up(self, reason: str) -> None:
         """A stage cannot serve this call: say so, then hang up."""
@@ -558,9 +516,9 @@ class TurnManager:
         self._end_reason = f"unavailable: {reason}"
         if self.active is not None:
             self._interrupt(self.active)
-        self._say(self.script.unavailable(reason))
+        self.say(self.script.unavailable(reason))
 
-    def _start_reply(
+    def start_reply(
         self,
         kind: str,
         source: TextSource,
@@ -569,13 +527,14 @@ class TurnManager:
         user_turn: UserTurn | None = None,
         gated: bool = False,
         play: Callable[[Reply], Awaitable[None]] | None = None,
-    ) -> None:
+    ) -> ActiveReply:
         assert self._launcher is not None
         self._timers_cancel(Timer.SILENCE, Timer.IDLE_END)
         self.active = self._launcher.launch(
             kind, source, interruptible=interruptible, user_turn=user_turn, gated=gated, play=play
         )
         self.state = State.THINKING
+        return self.active
 
     def _llm_reply(self) -> TextSource:
         tools = None
@@ -600,44 +559,33 @@ class TurnManager:
 
     def _on_reply_ended(self, event: ReplyEnded) -> None:
         reply = event.reply
-        turn = reply.timeline
-        turn.agent_text = reply.generated
-        turn.heard_text = reply.heard_text()
+        outcomes.ended(reply)
         if reply.kind == "greeting":
             self.transport.notify("greeting_done")  # however it ended: the caller may go on
         if self.active is None or self.active.reply is not reply:
             return  # an interrupted or discarded reply: already accounted for
+        failure = outcomes.failure_of(reply, event.error)
         if self.active.speculative:
             # It ended before the caller's turn was confirmed over, so nothing was heard. A
             # failure is remembered (the endpoint apologises rather than waiting out the same
             # timeouts again); anything else is dropped and the endpoint starts afresh.
             user_turn = self.active.user_turn
-            failure = event.error or (None if reply.generated.strip() else RuntimeError("empty reply"))
             self._drop_speculation()
             if failure is not None:
-                turn.outcome = "failed"
-                turn.failure = redact(str(failure))
-                log.error("reply failed", kind=reply.kind, error=str(failure))
+                outcomes.failed(reply, failure)
                 self._failed_speculation = user_turn
             return
         self.active = None
-        error = event.error
-        if error is None and reply.kind == "reply" and not reply.generated.strip():
-            error = RuntimeError("the LLM returned an empty reply")
-        if error is not None:
-            turn.outcome = "failed"
-            turn.failure = redact(str(error))
-            log.error("reply failed", kind=reply.kind, error=str(error))
-            self.conversation.add_assistant(turn.heard_text, interrupted=True)
-            line = self.script.after_failed_reply(reply.kind, str(error))
+        if failure is not None:
+            outcomes.failed(reply, failure)
+            self.conversation.add_assistant(reply.timeline.heard_text, interrupted=True)
+            line = self.script.after_failed_reply(reply.kind, str(failure))
             if line is not None:
-                self._say(line)
+                self.say(line)
                 return
         else:
-            turn.outcome = "completed"
+            outcomes.completed(reply, self.conversation)
             self.overlaps.agent_finished(reply)
-            if reply.kind == "reply":
-                self.conversation.add_assistant(reply.generated.strip())
         if reply.kind == "goodbye":
             self._end(self._end_reason)
             return
@@ -648,19 +596,10 @@ class TurnManager:
         active.scope.cancel()
         self.transport.flush()
         self.transport.resume()  # flushing ended any pause; say so to transports that track it
-        reply = active.reply
-        reply.timeline.mark("interrupted", self.clock.now())
-        reply.timeline.outcome = "interrupted"
-        reply.timeline.heard_text = reply.heard_text()
-        if reply.kind == "reply":
-            self.conversation.add_assistant(reply.timeline.heard_text, interrupted=True)
-        if reply.kind == "greeting":
+        outcomes.interrupted(active.reply, self.clock.now(), self.conversation)
+        if active.reply.kind == "greeting":
             self.transport.notify("greeting_done")
         self.active = None
-        if reply.first_heard is None:
-            log.info("caller went on before the reply was heard: reply cancelled", kind=reply.kind)
-        else:
-            log.info("barge-in", heard=reply.timeline.heard_text)
 
     # --- idle, hang-up ----------------------------------------------------------------------
 
