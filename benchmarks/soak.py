@@ -68,7 +68,7 @@ async def drive(server: Server, args: argparse.Namespace, recording: Recording) 
     t0 = anyio.current_time()
     duration = args.minutes * 60
     low, high = args.turns
-    done = anyio.Event()
+    done, over = anyio.Event(), anyio.Event()
 
     async def slot(index: int) -> None:
         rng = random.Random(args.seed * 100_003 + index)
@@ -77,10 +77,11 @@ async def drive(server: Server, args: argparse.Namespace, recording: Recording) 
             soak.live += 1
             try:
                 soak.records.append(await one_call(server.ws_url, index, rng.randint(low, high), recording, t0,
-                                                   args.call_limit))
+                                                   args.call_limit, over))
             finally:
                 soak.live -= 1
-            await anyio.sleep(rng.uniform(*args.pause))
+            with anyio.move_on_after(rng.uniform(*args.pause)):
+                await over.wait()
 
     async def sampler() -> None:
         while not done.is_set():
@@ -103,6 +104,10 @@ async def drive(server: Server, args: argparse.Namespace, recording: Recording) 
             await anyio.sleep(duration)
             soak.load_end = anyio.current_time() - t0
             soak.samples.append(server.sample(soak.load_end, soak.live))
+            with anyio.move_on_after(args.grace):
+                while soak.live:
+                    await anyio.sleep(0.1)
+            over.set()
         soak.samples.append(server.sample(anyio.current_time() - t0, 0))
         soak.metrics_status, text = await anyio.to_thread.run_sync(server.get, "/metrics")
         if soak.metrics_status == 200:
@@ -171,7 +176,8 @@ def report(soak: Soak, args: argparse.Namespace, recording: Recording) -> list[s
     print(f"\n{args.callers} callers for {soak.load_end / 60:.1f} min (warm-up {warmup:.0f} s); recording "
           f"{len(recording.pcm) / (2 * RATE):.2f} s, speech ends at {recording.speech_end:.2f} s")
     print(f"calls: {len(records)} made, {by_status['completed']} completed, {by_status['agent_hung_up']} "
-          f"hung up by the agent, {by_status['dropped']} dropped, {by_status['refused']} refused")
+          f"hung up by the agent, {by_status['dropped']} dropped, {by_status['refused']} refused, "
+          f"{by_status['unfinished']} unfinished {args.grace:.0f} s after the end")
     for status in ("dropped", "refused"):
         for reason, n in Counter(r.reason for r in records if r.status == status).most_common(5):
             print(f"  {status}: {n} × {reason}")
@@ -204,13 +210,15 @@ def report(soak: Soak, args: argparse.Namespace, recording: Recording) -> list[s
     print(f"server RSS: {samples[0].rss_mb:.1f} MB at start, {rss_at(samples, warmup):.1f} after warm-up, "
           f"{rss_at(samples, soak.load_end):.1f} at the end of the load, {samples[-1].rss_mb:.1f} once idle; "
           f"slope after warm-up {slope:+.2f} MB/min over {len(steady)} samples "
-          f"({1024 * slope / max(calls_per_min, 1e-9):+.2f} KB per call at {calls_per_min:.0f} calls/min)")
+          + (f" ({1024 * slope / calls_per_min:+.0f} KB per call at {calls_per_min:.0f} calls/min)" if calls_per_min else ""))
 
     missed = []
     if by_status["dropped"]:
         missed.append(f"{by_status['dropped']} calls dropped")
     if by_status["refused"]:
         missed.append(f"{by_status['refused']} calls refused")
+    if by_status["unfinished"]:
+        missed.append(f"{by_status['unfinished']} calls not over {args.grace:.0f} s after the end")
     if not turns:
         missed.append("no call completed")
     if len(heard) != len(turns):
@@ -268,7 +276,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--sample-seconds", type=float, default=2.0, help="how often /proc is read")
     parser.add_argument("--max-slope", type=float, default=1.0, help="flat memory: MB/min after warm-up (1)")
     parser.add_argument("--max-m2e-p95", type=float, help="a mouth-to-ear p95 budget, ms (none by default)")
-    parser.add_argument("--call-limit", type=float, default=180.0, help="a call longer than this is dropped")
+    parser.add_argument("--call-limit", type=float, default=120.0, help="a call longer than this is dropped")
+    parser.add_argument("--grace", type=float, default=60.0,
+                        help="seconds calls in progress may take to finish once the soak is over (60)")
     parser.add_argument("--recording", type=Path, default=RECORDING)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--server-env", type=lambda s: tuple(s.split("=", 1)), action="append", default=[],

@@ -124,7 +124,8 @@ class CallRecord:
     started: float
     ended: float
     status: str
-    """``completed`` (the caller hung up), ``agent_hung_up``, ``refused`` or ``dropped``."""
+    """``completed`` (the caller hung up), ``agent_hung_up``, ``refused``, ``dropped``, or
+    ``unfinished`` (hung up by the soak's end)."""
     reason: str = ""
     turns: list[Turn] = field(default_factory=list)
 
@@ -169,18 +170,35 @@ def classify(report: CallReport, failure: str | None) -> tuple[str, str]:
     return status, ""
 
 
-async def one_call(url: str, slot: int, turns: int, recording: Recording, t0: float, limit: float) -> CallRecord:
+async def one_call(
+    url: str, slot: int, turns: int, recording: Recording, t0: float, limit: float, over: anyio.Event
+) -> CallRecord:
+    """Make one call; ``over`` set means the soak is over and the call is hung up where it is
+    (``unfinished``: a server that keeps up has none)."""
     dialogue = Dialogue(turns, recording)
     caller = WsCaller(url, dialogue.cues(), hang_up_when=dialogue.hang_up_when, max_seconds=limit)
     opened = anyio.current_time() - t0
     failure: str | None = None
-    with anyio.move_on_after(limit + 10) as scope:
-        try:
-            await caller.run()
-        except Exception as exc:  # noqa: BLE001 - a failed call is a figure, not the soak's end
-            failure = f"{type(exc).__name__}: {exc}"
+    cut = False
+
+    async def hang_up_at_the_end(scope: anyio.CancelScope) -> None:
+        nonlocal cut
+        await over.wait()
+        cut = True
+        scope.cancel()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(hang_up_at_the_end, tg.cancel_scope)
+        with anyio.move_on_after(limit + 10) as scope:
+            try:
+                await caller.run()
+            except Exception as exc:  # noqa: BLE001 - a failed call is a figure, not the soak's end
+                failure = f"{type(exc).__name__}: {exc}"
+        tg.cancel_scope.cancel()
     if scope.cancelled_caught:
         failure = f"no end after {limit + 10:.0f} s"
     status, reason = classify(caller.report, failure)
+    if cut:
+        status, reason = "unfinished", "still going when the soak ended"
     return CallRecord(slot, opened, anyio.current_time() - t0, status, reason,
                       turns_of(caller.report, dialogue, opened))

@@ -42,11 +42,25 @@ def test_a_short_soak_against_a_real_server_meets_its_targets() -> None:
     assert "every target met" in out
     made = int(out.split("calls: ", 1)[1].split(" made", 1)[0])
     assert made >= 3
-    assert f"{made} completed, 0 hung up by the agent, 0 dropped, 0 refused" in out
+    assert f"{made} completed, 0 hung up by the agent, 0 dropped, 0 refused, 0 unfinished" in out
     assert f"turns: {made} replies, outcomes {{'completed': {made}}}; mouth-to-ear recorded for {made} (caller) " \
            f"and {made} (server)" in out
     assert f"server metrics: calls started {made}, ended {{'caller_hung_up': {made}.0}}" in out
     assert "exit status after SIGTERM 0" in out
+
+
+def test_calls_still_going_when_the_soak_is_over_are_a_miss() -> None:
+    """Calls of three replies (about 20 s) in a soak of six seconds with one second's grace: the
+    soak hangs them up, counts them unfinished, and exits 1."""
+    run = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "soak.py"), "--callers", "2", "--minutes", "0.1", "--turns", "3",
+         "--ramp", "1", "--grace", "1", "--max-slope", "1e9"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert run.returncode == 1, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "2 made, 0 completed, 0 hung up by the agent, 0 dropped, 0 refused, 2 unfinished 1 s after the end" \
+        in run.stdout
+    assert "targets missed: 2 calls not over 1 s after the end" in run.stdout
 
 
 def test_the_recordings_speech_ends_with_its_last_sound_not_its_rumble() -> None:
