@@ -12,7 +12,8 @@ real recording (pocketsphinx-testdata's goforward.raw) at real time in 20 ms fra
 greeting is over, listens to the reply, says it again, and hangs up after 2-4 replies; then
 pauses and calls again. Callers dial in over the first ``--ramp`` seconds and then call at random
 lengths and pauses, so calls start and end continuously until ``--minutes`` is over; calls in
-progress then finish and the server is drained (SIGTERM) and must exit 0.
+progress then have ``--grace`` seconds to finish, and the server is drained (SIGTERM) and must
+exit 0.
 
 Recorded per call: connected, refused or dropped (ended without the caller or the agent hanging
 up normally), every turn's mouth-to-ear as the caller hears it (from the recording's last voiced
@@ -20,7 +21,7 @@ sample, on the frame schedule, to the first agent audio received) and as the ser
 every ``--sample-seconds``: the server's RSS and CPU (from /proc), the machine's, and this
 process's own (the callers share the machine's cores with the server).
 
-Targets (exit status 1 if one is missed): no call dropped or refused, every reply's mouth-to-ear
+Targets (exit status 1 if one is missed): no call dropped, refused or unfinished, every reply's mouth-to-ear
 recorded, the server drained cleanly and its own counters agree, and flat memory: the
 least-squares slope of the server's RSS from ``--warmup`` to the end of the load at most
 ``--max-slope`` MB per minute (docs/deployment.md, "Soak test", says why 1). ``--max-m2e-p95``
@@ -263,6 +264,14 @@ def turns_range(text: str) -> tuple[int, int]:
     return int(low), int(high or low)
 
 
+def name_value(text: str) -> tuple[str, str]:
+    """``NAME=VALUE``."""
+    name, equals, value = text.partition("=")
+    if not name or not equals:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected NAME=VALUE")
+    return name, value
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--callers", type=int, default=200, help="callers at once (default 200)")
@@ -281,7 +290,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="seconds calls in progress may take to finish once the soak is over (60)")
     parser.add_argument("--recording", type=Path, default=RECORDING)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--server-env", type=lambda s: tuple(s.split("=", 1)), action="append", default=[],
+    parser.add_argument("--server-env", type=name_value, action="append", default=[],
                         metavar="NAME=VALUE", help="an environment variable for the server (e.g. allocator settings)")
     args = parser.parse_args(argv)
     if args.warmup is None:
