@@ -85,8 +85,15 @@ async def drive(server: Server, args: argparse.Namespace, recording: Recording) 
                 await over.wait()
 
     async def sampler() -> None:
+        told = 0
         while not done.is_set():
-            soak.samples.append(await anyio.to_thread.run_sync(server.sample, anyio.current_time() - t0, soak.live))
+            sample = await anyio.to_thread.run_sync(server.sample, anyio.current_time() - t0, soak.live)
+            soak.samples.append(sample)
+            if sample.t >= 60 * (told + 1):  # a word a minute, so a long soak is seen to be alive
+                told += 1
+                statuses = Counter(r.status for r in soak.records)
+                print(f"  {told:3d} min: {sample.live} calls live, {len(soak.records)} over ({dict(statuses)}), "
+                      f"server RSS {sample.rss_mb:.1f} MB", flush=True)
             with anyio.move_on_after(args.sample_seconds):
                 await done.wait()
 
