@@ -93,7 +93,7 @@ async def drive(server: Server, args: argparse.Namespace, recording: Recording) 
                 told += 1
                 statuses = Counter(r.status for r in soak.records)
                 print(f"  {told:3d} min: {sample.live} calls live, {len(soak.records)} over ({dict(statuses)}), "
-                      f"server RSS {sample.rss_mb:.1f} MB", flush=True)
+                      f"server RSS {sample.rss_mb:.1f} MB, load average {os.getloadavg()[0]:.2f}", flush=True)
             with anyio.move_on_after(args.sample_seconds):
                 await done.wait()
 
