@@ -222,6 +222,7 @@ async def run(n: int, pcm: bytes, out: Path) -> None:
     # One pipeline built and kept before the baseline, so first-use costs (onnxruntime's
     # start-up, lazy imports) are not counted as the calls' memory.
     warm = build(pcm, common.Listener(), asyncio.Event())
+    common.tone(0.0)  # the fake voice's tone is made once, before any call waits for it
     meter = common.ProcessMeter()
     # The calls' pipelines are built before any call starts (each loads its own Silero model,
     # ~40 ms): building them as the calls arrive would stall the loop that carries the calls

@@ -160,6 +160,7 @@ async def run(n: int, pcm: bytes, out: Path) -> None:
     pool = ProviderPool(registry)
     await prepare(agent, pool)
     listeners = [common.Listener() for _ in range(n)]
+    common.tone(0.0)  # the fake voice's tone is made once, before any call waits for it
 
     async def call(i: int) -> None:
         await anyio.sleep(FRAME_SECONDS * i / n)  # calls arrive at random phases of a frame
