@@ -43,6 +43,15 @@ class Serving(Strict):
     max_sessions: int = Field(
         20, ge=1, le=100_000, description="Calls at once; more are refused politely (busy, retry later)."
     )
+    max_loop_lag: float | None = Field(
+        0.1,
+        gt=0,
+        le=60,
+        description="Refuse new calls (busy) while the process's event loop runs this many seconds "
+        "late (95th percentile over the last 2 s, from a 10 ms ticker): past that point every call "
+        "on it hears late audio, and admitting more takes them all down. null: admit up to "
+        "max_sessions whatever the lag.",
+    )
     max_message_bytes: int = Field(
         65_536,
         ge=1024,

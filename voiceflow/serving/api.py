@@ -53,7 +53,8 @@ class RefusalReason(str, Enum):
     """Why a call was not admitted; each maps to a retry hint a client can act on."""
 
     BUSY = "busy"
-    """The agent already has ``serving.max_sessions`` calls."""
+    """The agent already has ``serving.max_sessions`` calls, or the process is overloaded (its
+    event loop runs later than ``serving.max_loop_lag``)."""
     DRAINING = "draining"
     """The process is shutting down (SIGTERM): try another instance."""
     STARTING = "starting"

@@ -40,6 +40,7 @@ def build_app(agents: list[ServedAgent], state: ServerState, metrics: ASGIApp | 
             "ready": state.ready,
             "draining": state.draining,
             "loading": sorted(state.loading),
+            "loop_lag_ms": round(state.lag.recent() * 1000, 1),
             "agents": {
                 agent.host.agent_name: {
                     "calls": agent.host.held, "max_sessions": agent.host.limits.max_sessions,

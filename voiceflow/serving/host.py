@@ -16,6 +16,7 @@ from voiceflow.providers import CallTransport
 from voiceflow.runtime.runner import CallRunner
 from voiceflow.serving.api import CallSlot, RefusalReason, Refused, ServingLimits, SessionHost
 from voiceflow.serving.events import TurnRelay
+from voiceflow.serving.loop_lag import LoopLag
 
 BUSY_RETRY = 2.0
 """Seconds a refused caller is told to wait when the agent is at its limit."""
@@ -29,6 +30,8 @@ class ServerState:
         self.token = token
         self.loading: set[str] = set()
         self.draining = False
+        self.lag = LoopLag()
+        """How late the event loop runs (the server runs its probe; admission reads it)."""
 
     @property
     def ready(self) -> bool:
@@ -52,6 +55,7 @@ class AgentHost(SessionHost):
         self.agent_name = agent.name
         serving = agent.serving
         self.limits = ServingLimits(serving.max_sessions, serving.max_message_bytes, serving.idle_timeout)
+        self.max_loop_lag = serving.max_loop_lag
         self.runner = runner
         self.state = state
         self.held = 0
@@ -76,6 +80,14 @@ class AgentHost(SessionHost):
             raise Refused(
                 RefusalReason.BUSY,
                 f"{name} is busy ({self.limits.max_sessions} calls at once is its limit); try again shortly",
+                BUSY_RETRY,
+            )
+        max_lag, lag = self.max_loop_lag, self.state.lag.recent()
+        if max_lag is not None and lag > max_lag:
+            raise Refused(
+                RefusalReason.BUSY,
+                f"{name} is busy: this server is overloaded (running {lag * 1000:.0f} ms late); "
+                "try again shortly",
                 BUSY_RETRY,
             )
         self.held += 1

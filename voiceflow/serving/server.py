@@ -135,6 +135,8 @@ async def serve(
         with _bound(options) as sock, _stopped_if_abandoned(server, served):
             async with anyio.create_task_group() as tg:
                 tg.start_soon(_run_uvicorn, server, sock)
+                probing = anyio.CancelScope()
+                tg.start_soon(_probe_lag, state, probing)
                 while not server.started:
                     await anyio.sleep(0.01)
                 host, port = sock.getsockname()[:2]
@@ -149,11 +151,17 @@ async def serve(
                 await _drain(served, state, control)
                 server.should_exit = True
                 server.force_exit = control.stopped_now
+                probing.cancel()
     finally:
         tracing.close()
         if owned:
             with anyio.CancelScope(shield=True):
                 await pool.aclose()
+
+
+async def _probe_lag(state: ServerState, scope: anyio.CancelScope) -> None:
+    with scope:
+        await state.lag.run()
 
 
 def check_bind_or_fail(options: ServeOptions) -> None:
@@ -273,6 +281,7 @@ def _uvicorn_config(app: Any, agents: list[AgentConfig]) -> uvicorn.Config:
         log_config=None,
         access_log=False,  # query strings may carry the access token
         ws_max_size=2 * biggest,  # the transport refuses above its agent's limit, politely; this stops floods
+        ws_per_message_deflate=False,  # PCM barely compresses: deflating every 20 ms frame only costs CPU
         timeout_graceful_shutdown=SHUTDOWN_TIMEOUT,
     )
 
