@@ -171,7 +171,11 @@ def percentile(values: list[float], q: float) -> float:
 
 async def run(n: int, caller: bytes, vad: dict[str, Any], spread: float = FRAME_SECONDS) -> dict[str, float]:
     registry = PluginRegistry(plugins=[fakes])
-    agent = parse_agent(yaml.safe_dump({**AGENT, "vad": [{**AGENT["vad"][0], **vad}]}), "bench.yaml", registry)
+    # One scripted recogniser serves every call of the process and its lines are shared: give each
+    # call its own, or the calls past the first few are answered with the "unclear" re-prompt.
+    stt = {**AGENT["stt"][0], "lines": AGENT["stt"][0]["lines"][:1] * (4 * n)}
+    settings = {**AGENT, "stt": [stt], "vad": [{**AGENT["vad"][0], **vad}]}
+    agent = parse_agent(yaml.safe_dump(settings), "bench.yaml", registry)
     pool = ProviderPool(registry)
     await prepare(agent, pool)
     [silero] = await pool.chain(ProviderKind.VAD, agent.vad)
