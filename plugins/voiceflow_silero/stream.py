@@ -16,10 +16,18 @@ event loop; both give identical results.
 window just after the last word still scores high (0.7–0.9), so the first quiet window starts
 30–60 ms after the caller stopped. And a stop window counted in whole model windows rounds
 200 ms up to 224 ms, decided only when a window completes. Both would be added to every turn.
-So the edge is placed by the audio's energy within the last two windows before the quiet one
-(the end of the last 8 ms block within :data:`TAIL_DB` of the segment's loudest), and the end is
-declared on the first *frame* at which ``stop_secs`` have passed since that edge, the latest
-window being quiet.
+So the edge is placed by the audio's energy within the last :data:`KEPT_WINDOWS` windows before
+the quiet one (the end of the last 8 ms block within :data:`TAIL_DB` of the caller's loudest), and
+the end is declared on the first *frame* at which ``stop_secs`` have passed since that edge, the
+latest window being quiet.
+
+"The caller's loudest" is the loudest voiced block of the call so far, fading by
+:data:`PEAK_FADE_DB` at each segment's end, not that of the current segment alone: a last word
+said softer than the first ("five *five*") would otherwise measure its own breathy tail as loud.
+The fade lets a one-off cough stop setting the level after a few turns. On Debian's
+pocketsphinx-testdata recordings this puts the edge within a window of the last voiced sample
+(the last 10 ms within 25 dB of the recording's loudest) where Silero's own lag put it 40-80 ms
+after; a tail with real bursts of breath above that level (cards/003) still ends after them.
 """
 
 from __future__ import annotations
@@ -44,10 +52,16 @@ HYSTERESIS = 0.15
 """Speech ends below ``threshold - HYSTERESIS`` (Silero's own recommendation)."""
 BLOCK = 128
 """Samples per energy block (8 ms): four per window, to place the end of speech inside one."""
-TAIL_DB = 30.0
-"""A block this far below the segment's loudest counts as silence when placing the end."""
+TAIL_DB = 25.0
+"""A block this far below the caller's loudest counts as silence when placing the end."""
+KEPT_WINDOWS = 4
+"""How far back (in windows, 128 ms) the end may be placed before the first quiet window: Silero
+scores up to three windows of a decaying tail as speech."""
+PEAK_FADE_DB = 1.0
+"""The caller's loudest level fades this much at the end of each speech segment."""
 _TAIL = 10.0 ** (-TAIL_DB / 10.0)
-_BLOCKS_KEPT = 2 * WINDOW // BLOCK
+_PEAK_FADE = 10.0 ** (-PEAK_FADE_DB / 10.0)
+_BLOCKS_KEPT = KEPT_WINDOWS * WINDOW // BLOCK
 _SCALE = np.float32(1.0 / 32768.0)
 _EPS = 1e-6  # float slack when comparing accumulated window durations with the config seconds
 
@@ -83,9 +97,9 @@ class SileroStream(VADStream):
         self._edge = 0.0
         self._voiced_until = float("-inf")
         self._blocks: list[tuple[float, float]] = []
-        """(end time, energy) of the last two windows' 8 ms blocks."""
+        """(end time, energy) of the last KEPT_WINDOWS windows' 8 ms blocks."""
         self._peak = 0.0
-        """The loudest block's energy in the current speech segment."""
+        """The loudest voiced block's energy in this call (fading by PEAK_FADE_DB a segment)."""
         self.last_prob = 0.0
         """Speech probability of the most recent window (for meters and debugging)."""
 
@@ -201,16 +215,16 @@ class SileroStream(VADStream):
         return self._maybe_end(now)
 
     def _place_edge(self, quiet_from: float) -> float:
-        """Where the speech really ended: the end of the last loud block of the two windows
+        """Where the speech really ended: the end of the last loud block of the windows kept
         before the first quiet one (Silero's lag), never later than that window's start."""
         floor = self._peak * _TAIL
         loud = [end for end, energy in self._blocks if end <= quiet_from + _EPS and energy >= floor]
-        earliest = quiet_from - 2 * WINDOW_SECONDS
+        earliest = quiet_from - KEPT_WINDOWS * WINDOW_SECONDS
         return max(min(loud[-1], quiet_from), earliest) if loud else earliest
 
     def _maybe_end(self, now: float) -> VADEvent | None:
         """Declare the end once ``stop_secs`` have passed since the edge (frame by frame)."""
         if now - self._edge + _EPS < self._stop_secs:
             return None
-        self._speaking, self._run_start, self._silence_start, self._peak = False, None, None, 0.0
+        self._speaking, self._run_start, self._silence_start, self._peak = False, None, None, self._peak * _PEAK_FADE
         return VADEvent(VADKind.SPEECH_END, self._edge, now)

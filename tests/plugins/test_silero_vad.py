@@ -13,7 +13,16 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from audio_fixtures import espeak_pcm, frames, goforward, noise, pad, seconds_of, speech_bounds
+from audio_fixtures import (
+    espeak_pcm,
+    frames,
+    goforward,
+    noise,
+    pad,
+    pocketsphinx_pcm,
+    seconds_of,
+    speech_bounds,
+)
 from harness import fake_agent, fake_registry, run_call
 from voiceflow.frames import FRAME_SECONDS, SAMPLE_RATE, AudioFrame, VADEvent, VADKind
 from voiceflow.models import ensure_model_file
@@ -83,6 +92,27 @@ async def test_the_end_edge_is_within_a_window_of_the_last_voiced_sample(vad: Si
     ended = [e for e in events if e.kind is VADKind.SPEECH_END][-1]
     assert abs(ended.t - last_voiced) <= WINDOW
     assert ended.detected_at - ended.t <= vad.config.stop_secs + FRAME_SECONDS + 1e-6
+
+
+@pytest.mark.parametrize("name", ["cards/001.wav", "cards/002.wav", "cards/004.wav", "cards/005.wav",
+                                  "librivox/sense_and_sensibility_01_austen_64kb-0870.wav",
+                                  "librivox/sense_and_sensibility_01_austen_64kb-0890.wav",
+                                  "librivox/sense_and_sensibility_01_austen_64kb-0920.wav",
+                                  "tidigits/dhd.2934z.raw"])
+async def test_the_end_edge_of_real_speech_is_within_a_window_of_its_last_voiced_sample(
+    vad: SileroVAD, name: str
+) -> None:
+    """Real recordings end in decaying tails that Silero scores as speech for up to three more
+    windows, and a last word often softer than the first (cards/004: "five *five*"). The last
+    voiced sample is the last 10 ms within 25 dB of the recording's loudest. (Not here: cards/003,
+    whose tail has breath bursts above that level 66 ms on, which the edge rightly waits for; and
+    recordings Silero itself ends early, before the edge can be placed.)"""
+    speech = pocketsphinx_pcm(name)
+    pcm = pad(speech, before=LEAD, after=1.5)
+    _, last_voiced = speech_bounds(pcm)
+    events = run(vad.create_stream(), frames(pcm))
+    ended = [e for e in events if e.kind is VADKind.SPEECH_END][-1]
+    assert abs(ended.t - last_voiced) <= WINDOW
 
 
 async def test_speaking_flag_follows_the_edges(vad: SileroVAD) -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from voiceflow.audio import Resampler
 from voiceflow.frames import FRAME_BYTES, TTSAudio
 from voiceflow.g711 import MULAW_FRAME_BYTES, MULAW_RATE, MULAW_SILENCE, mulaw_decode
+from voiceflow.low_delay_resampler import LowDelayResampler
 
 Framed = tuple[bytes, bytes | None]
 """One 20 ms frame: PCM16 at the internal rate, and the same audio on the wire if the voice
@@ -22,7 +22,7 @@ class Framer:
     """
 
     def __init__(self) -> None:
-        self._resampler: Resampler | None = None
+        self._resampler: LowDelayResampler | None = None
         self._pending = bytearray()
         self._mulaw = bytearray()
         self.seconds = 0.0
@@ -37,7 +37,7 @@ class Framer:
         if self._resampler is None or self._resampler.in_rate != chunk.sample_rate:
             tail = self._resampler.process(b"", last=True) if self._resampler else b""
             self._pending += tail
-            self._resampler = Resampler(chunk.sample_rate)
+            self._resampler = LowDelayResampler(chunk.sample_rate)
         self._pending += self._resampler.process(chunk.pcm)
         return self._take()
 
