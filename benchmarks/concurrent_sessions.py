@@ -50,6 +50,7 @@ from voiceflow.runtime.pool import ProviderPool
 from voiceflow.runtime.runner import prepare
 from voiceflow.runtime.session import CallResult, Session
 from voiceflow.runtime.voice_activity import VoiceActivity
+from voiceflow.serving.memory import settle_after_start
 from voiceflow.testing import fakes
 from voiceflow_file import FileCall, FileTransportConfig
 
@@ -178,6 +179,7 @@ async def run(n: int, caller: bytes, vad: dict[str, Any], spread: float = FRAME_
     agent = parse_agent(yaml.safe_dump(settings), "bench.yaml", registry)
     pool = ProviderPool(registry)
     await prepare(agent, pool)
+    settle_after_start()  # as `voiceflow serve` does once its agents are loaded
     [silero] = await pool.chain(ProviderKind.VAD, agent.vad)
     batcher = getattr(silero, "batcher", None)
     lags: list[float] = []

@@ -181,13 +181,21 @@ def serve(
         typer.Option(envvar="VOICEFLOW_TRACES", show_envvar=True,
                      help="OpenTelemetry spans per call and turn: otlp (OTEL_EXPORTER_OTLP_* settings) or console."),
     ] = None,
+    settle_gc: Annotated[
+        bool, typer.Option(help="Once the agents are loaded, freeze what the process holds and collect garbage "
+                                "less often (see docs/deployment.md, Memory).")
+    ] = True,
+    trim_heap_every: Annotated[
+        float, typer.Option(help="Seconds between giving the malloc heap's free memory back to the system (0: never).")
+    ] = 30.0,
 ) -> None:
     """Serve agents to live callers (WebSocket, browser, phone) until SIGTERM drains the calls."""
     from voiceflow.serving.command import run_until_drained
     from voiceflow.serving.server import ServeOptions, ServingError, check_bind_or_fail
 
     fmt, level = _log_options(log_format, log_level)
-    options = ServeOptions(host, port, access_token, traces)
+    options = ServeOptions(host, port, access_token, traces, settle_gc=settle_gc,
+                           trim_heap_every=trim_heap_every or None)
     try:
         check_bind_or_fail(options)
     except ServingError as exc:

@@ -37,6 +37,7 @@ from voiceflow.providers import CallTransport, OutFrame, PlayedCallback, TTSProv
 from voiceflow.runtime.pool import ProviderPool  # noqa: E402
 from voiceflow.runtime.runner import prepare  # noqa: E402
 from voiceflow.runtime.session import Session  # noqa: E402
+from voiceflow.serving.memory import settle_after_start  # noqa: E402
 from voiceflow.testing import fakes  # noqa: E402
 
 AGENT: dict[str, Any] = {
@@ -159,6 +160,7 @@ async def run(n: int, pcm: bytes, out: Path) -> None:
     agent = parse_agent(yaml.safe_dump({**AGENT, "stt": stt}), "side-by-side.yaml", registry)
     pool = ProviderPool(registry)
     await prepare(agent, pool)
+    settle_after_start()  # as `voiceflow serve` does once its agents are loaded
     listeners = [common.Listener() for _ in range(n)]
     common.tone(0.0)  # the fake voice's tone is made once, before any call waits for it
 

@@ -37,8 +37,9 @@ def agent_file(tmp_path: Path, **overrides: Any) -> Path:
 class ServeProcess:
     """``with ServeProcess(agent_yaml) as server:`` — started, ready, and stopped at the end."""
 
-    def __init__(self, *agents: Path) -> None:
+    def __init__(self, *agents: Path, options: tuple[str, ...] = ("--log-level", "warning")) -> None:
         self.agents = agents
+        self.options = options
         self.base_url = ""
         self.process: subprocess.Popen[str] | None = None
         self.output = ""
@@ -46,7 +47,7 @@ class ServeProcess:
     def __enter__(self) -> ServeProcess:
         self.process = subprocess.Popen(
             [VOICEFLOW, "serve", *map(str, self.agents), "--plugin", "voiceflow.testing.fakes",
-             "--port", "0", "--log-format", "json", "--log-level", "warning"],
+             "--port", "0", "--log-format", "json", *self.options],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )

@@ -41,6 +41,7 @@ from voiceflow.serving.access import check_bind
 from voiceflow.serving.api import ServedTransport
 from voiceflow.serving.app import ServedAgent, build_app
 from voiceflow.serving.host import AgentHost, ServerState
+from voiceflow.serving.memory import HeapTrimmer, settle_after_start
 
 log = structlog.get_logger("voiceflow.serve")
 
@@ -60,6 +61,11 @@ class ServeOptions:
     token: str | None = None
     traces: str | None = None
     """OpenTelemetry exporter for per-call spans (``otlp``, ``console``); None: no traces."""
+    settle_gc: bool = True
+    """Freeze the garbage collector's view of the loaded process and collect less often
+    (:func:`voiceflow.serving.memory.settle_after_start`)."""
+    trim_heap_every: float | None = 30.0
+    """Seconds between ``malloc_trim`` calls (:class:`~voiceflow.serving.memory.HeapTrimmer`); None: never."""
 
 
 class ServeControl:
@@ -137,6 +143,7 @@ async def serve(
                 tg.start_soon(_run_uvicorn, server, sock)
                 probing = anyio.CancelScope()
                 tg.start_soon(_probe_lag, state, probing)
+                trimming = anyio.CancelScope()
                 while not server.started:
                     await anyio.sleep(0.01)
                 host, port = sock.getsockname()[:2]
@@ -145,18 +152,26 @@ async def serve(
                 if on_listening is not None:
                     on_listening(base, [(a, a.transport.urls(base + a.path)) for a in served])
                 loading = anyio.CancelScope()
-                tg.start_soon(_prepare_all, agents, pool, state, loading)
+                tg.start_soon(_prepare_all, agents, pool, state, loading, options.settle_gc)
+                if options.trim_heap_every is not None:
+                    tg.start_soon(_trim_heap, HeapTrimmer(options.trim_heap_every), trimming)
                 await control.wait_drain()
                 loading.cancel()  # a drain while models still load: stop loading them
                 await _drain(served, state, control)
                 server.should_exit = True
                 server.force_exit = control.stopped_now
                 probing.cancel()
+                trimming.cancel()
     finally:
         tracing.close()
         if owned:
             with anyio.CancelScope(shield=True):
                 await pool.aclose()
+
+
+async def _trim_heap(trimmer: HeapTrimmer, scope: anyio.CancelScope) -> None:
+    with scope:
+        await trimmer.run()
 
 
 async def _probe_lag(state: ServerState, scope: anyio.CancelScope) -> None:
@@ -192,7 +207,7 @@ def _check_agents(agents: list[AgentConfig], registry: PluginRegistry) -> None:
 
 
 async def _prepare_all(
-    agents: list[AgentConfig], pool: ProviderPool, state: ServerState, scope: anyio.CancelScope
+    agents: list[AgentConfig], pool: ProviderPool, state: ServerState, scope: anyio.CancelScope, settle_gc: bool
 ) -> None:
     with scope:
         for agent in agents:
@@ -200,6 +215,8 @@ async def _prepare_all(
                 problems = await prepare(agent, pool)
             for problem in problems:
                 log.warning("provider not ready", agent=agent.name, problem=problem)
+            if settle_gc and len(state.loading) == 1:  # the last agent: everything is loaded
+                settle_after_start()
             state.loading.discard(agent.name)
             log.info("agent ready", agent=agent.name)
 

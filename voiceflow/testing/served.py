@@ -78,7 +78,8 @@ async def served_agents(
 
     async def run() -> None:
         try:
-            await serve(agents, registry, ServeOptions(port=0, token=token), control,
+            # Not settle_gc: in a test process, freezing the collector would outlive the test.
+            await serve(agents, registry, ServeOptions(port=0, token=token, settle_gc=False), control,
                         on_listening=on_listening, on_call_done=lambda r: holder[0].results.append(r), pool=pool, observers=observers)
         finally:
             if holder:

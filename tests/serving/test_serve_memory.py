@@ -1,0 +1,99 @@
+"""A serving process's memory housekeeping: the collector settled once the agents are loaded, and
+the malloc heap trimmed on a period (docs/deployment.md, Memory)."""
+
+from __future__ import annotations
+
+import gc
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import anyio
+import pytest
+from serving.serve_process import ServeProcess, agent_file
+
+from voiceflow.serving.memory import YOUNG_THRESHOLD, HeapTrimmer, malloc_trim
+
+pytestmark = pytest.mark.anyio
+
+
+def events(output: str, name: str) -> list[dict[str, object]]:
+    found = []
+    for line in output.splitlines():
+        if line.startswith("{") and f'"{name}"' in line:
+            record = json.loads(line)
+            if record.get("event") == name:
+                found.append(record)
+    return found
+
+
+def test_serve_settles_the_collector_once_loaded_and_trims_the_heap(tmp_path: Path) -> None:
+    with ServeProcess(agent_file(tmp_path), options=("--log-level", "debug", "--trim-heap-every", "0.2")) as server:
+        anyio.run(anyio.sleep, 1.0)
+        server.signal()
+        assert server.wait() == 0, server.output[-3000:]
+    settled = events(server.output, "collector settled")
+    assert len(settled) == 1
+    # Everything the loaded process holds (modules, models, configuration) is frozen.
+    assert int(settled[0]["frozen"]) > 10_000  # type: ignore[call-overload]
+    assert settled[0]["thresholds"] == [YOUNG_THRESHOLD, 20, 50]
+    assert len(events(server.output, "heap trimmed")) >= 2
+
+
+def test_without_settling_the_collector_is_left_alone(tmp_path: Path) -> None:
+    with ServeProcess(agent_file(tmp_path), options=("--log-level", "info", "--no-settle-gc")) as server:
+        server.signal()
+        assert server.wait() == 0, server.output[-3000:]
+    assert events(server.output, "collector settled") == []
+
+
+def test_settling_freezes_what_exists_and_raises_the_young_threshold() -> None:
+    """In a child interpreter: the test process's own collector must not be changed."""
+    code = ("import gc; from voiceflow.serving.memory import settle_after_start; "
+            "before = gc.get_freeze_count(); settle_after_start(); "
+            "print('counts', before, gc.get_freeze_count(), *gc.get_threshold())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    before, after, young, *_ = map(int, out[out.index("counts") :].split()[1:])
+    assert before == 0 and after > 1_000 and young == YOUNG_THRESHOLD
+    assert gc.get_freeze_count() == 0
+
+
+async def test_the_trimmer_trims_on_its_period() -> None:
+    calls: list[float] = []
+    trimmer = HeapTrimmer(0.05, trim=lambda: calls.append(time.monotonic()) or 1)
+    with anyio.move_on_after(0.5):
+        await trimmer.run()
+    assert trimmer.trims == len(calls) >= 3
+    assert all(b - a >= 0.04 for a, b in zip(calls, calls[1:], strict=False))
+
+
+def test_the_c_library_trim_gives_freed_memory_back() -> None:
+    """In a child interpreter: 200 MB of small objects freed stay in the heap until trimmed."""
+    if malloc_trim() is None:
+        pytest.skip("this C library has no malloc_trim (not glibc)")
+    code = """
+import anyio
+from voiceflow.serving.memory import HeapTrimmer
+def rss():
+    return int(open("/proc/self/statm").read().split()[1]) * 4096 // 2**20
+keep = []
+blocks = []
+for i in range(100_000):
+    blocks.append(bytearray(2000))  # malloc, not pymalloc (which takes 512 bytes and less)
+    if i % 250 == 0:
+        keep.append(bytearray(3000))  # live blocks all through the heap: freeing alone cannot shrink it
+del blocks
+before = rss()
+anyio.run(HeapTrimmer(1.0).trim_once)
+print("rss", before, rss())
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    before, after = map(int, out[out.index("rss") :].split()[1:])
+    assert before - after >= 100, (before, after)
+
+
+def test_a_trimmer_needs_a_positive_period() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        HeapTrimmer(0)
