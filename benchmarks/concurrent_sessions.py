@@ -50,6 +50,7 @@ from voiceflow.runtime.pool import ProviderPool
 from voiceflow.runtime.runner import prepare
 from voiceflow.runtime.session import CallResult, Session
 from voiceflow.runtime.voice_activity import VoiceActivity
+from voiceflow.serving.command import loop_options
 from voiceflow.serving.memory import settle_after_start
 from voiceflow.testing import fakes
 from voiceflow_file import FileCall, FileTransportConfig
@@ -255,7 +256,8 @@ def main() -> None:
           f"medians of {args.repeat} runs; calls start over {args.spread} s; silero {vad or 'defaults'}")
     print("  ".join(name for name, _ in COLUMNS), flush=True)
     for n in args.sessions:
-        row = medians([anyio.run(run, n, caller, vad, args.spread) for _ in range(args.repeat)])
+        row = medians([anyio.run(run, n, caller, vad, args.spread, backend_options=loop_options())
+                        for _ in range(args.repeat)])
         print("  ".join(fmt.format(row[name]) for name, fmt in COLUMNS), flush=True)
     print(f"load average {os.getloadavg()[0]:.2f} at the end")
 

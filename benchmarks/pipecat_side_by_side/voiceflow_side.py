@@ -37,6 +37,7 @@ from voiceflow.providers import CallTransport, OutFrame, PlayedCallback, TTSProv
 from voiceflow.runtime.pool import ProviderPool  # noqa: E402
 from voiceflow.runtime.runner import prepare  # noqa: E402
 from voiceflow.runtime.session import Session  # noqa: E402
+from voiceflow.serving.command import loop_options  # noqa: E402
 from voiceflow.serving.memory import settle_after_start  # noqa: E402
 from voiceflow.testing import fakes  # noqa: E402
 
@@ -192,7 +193,8 @@ def main() -> None:
     parser.add_argument("out", type=Path, help="where the per-call records go (JSON)")
     args = parser.parse_args()
     configure_logging("console", "error")
-    anyio.run(run, args.calls, read_wav(args.caller), args.out)
+    # The event loop `voiceflow serve` runs its calls on (uvloop where installed).
+    anyio.run(run, args.calls, read_wav(args.caller), args.out, backend_options=loop_options())
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
-"""A serving process's memory housekeeping: the collector settled once the agents are loaded, and
-the malloc heap trimmed on a period (docs/deployment.md, Memory)."""
+"""A serving process's housekeeping: its event loop (uvloop), the collector settled once the
+agents are loaded, and the malloc heap trimmed on a period (docs/deployment.md, Memory)."""
 
 from __future__ import annotations
 
@@ -40,6 +40,8 @@ def test_serve_settles_the_collector_once_loaded_and_trims_the_heap(tmp_path: Pa
     assert int(settled[0]["frozen"]) > 10_000  # type: ignore[call-overload]
     assert settled[0]["thresholds"] == [YOUNG_THRESHOLD, 20, 50]
     assert len(events(server.output, "heap trimmed")) >= 2
+    # The calls run on uvloop (a dependency of voiceflow where it exists).
+    assert [event["loop"] for event in events(server.output, "listening")] == ["uvloop"]
 
 
 def test_without_settling_the_collector_is_left_alone(tmp_path: Path) -> None:

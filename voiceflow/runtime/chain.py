@@ -147,13 +147,17 @@ class Chain(Generic[P]):
         check: Callable[[T], None] | None,
         substantive: Callable[[T], bool] | None,
     ) -> T:
-        with self.clock.busy(), anyio.fail_after(timeout):
+        # A bare cancel scope, not fail_after (a generator context manager on top of one): this
+        # runs for every streamed token and audio chunk of every call.
+        scope = anyio.CancelScope(deadline=anyio.current_time() + timeout)
+        with self.clock.busy(), scope:
             while True:
                 item = await anext(iterator)
                 if check is not None:
                     check(item)
                 if substantive is None or substantive(item):
                     return item
+        raise TimeoutError
 
     def _record(
         self, attempts: list[AttemptRecord], provider: P, requested: float,

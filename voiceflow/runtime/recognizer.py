@@ -37,13 +37,14 @@ from a phrase final, and a late answer to a turn it gave up on from one for the 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
 import structlog
 from anyio.abc import ObjectReceiveStream
+from anyio.streams.memory import MemoryObjectReceiveStream
 
 from voiceflow.clock import current_clock
 from voiceflow.config.base import AttemptTimeouts
@@ -311,7 +312,7 @@ class Recognizer:
             async def feed() -> None:
                 nonlocal failure, more, sending_since
                 try:
-                    async for item in self._queue:
+                    async for item in _drained(self._queue):
                         if isinstance(item, _Finalize):
                             open_requests.append(item.request)
                             await within(timeouts.first_byte, "finalize", stream.finalize)
@@ -396,3 +397,20 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, ProviderTimeout):
         return str(exc)  # "finalize: no answer within 4 s" says it all
     return redact(f"{type(exc).__name__}: {exc}")
+
+
+async def _drained(queue: MemoryObjectReceiveStream[_Item]) -> AsyncIterator[_Item]:
+    """The queue's items, taking what is already there without a trip through the event loop
+    (``receive`` yields to the loop before every item; this runs for every frame of every call)."""
+    while True:
+        try:
+            yield queue.receive_nowait()
+            continue
+        except anyio.WouldBlock:
+            pass
+        except anyio.EndOfStream:
+            return
+        try:
+            yield await queue.receive()
+        except anyio.EndOfStream:
+            return

@@ -18,6 +18,7 @@ signal to "stop at once".
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 from collections.abc import Callable, Iterator, Sequence
@@ -148,7 +149,7 @@ async def serve(
                     await anyio.sleep(0.01)
                 host, port = sock.getsockname()[:2]
                 base = f"http://{host}:{port}"
-                log.info("listening", url=base)
+                log.info("listening", url=base, loop=_loop_kind())
                 if on_listening is not None:
                     on_listening(base, [(a, a.transport.urls(base + a.path)) for a in served])
                 loading = anyio.CancelScope()
@@ -167,6 +168,14 @@ async def serve(
         if owned:
             with anyio.CancelScope(shield=True):
                 await pool.aclose()
+
+
+def _loop_kind() -> str:
+    """Which event loop runs the calls (uvloop or asyncio's own), for the startup log."""
+    try:
+        return type(asyncio.get_running_loop()).__module__.split(".")[0]
+    except RuntimeError:  # not asyncio (anyio on trio)
+        return "other"
 
 
 async def _trim_heap(trimmer: HeapTrimmer, scope: anyio.CancelScope) -> None:
