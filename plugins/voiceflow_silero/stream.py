@@ -61,7 +61,10 @@ PEAK_FADE_DB = 1.0
 """The caller's loudest level fades this much at the end of each speech segment."""
 _TAIL = 10.0 ** (-TAIL_DB / 10.0)
 _PEAK_FADE = 10.0 ** (-PEAK_FADE_DB / 10.0)
-_BLOCKS_KEPT = KEPT_WINDOWS * WINDOW // BLOCK
+_BLOCKS_PER_WINDOW = WINDOW // BLOCK
+_BLOCKS_KEPT = KEPT_WINDOWS * _BLOCKS_PER_WINDOW
+_BLOCK_BEFORE_END = (np.arange(_BLOCKS_PER_WINDOW)[::-1] * BLOCK / SAMPLE_RATE).astype(np.float64)
+"""How long before its window's end each block ends (the last block ends with the window)."""
 _SCALE = np.float32(1.0 / 32768.0)
 _EPS = 1e-6  # float slack when comparing accumulated window durations with the config seconds
 
@@ -96,8 +99,10 @@ class SileroStream(VADStream):
         self._silence_start: float | None = None
         self._edge = 0.0
         self._voiced_until = float("-inf")
-        self._blocks: list[tuple[float, float]] = []
-        """(end time, energy) of the last KEPT_WINDOWS windows' 8 ms blocks."""
+        self._energy = np.zeros(_BLOCKS_KEPT, dtype=np.float32)
+        """Energy (sum of squares) of the last KEPT_WINDOWS windows' 8 ms blocks, oldest first."""
+        self._window_ends = np.full(KEPT_WINDOWS, -np.inf)
+        """Audio time at the end of each of those windows (frames need not be contiguous)."""
         self._peak = 0.0
         """The loudest voiced block's energy in this call (fading by PEAK_FADE_DB a segment)."""
         self.last_prob = 0.0
@@ -183,19 +188,19 @@ class SileroStream(VADStream):
         return event
 
     def _measure(self, end_t: float) -> None:
-        """Energy of the window's 8 ms blocks (before the context shift overwrites its head)."""
-        window = self._buf[0, CONTEXT:]
-        energies = np.einsum("ij,ij->i", blocks := window.reshape(-1, BLOCK), blocks) / BLOCK
-        start = end_t - WINDOW_SECONDS
-        self._blocks = self._blocks[-(_BLOCKS_KEPT - len(energies)):] + [
-            (start + (i + 1) * BLOCK / SAMPLE_RATE, float(e)) for i, e in enumerate(energies)
-        ]
+        """Energy of the window's 8 ms blocks (before the context shift overwrites its head),
+        kept in place in fixed arrays: this runs for every window of every call."""
+        self._energy[:-_BLOCKS_PER_WINDOW] = self._energy[_BLOCKS_PER_WINDOW:]
+        blocks = self._buf[0, CONTEXT:].reshape(_BLOCKS_PER_WINDOW, BLOCK)
+        np.einsum("ij,ij->i", blocks, blocks, out=self._energy[-_BLOCKS_PER_WINDOW:])
+        self._window_ends[:-1] = self._window_ends[1:]
+        self._window_ends[-1] = end_t
 
     def _update(self, prob: float, win_start: float, win_end: float, now: float) -> VADEvent | None:
         """Hysteresis over window probabilities; edges carry the audio time of the edge itself."""
         if prob >= (self._neg_threshold if self._speaking else self._threshold):
             self._voiced_until = win_end
-            self._peak = max([self._peak, *(energy for _, energy in self._blocks[-WINDOW // BLOCK :])])
+            self._peak = max(self._peak, float(self._energy[-_BLOCKS_PER_WINDOW:].max()))
         if not self._speaking:
             if prob < self._threshold:
                 self._run_start = None
@@ -218,9 +223,10 @@ class SileroStream(VADStream):
         """Where the speech really ended: the end of the last loud block of the windows kept
         before the first quiet one (Silero's lag), never later than that window's start."""
         floor = self._peak * _TAIL
-        loud = [end for end, energy in self._blocks if end <= quiet_from + _EPS and energy >= floor]
+        ends = (self._window_ends[:, None] - _BLOCK_BEFORE_END[None, :]).ravel()
+        loud = np.flatnonzero((ends <= quiet_from + _EPS) & (self._energy >= floor))
         earliest = quiet_from - KEPT_WINDOWS * WINDOW_SECONDS
-        return max(min(loud[-1], quiet_from), earliest) if loud else earliest
+        return max(min(float(ends[loud[-1]]), quiet_from), earliest) if len(loud) else earliest
 
     def _maybe_end(self, now: float) -> VADEvent | None:
         """Declare the end once ``stop_secs`` have passed since the edge (frame by frame)."""

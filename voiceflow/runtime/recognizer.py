@@ -37,14 +37,13 @@ from a phrase final, and a late answer to a turn it gave up on from one for the 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
 import structlog
 from anyio.abc import ObjectReceiveStream
-from anyio.streams.memory import MemoryObjectReceiveStream
 
 from voiceflow.clock import current_clock
 from voiceflow.config.base import AttemptTimeouts
@@ -54,6 +53,7 @@ from voiceflow.redaction import redact
 from voiceflow.runtime.breaker import Breaker
 from voiceflow.runtime.chain import AttemptObserver, AttemptRecord
 from voiceflow.runtime.deadline import close_within, within
+from voiceflow.runtime.frame_queue import FrameQueue
 
 log = structlog.get_logger("voiceflow.stt")
 
@@ -122,7 +122,7 @@ class Recognizer:
         self._unproven: Breaker | None = None
         """The open stream's breaker, until the stream has shown that it works."""
         capacity = round(QUEUE_SECONDS / FRAME_SECONDS)
-        self._queue_send, self._queue = anyio.create_memory_object_stream[_Item](capacity)
+        self._queue = FrameQueue[_Item](capacity)
         self._out_send, self._out = anyio.create_memory_object_stream[RecognizerOutput](256)
         self._stream: STTStream | None = None
         self._index = 0
@@ -142,7 +142,7 @@ class Recognizer:
 
     def send(self, frame: AudioFrame) -> None:
         try:
-            self._queue_send.send_nowait(frame)
+            self._queue.send_nowait(frame)
         except anyio.WouldBlock:
             if self._dropped == 0:
                 log.warning("speech recogniser is not keeping up: dropping caller audio",
@@ -156,7 +156,7 @@ class Recognizer:
         which the final that answers it carries (:attr:`Recognized.answers`)."""
         self._requests += 1
         try:
-            self._queue_send.send_nowait(_Finalize(self._requests))
+            self._queue.send_nowait(_Finalize(self._requests))
         except anyio.WouldBlock:
             self._report(f"fell more than {QUEUE_SECONDS:g} s behind the caller")
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
@@ -165,7 +165,7 @@ class Recognizer:
 
     def speech_started(self, t: float) -> None:
         try:
-            self._queue_send.send_nowait(_SpeechStarted(t))
+            self._queue.send_nowait(_SpeechStarted(t))
         except (anyio.WouldBlock, anyio.ClosedResourceError, anyio.BrokenResourceError):
             pass  # a hint: a recogniser this far behind is failing anyway
 
@@ -214,7 +214,8 @@ class Recognizer:
 
     async def aclose(self) -> None:
         """The call is over: no more audio; the stream is closed (within its deadline)."""
-        for end in (self._queue_send, self._queue, self._out_send, self._out):
+        self._queue.close()
+        for end in (self._out_send, self._out):
             end.close()
         stream, self._stream = self._stream, None
         if stream is not None:
@@ -312,7 +313,7 @@ class Recognizer:
             async def feed() -> None:
                 nonlocal failure, more, sending_since
                 try:
-                    async for item in _drained(self._queue):
+                    async for item in self._queue:
                         if isinstance(item, _Finalize):
                             open_requests.append(item.request)
                             await within(timeouts.first_byte, "finalize", stream.finalize)
@@ -398,19 +399,3 @@ def _describe(exc: BaseException) -> str:
         return str(exc)  # "finalize: no answer within 4 s" says it all
     return redact(f"{type(exc).__name__}: {exc}")
 
-
-async def _drained(queue: MemoryObjectReceiveStream[_Item]) -> AsyncIterator[_Item]:
-    """The queue's items, taking what is already there without a trip through the event loop
-    (``receive`` yields to the loop before every item; this runs for every frame of every call)."""
-    while True:
-        try:
-            yield queue.receive_nowait()
-            continue
-        except anyio.WouldBlock:
-            pass
-        except anyio.EndOfStream:
-            return
-        try:
-            yield await queue.receive()
-        except anyio.EndOfStream:
-            return
