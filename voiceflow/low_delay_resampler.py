@@ -29,7 +29,7 @@ from voiceflow.frames import SAMPLE_RATE
 TAPS_PER_PHASE = 24
 """Filter taps per output sample: the delay is half this many input samples."""
 FEW_PHASES = 8
-"""Up to this many phases (24, 48, 32 and 8 kHz to 16 kHz) outputs are computed phase by phase."""
+"""Up to this many phases (24, 48, 32 and 8 kHz to 16 kHz) outputs are computed a block at a time."""
 MAX_PHASES = 1024
 """Up-sampling factors beyond this (rates with no small common ratio) use soxr instead."""
 PASSBAND = 0.9
@@ -51,11 +51,14 @@ class LowDelayResampler:
         self._fallback = Resampler(in_rate, out_rate, quality="LQ") if self._up > MAX_PHASES else None
         self._taps = TAPS_PER_PHASE * max(1, -(-self._down // self._up))
         """Taps per phase: the filter spans TAPS_PER_PHASE samples at the lower rate."""
-        self._phases = _phases(self._up, self._down, self._taps) if self._fallback is None and in_rate != out_rate else None
-        self._reversed = self._phases[:, ::-1].copy() if self._phases is not None else None
-        """Each phase's taps oldest input first, to meet a sliding window of the input."""
+        self._phases = (_phases(self._up, self._down, self._taps)
+                        if self._fallback is None and in_rate != out_rate else None)
+        self._block = (_block_taps(self._up, self._down, self._taps)
+                       if self._phases is not None and self._up <= FEW_PHASES else None)
         self._history = np.zeros(self._taps - 1, dtype=np.float32)
-        """The last input samples, which the next chunk's first outputs still need."""
+        """Input the next outputs still need (zeros before the stream began)."""
+        self._history_from = -(self._taps - 1)
+        """The input index of ``_history[0]``."""
         self._taken = 0
         """Input samples received so far."""
         self._made = 0
@@ -67,48 +70,56 @@ class LowDelayResampler:
         if self._phases is None:
             return pcm
         samples = np.frombuffer(pcm, dtype="<i2")
-        if last:
-            samples = np.concatenate([samples, np.zeros(self._taps // 2, dtype="<i2")])
+        if last:  # push the filter's tail out (and, for the block path, finish the last block)
+            samples = np.concatenate([samples, np.zeros(self._taps // 2 + self._down, dtype="<i2")])
         if not len(samples):
             return b""
-        keep = self._taps - 1
-        window = np.empty(keep + len(samples), dtype=np.float32)
-        window[:keep] = self._history
-        window[keep:] = samples
-        first_in = self._taken - keep  # the input index of window[0]
+        window = np.empty(len(self._history) + len(samples), dtype=np.float32)
+        window[: len(self._history)] = self._history
+        window[len(self._history) :] = samples
+        first_in = self._history_from
         self._taken += len(samples)
-        # Output n rests on input floor(n * down / up): every n whose input sample has arrived.
-        start, end = self._made, -(-self._taken * self._up // self._down)
-        self._made = end
-        self._history = window[-keep:]
-        if end <= start:
+        out = self._by_block(window, first_in) if self._block is not None else self._by_sample(window, first_in)
+        keep_from = self._made * self._down // self._up - (self._taps - 1)
+        self._history, self._history_from = window[keep_from - first_in :], keep_from
+        if out is None:
             return b""
-        out = np.empty(end - start, dtype=np.float32)
-        if self._up <= FEW_PHASES:
-            self._by_phase(window, first_in, start, out)
-        else:
-            position = np.arange(start, end, dtype=np.int64) * self._down
-            newest = position // self._up - first_in
-            taps = window[newest[:, None] - np.arange(self._taps)[None, :]]
-            out[:] = np.einsum("ij,ij->i", taps, self._phases[position % self._up])
         np.rint(out, out=out)
         np.clip(out, -32768, 32767, out=out)
         return out.astype("<i2").tobytes()
 
-    def _by_phase(self, window: np.ndarray, first_in: int, start: int, out: np.ndarray) -> None:
-        """Outputs ``start, start + 1, ...`` one phase at a time: every ``up``-th output uses the
-        same taps on inputs ``down`` apart, which is one matrix-vector product over a strided
-        view of the input (a few microseconds a frame, against ~25 for gathering every tap)."""
-        assert self._reversed is not None
+    def _by_block(self, window: np.ndarray, first_in: int) -> np.ndarray | None:
+        """Whole blocks of ``up`` outputs (one per ``down`` inputs), every block in one
+        matrix product over a strided view of the input: a few microseconds a frame, against
+        ~25 for gathering every tap. Holds back at most ``up - 1`` outputs (< 0.5 ms)."""
+        assert self._block is not None
+        reach = self._block.shape[0] - self._taps  # how far past its first input a block reads
+        first_block = self._made // self._up
+        end_block = (self._taken - 1 - reach) // self._down + 1 if self._taken - 1 >= reach else 0
+        if end_block <= first_block:
+            return None
         item = window.itemsize
-        for offset in range(min(self._up, len(out))):
-            n = start + offset
-            count = (len(out) - 1 - offset) // self._up + 1
-            first_row = n * self._down // self._up - first_in - self._taps + 1
-            # Row k: window[first_row + k * down :][: taps], a view (no copy of the input).
-            rows = np.ndarray((count, self._taps), np.float32, window.data, first_row * item,
-                              (self._down * item, item))
-            out[offset :: self._up] = rows @ self._reversed[n * self._down % self._up]
+        first_row = first_block * self._down - (self._taps - 1) - first_in
+        # Row k: the inputs block k reads, a view (no copy of the input).
+        rows = np.ndarray((end_block - first_block, self._block.shape[0]), np.float32, window.data,
+                          first_row * item, (self._down * item, item))
+        self._made = end_block * self._up
+        out: np.ndarray = (rows @ self._block).ravel()
+        return out
+
+    def _by_sample(self, window: np.ndarray, first_in: int) -> np.ndarray | None:
+        """Every output whose newest input has arrived, each gathered tap by tap (rates with
+        many phases: 22.05 and 44.1 kHz)."""
+        assert self._phases is not None
+        start, end = self._made, -(-self._taken * self._up // self._down)
+        if end <= start:
+            return None
+        self._made = end
+        position = np.arange(start, end, dtype=np.int64) * self._down
+        newest = position // self._up - first_in
+        taps = window[newest[:, None] - np.arange(self._taps)[None, :]]
+        out: np.ndarray = np.einsum("ij,ij->i", taps, self._phases[position % self._up])
+        return out
 
 
 @functools.lru_cache(maxsize=16)
@@ -122,3 +133,18 @@ def _phases(up: int, down: int, taps: int) -> np.ndarray:
     phases: np.ndarray = prototype.reshape(taps, up).T.astype(np.float32)
     phases.flags.writeable = False
     return phases
+
+
+@functools.lru_cache(maxsize=16)
+def _block_taps(up: int, down: int, taps: int) -> np.ndarray:
+    """One block's filter as a matrix: column r makes output ``k * up + r`` from the inputs
+    block k reads, which start ``taps - 1`` before input ``k * down``. Its newest input is
+    ``k * down + r * down // up``, and its taps are phase ``r * down % up``, oldest first."""
+    phases = _phases(up, down, taps)
+    reach = (up - 1) * down // up
+    block = np.zeros((taps + reach, up), dtype=np.float32)
+    for r in range(up):
+        offset = r * down // up
+        block[offset : offset + taps, r] = phases[r * down % up, ::-1]
+    block.flags.writeable = False
+    return block
