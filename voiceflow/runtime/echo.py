@@ -164,6 +164,13 @@ class EchoCanceller:
             return True
         return False if self._played_samples >= ABSENT_AFTER else None
 
+    def clear(self) -> None:
+        """The call is over: give its signal history back now (see :meth:`AudioTail.clear
+        <voiceflow.runtime.audio_tail.AudioTail.clear>`); what it learned stays readable."""
+        self._reference = _Recent(1)
+        self._caller = _Recent(1)
+        self._played_until = None
+
     def describe(self) -> str:
         if self.delay is None or self.gain_db is None or self.found_at is None:
             return "echo path: none found"

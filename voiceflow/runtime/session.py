@@ -127,6 +127,9 @@ class Session:
             try:
                 await self._converse(stt, vad, llm, tts, unavailable, toolbox, judge, tail)
             finally:
+                if tail is not None:
+                    tail.clear()
+                self._manager = None  # (it refers back to this session: a cycle)
                 await stt.aclose()  # also when cancelled while the stream was still opening
                 if toolbox is not None:
                     await toolbox.aclose()
@@ -191,8 +194,10 @@ class Session:
                 tg.start_soon(self._warm_llm, llm.providers[0], name="llm-warm-up")
             await manager.run()
             tg.cancel_scope.cancel()
-        if echo is not None and echo.delay is not None:
-            self.timeline.notes.append(echo.describe())
+        if echo is not None:
+            if echo.delay is not None:
+                self.timeline.notes.append(echo.describe())
+            echo.clear()
 
     async def _pause_judge(self) -> PauseJudge | None:
         """The end-of-turn models, if the agent has any that could start (else the silence rule
