@@ -28,11 +28,11 @@ import structlog
 
 from voiceflow.clock import Clock, current_clock
 from voiceflow.frames import FRAME_BYTES, FRAME_SECONDS, SAMPLE_RATE, AudioFrame
+from voiceflow.low_delay_resampler import LowDelayResampler
 from voiceflow.providers import CallTransport, OutFrame, PlayedCallback
 from voiceflow.serving.api import ClientError, CloseCode, ServingLimits
 from voiceflow_websocket.config import WebSocketConfig
 from voiceflow_websocket.protocol import HangUp, Mark, Start, check_audio, message, parse
-from voiceflow_websocket.rate import Resample
 
 log = structlog.get_logger("voiceflow.websocket")
 
@@ -81,8 +81,8 @@ class WebSocketCall(CallTransport):
         buffer = max(1, round(config.ahead / FRAME_SECONDS))
         self._out_in, self._out = anyio.create_memory_object_stream[OutFrame](buffer)
         self._outbox_in, self._outbox = anyio.create_memory_object_stream[tuple[int | None, bytes | str]](OUTBOX_ITEMS)
-        self._to_internal = Resample(start.format.sample_rate, SAMPLE_RATE)
-        self._to_client = Resample(SAMPLE_RATE, start.format.sample_rate)
+        self._to_internal = LowDelayResampler(start.format.sample_rate, SAMPLE_RATE).process
+        self._to_client = LowDelayResampler(SAMPLE_RATE, start.format.sample_rate).process
         self._pending = bytearray()
         self._cursor = -math.inf
         self._generation = 0
@@ -111,7 +111,7 @@ class WebSocketCall(CallTransport):
             except anyio.WouldBlock:
                 break
         self._sent.clear()
-        self._to_client = Resample(SAMPLE_RATE, self._start.format.sample_rate)  # no tail of the dropped audio
+        self._to_client = LowDelayResampler(SAMPLE_RATE, self._start.format.sample_rate).process  # no tail of the dropped audio
         self._unheard = 0.0
         self._play_cursor = -math.inf
         self._wake()

@@ -7,9 +7,10 @@ import json
 import numpy as np
 import pytest
 
+from voiceflow.low_delay_resampler import LowDelayResampler
 from voiceflow.serving.api import ClientError, CloseCode
 from voiceflow_websocket.protocol import AudioFormat, HangUp, Mark, Start, parse
-from voiceflow_websocket.rate import RATES, Resample
+from voiceflow_websocket.rate import RATES
 
 OTHER_RATES = [rate for rate in RATES if rate != 16_000]
 
@@ -24,14 +25,14 @@ def level(pcm: bytes, skip: int = 200) -> float:
     return float(np.sqrt(np.mean(samples**2)))
 
 
-def through(resample: Resample, pcm: bytes, rate: int) -> list[bytes]:
+def through(resample: LowDelayResampler, pcm: bytes, rate: int) -> list[bytes]:
     size = 2 * (rate // 50)
-    return [resample(pcm[i : i + size]) for i in range(0, len(pcm), size)]
+    return [resample.process(pcm[i : i + size]) for i in range(0, len(pcm), size)]
 
 
 @pytest.mark.parametrize(("a", "b"), [(r, 16_000) for r in OTHER_RATES] + [(16_000, r) for r in OTHER_RATES])
 def test_every_20_ms_in_comes_out_at_once_at_the_same_level(a: int, b: int) -> None:
-    out = through(Resample(a, b), tone(1000, a), a)
+    out = through(LowDelayResampler(a, b), tone(1000, a), a)
     expected = b / 50
     assert all(abs(len(chunk) / 2 - expected) <= 1 for chunk in out[1:-1])  # no blocks held back
     total = sum(len(chunk) for chunk in out) // 2
@@ -42,11 +43,11 @@ def test_every_20_ms_in_comes_out_at_once_at_the_same_level(a: int, b: int) -> N
 @pytest.mark.parametrize("rate", [8_000, 11_025, 12_000])
 def test_downsampling_removes_what_would_alias(rate: int) -> None:
     above = tone(0.5 * rate * 1.2, 16_000)  # above the new Nyquist: it would fold back
-    assert level(Resample(16_000, rate)(above)) < level(above) * 1e-3  # > 60 dB down
+    assert level(LowDelayResampler(16_000, rate).process(above)) < level(above) * 1e-3  # > 60 dB down
 
 
 def test_upsampling_leaves_no_images() -> None:
-    out = np.frombuffer(Resample(8_000, 16_000)(tone(3000, 8_000)), dtype="<i2").astype(np.float64)[400:]
+    out = np.frombuffer(LowDelayResampler(8_000, 16_000).process(tone(3000, 8_000)), dtype="<i2").astype(np.float64)[400:]
     spectrum = np.abs(np.fft.rfft(out * np.hanning(len(out))))
     freqs = np.fft.rfftfreq(len(out), 1 / 16_000)
     image = spectrum[np.abs(freqs - 5000) < 50].max()
@@ -54,9 +55,9 @@ def test_upsampling_leaves_no_images() -> None:
 
 
 def test_a_long_call_does_not_drift() -> None:
-    resample = Resample(44_100, 16_000)
+    resample = LowDelayResampler(44_100, 16_000)
     chunk = bytes(2 * 882)
-    produced = sum(len(resample(chunk)) // 2 for _ in range(50 * 600))  # ten minutes
+    produced = sum(len(resample.process(chunk)) // 2 for _ in range(50 * 600))  # ten minutes
     assert abs(produced - 16_000 * 600) <= 50
 
 
