@@ -64,14 +64,17 @@ class SileroConfig(ProviderConfig):
         ge=0.0,
         le=2.0,
         description="Seconds of continuous speech before SPEECH_START fires. Higher ignores clicks "
-        "and coughs; lower reacts faster to barge-in. Counted in whole 32 ms model windows.",
+        "and coughs; lower reacts faster to barge-in. Declared on the first 20 ms frame this long "
+        "after the first voiced 32 ms window, the latest window still voiced.",
     )
     stop_secs: float = Field(
         0.2,
         ge=0.0,
         le=5.0,
         description="Seconds of silence before SPEECH_END fires. This is the floor of the turn "
-        "latency when no end-of-turn model is used; counted in whole 32 ms model windows.",
+        "latency when no end-of-turn model is used. Counted from where the speech's energy "
+        "ended (Silero's probability lags it by up to three windows), declared on the first "
+        "20 ms frame this long after it, the latest window quiet.",
     )
     threads: int = Field(
         1,

@@ -182,9 +182,13 @@ class SileroStream(VADStream):
         return self._update(prob, win_start, win_end, frame.t + frame.duration)
 
     def _settled(self, frame: AudioFrame, event: VADEvent | None) -> VADEvent | None:
-        """Without a window edge, a pending end may still fall due on this frame."""
-        if event is None and self._speaking and self._silence_start is not None:
-            event = self._maybe_end(frame.t + frame.duration)
+        """Without a window edge, a pending start or end may still fall due on this frame."""
+        if event is None:
+            now = frame.t + frame.duration
+            if self._speaking and self._silence_start is not None:
+                event = self._maybe_end(now)
+            elif not self._speaking and self._run_start is not None:
+                event = self._maybe_start(now)
         return event
 
     def _measure(self, end_t: float) -> None:
@@ -207,10 +211,7 @@ class SileroStream(VADStream):
                 return None
             if self._run_start is None:
                 self._run_start = win_start
-            if win_end - self._run_start + _EPS < self._start_secs:
-                return None
-            self._speaking, self._silence_start = True, None
-            return VADEvent(VADKind.SPEECH_START, self._run_start, now)
+            return self._maybe_start(now)
         if prob >= self._neg_threshold:
             self._silence_start = None
             return None
@@ -227,6 +228,16 @@ class SileroStream(VADStream):
         loud = np.flatnonzero((ends <= quiet_from + _EPS) & (self._energy >= floor))
         earliest = quiet_from - KEPT_WINDOWS * WINDOW_SECONDS
         return max(min(float(ends[loud[-1]]), quiet_from), earliest) if len(loud) else earliest
+
+    def _maybe_start(self, now: float) -> VADEvent | None:
+        """Declare the start once ``start_secs`` have passed since the run's first voiced window
+        (frame by frame, the latest window voiced), not at the next window: counted in whole
+        windows, 0.1 s would take four (128 ms), and every barge-in would wait for it."""
+        assert self._run_start is not None
+        if now - self._run_start + _EPS < self._start_secs:
+            return None
+        self._speaking, self._silence_start = True, None
+        return VADEvent(VADKind.SPEECH_START, self._run_start, now)
 
     def _maybe_end(self, now: float) -> VADEvent | None:
         """Declare the end once ``stop_secs`` have passed since the edge (frame by frame)."""
