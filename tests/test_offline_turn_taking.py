@@ -72,9 +72,16 @@ async def test_caller_talks_over_a_long_answer(agent: AgentConfig, registry: Plu
     loud = np.flatnonzero(after)
     assert not loud.size, (stop, quiet_until, (loud[:5] / SAMPLE_RATE + stop + 0.04).tolist(),
                            [t.as_dict() for t in result.timeline.turns])
-    # The interruption became the next turn, and its reply was heard in full.
-    assert "time" in replies[-1].user_text.lower()
-    assert replies[-1].outcome == "completed"
+    # The interruption became the next turn, and what the agent said to it was heard in full.
+    # Said fast over the agent, "Sorry, stop please. What time is it there?" is often one turn
+    # that Whisper base hears as "... Stop! Lean What time is it there?" with a confidence under
+    # the agent's min_confidence: then the agent asks again (an unclear turn) instead of answering.
+    # Which of the two happens depends on where the caller's pauses fall against the endpointing.
+    answered = [t for t in result.timeline.turns if t.index > first.index and t.outcome != "discarded"]
+    last = answered[-1]
+    assert "time" in last.user_text.lower(), [t.as_dict() for t in answered]
+    assert last.outcome == "completed"
+    assert last.kind == "reply" or (last.kind == "unclear" and "confidence" in (last.failure or ""))
 
 
 async def test_a_short_acknowledgement_does_not_interrupt(agent: AgentConfig, registry: PluginRegistry, pool: ProviderPool) -> None:
