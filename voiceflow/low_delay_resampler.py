@@ -39,9 +39,10 @@ KAISER_BETA = 8.0
 
 
 class LowDelayResampler:
-    """PCM16 from ``in_rate`` to ``out_rate``, chunk by chunk, holding back no whole samples:
-    ``process`` returns every output sample whose input has arrived (``len(pcm) * out / in``
-    on average). ``process(b"", last=True)`` returns the filter's tail (half the filter)."""
+    """PCM16 from ``in_rate`` to ``out_rate``, chunk by chunk: ``process`` returns the output
+    samples whose input has arrived (``len(pcm) * out / in`` on average; at rates with few
+    phases, whole blocks of them, so up to ``up - 1`` samples, under half a millisecond, wait
+    for the next chunk). ``process(b"", last=True)`` returns the filter's tail."""
 
     def __init__(self, in_rate: int, out_rate: int = SAMPLE_RATE) -> None:
         self.in_rate = in_rate
