@@ -8,7 +8,7 @@ import time
 import anyio
 import pytest
 
-from voiceflow.clock import VirtualClock, current_clock, using_clock
+from voiceflow.clock import RealClock, VirtualClock, current_clock, using_clock
 from voiceflow.compute import StopFlag, iterate_in_thread, run_in_thread
 
 pytestmark = pytest.mark.anyio
@@ -123,3 +123,13 @@ def test_a_loop_that_ends_before_its_producer_thread_leaks_nothing() -> None:
     assert handed_back.wait(2.0)
     time.sleep(0.05)
     gc.collect()  # an unclosed stream would raise ResourceWarning here (an error under pytest)
+
+
+async def test_real_time_sleeps_until_a_deadline_just_ahead() -> None:
+    """Less than a millisecond ahead (the slack allowed for uvloop's early timers) is still a
+    wait: a timer re-armed just short of its deadline must not fire again at once."""
+    clock = RealClock()
+    for ahead in (0.0002, 0.0008):
+        deadline = clock.now() + ahead
+        await clock.sleep_until(deadline)
+        assert clock.now() >= deadline
