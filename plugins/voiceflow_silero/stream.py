@@ -63,7 +63,7 @@ _TAIL = 10.0 ** (-TAIL_DB / 10.0)
 _PEAK_FADE = 10.0 ** (-PEAK_FADE_DB / 10.0)
 _BLOCKS_PER_WINDOW = WINDOW // BLOCK
 _BLOCKS_KEPT = KEPT_WINDOWS * _BLOCKS_PER_WINDOW
-_BLOCK_BEFORE_END = (np.arange(_BLOCKS_PER_WINDOW)[::-1] * BLOCK / SAMPLE_RATE).astype(np.float64)
+_BLOCK_BEFORE_END = np.arange(_BLOCKS_PER_WINDOW)[::-1] * BLOCK / SAMPLE_RATE
 """How long before its window's end each block ends (the last block ends with the window)."""
 _SCALE = np.float32(1.0 / 32768.0)
 _EPS = 1e-6  # float slack when comparing accumulated window durations with the config seconds

@@ -398,4 +398,3 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, ProviderTimeout):
         return str(exc)  # "finalize: no answer within 4 s" says it all
     return redact(f"{type(exc).__name__}: {exc}")
-

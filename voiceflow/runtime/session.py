@@ -183,21 +183,23 @@ class Session:
 
         self.transport.on_dtmf(key_pressed)
         log.info("call started", agent=self.agent.name)
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(self.transport.run, name="transport")
-            if unavailable:
-                tg.start_soon(self._discard_caller_audio, name="caller-audio")
-            else:
-                tg.start_soon(self._pump_caller_audio, vad, stt, manager.inbox, tail, echo, name="caller-audio")
-                tg.start_soon(stt.run, name="stt")
-                tg.start_soon(self._pump_recognizer, stt, manager.inbox, name="transcripts")
-                tg.start_soon(self._warm_llm, llm.providers[0], name="llm-warm-up")
-            await manager.run()
-            tg.cancel_scope.cancel()
-        if echo is not None:
-            if echo.delay is not None:
-                self.timeline.notes.append(echo.describe())
-            echo.clear()
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self.transport.run, name="transport")
+                if unavailable:
+                    tg.start_soon(self._discard_caller_audio, name="caller-audio")
+                else:
+                    tg.start_soon(self._pump_caller_audio, vad, stt, manager.inbox, tail, echo, name="caller-audio")
+                    tg.start_soon(stt.run, name="stt")
+                    tg.start_soon(self._pump_recognizer, stt, manager.inbox, name="transcripts")
+                    tg.start_soon(self._warm_llm, llm.providers[0], name="llm-warm-up")
+                await manager.run()
+                tg.cancel_scope.cancel()
+        finally:  # also when the call is cut: its history goes with it
+            if echo is not None:
+                if echo.delay is not None:
+                    self.timeline.notes.append(echo.describe())
+                echo.clear()
 
     async def _pause_judge(self) -> PauseJudge | None:
         """The end-of-turn models, if the agent has any that could start (else the silence rule

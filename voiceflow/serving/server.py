@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -143,7 +143,7 @@ async def serve(
             async with anyio.create_task_group() as tg:
                 tg.start_soon(_run_uvicorn, server, sock)
                 probing = anyio.CancelScope()
-                tg.start_soon(_probe_lag, state, probing)
+                tg.start_soon(_until_cancelled, probing, state.lag.run)
                 trimming = anyio.CancelScope()
                 while not server.started:
                     await anyio.sleep(0.01)
@@ -155,7 +155,7 @@ async def serve(
                 loading = anyio.CancelScope()
                 tg.start_soon(_prepare_all, agents, pool, state, loading, options.settle_gc)
                 if options.trim_heap_every is not None:
-                    tg.start_soon(_trim_heap, HeapTrimmer(options.trim_heap_every), trimming)
+                    tg.start_soon(_until_cancelled, trimming, HeapTrimmer(options.trim_heap_every).run)
                 await control.wait_drain()
                 loading.cancel()  # a drain while models still load: stop loading them
                 await _drain(served, state, control)
@@ -178,14 +178,10 @@ def _loop_kind() -> str:
         return "other"
 
 
-async def _trim_heap(trimmer: HeapTrimmer, scope: anyio.CancelScope) -> None:
+async def _until_cancelled(scope: anyio.CancelScope, run: Callable[[], Awaitable[None]]) -> None:
+    """A housekeeping loop (the lag probe, the heap trimmer) that the drain stops."""
     with scope:
-        await trimmer.run()
-
-
-async def _probe_lag(state: ServerState, scope: anyio.CancelScope) -> None:
-    with scope:
-        await state.lag.run()
+        await run()
 
 
 def check_bind_or_fail(options: ServeOptions) -> None:
