@@ -6,7 +6,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from voiceflow.runtime.frame_queue import FrameQueue
+from voiceflow.frame_queue import FrameQueue
 
 pytestmark = pytest.mark.anyio
 
@@ -102,3 +102,50 @@ async def test_it_has_one_consumer() -> None:
 def test_capacity_must_be_positive() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         FrameQueue[int](0)
+
+
+async def test_send_with_room_does_not_yield_and_a_full_queue_waits_for_the_consumer() -> None:
+    queue = FrameQueue[int](2)
+    sent: list[int] = []
+
+    async def produce() -> None:
+        for i in range(4):
+            await queue.send(i)
+            sent.append(i)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(produce)
+        await anyio.wait_all_tasks_blocked()
+        assert sent == [0, 1]  # the third waits for room
+        assert await queue.receive() == 0
+        await anyio.wait_all_tasks_blocked()
+        assert sent == [0, 1, 2]
+        assert [await queue.receive() for _ in range(3)] == [1, 2, 3]
+
+
+async def test_a_sender_waiting_for_room_is_refused_when_the_queue_closes() -> None:
+    queue = FrameQueue[int](1)
+    queue.send_nowait(0)
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+
+            async def produce() -> None:
+                with pytest.raises(anyio.ClosedResourceError):
+                    await queue.send(1)
+
+            tg.start_soon(produce)
+            await anyio.wait_all_tasks_blocked()
+            queue.close()
+    assert queue.receive_nowait() == 0  # what was queued is still delivered
+
+
+async def test_clear_drops_what_is_queued_and_makes_room() -> None:
+    queue = FrameQueue[int](2)
+    queue.send_nowait(1)
+    queue.send_nowait(2)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(queue.send, 3)
+        await anyio.wait_all_tasks_blocked()
+        assert queue.clear() == 2
+    assert queue.receive_nowait() == 3
+    assert queue.clear() == 0

@@ -27,6 +27,7 @@ import anyio
 import structlog
 
 from voiceflow.clock import Clock, current_clock
+from voiceflow.frame_queue import FrameQueue
 from voiceflow.frames import FRAME_BYTES, FRAME_SECONDS, SAMPLE_RATE, AudioFrame
 from voiceflow.low_delay_resampler import LowDelayResampler
 from voiceflow.providers import CallTransport, OutFrame, PlayedCallback
@@ -77,10 +78,12 @@ class WebSocketCall(CallTransport):
         self.failure: ClientError | None = None
         """Why the client's side broke the call (reported to it in ``error``), if it did."""
         self._wire, self._start, self._limits, self._config = wire, start, limits, config
-        self._frames_in, self._frames = anyio.create_memory_object_stream[AudioFrame](CALLER_BUFFER_FRAMES)
-        buffer = max(1, round(config.ahead / FRAME_SECONDS))
-        self._out_in, self._out = anyio.create_memory_object_stream[OutFrame](buffer)
-        self._outbox_in, self._outbox = anyio.create_memory_object_stream[tuple[int | None, bytes | str]](OUTBOX_ITEMS)
+        # Queues that hand over without a trip through the loop: each is used for every frame.
+        self._frames = FrameQueue[AudioFrame](CALLER_BUFFER_FRAMES)
+        self._out = FrameQueue[OutFrame](max(1, round(config.ahead / FRAME_SECONDS)))
+        self._outbox = FrameQueue[tuple[int | None, bytes | str]](OUTBOX_ITEMS)
+        self._heard_at = -math.inf
+        """When the client's last message arrived (for ``idle_timeout``)."""
         self._to_internal = LowDelayResampler(start.format.sample_rate, SAMPLE_RATE).process
         self._to_client = LowDelayResampler(SAMPLE_RATE, start.format.sample_rate).process
         self._pending = bytearray()
@@ -101,15 +104,11 @@ class WebSocketCall(CallTransport):
             yield frame
 
     async def play(self, out: OutFrame) -> None:
-        await self._out_in.send(out)
+        await self._out.send(out)
 
     def flush(self) -> None:
         self._generation += 1
-        while True:
-            try:
-                self._out.receive_nowait()
-            except anyio.WouldBlock:
-                break
+        self._out.clear()
         self._sent.clear()
         self._to_client = LowDelayResampler(SAMPLE_RATE, self._start.format.sample_rate).process  # no tail of the dropped audio
         self._unheard = 0.0
@@ -156,22 +155,41 @@ class WebSocketCall(CallTransport):
         while True:
             try:
                 generation, data = self._outbox.receive_nowait()
-            except (anyio.WouldBlock, anyio.ClosedResourceError, anyio.EndOfStream):
+            except (anyio.WouldBlock, anyio.EndOfStream):
                 return
             if generation is None and isinstance(data, str):
                 await self._wire.send(data)
 
     def close(self) -> None:
-        for stream in (self._frames_in, self._frames, self._out_in, self._out, self._outbox_in, self._outbox):
-            stream.close()
+        for queue in (self._frames, self._out, self._outbox):
+            queue.close()
 
     # --- from the client ----------------------------------------------------------------------
 
     async def _read(self, clock: Clock) -> None:
+        """The client's messages until it closes or fails; ``idle_timeout`` is watched by a task
+        of its own that wakes once per timeout, not by a deadline set and cancelled around every
+        message (a timer armed and disarmed 50 times a second per call)."""
+        self._heard_at = clock.now()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._watch_idle, clock, tg.cancel_scope)
+            try:
+                await self._read_messages(clock)
+            finally:
+                tg.cancel_scope.cancel()
+
+    async def _watch_idle(self, clock: Clock, reading: anyio.CancelScope) -> None:
+        idle = self._limits.idle_timeout
+        while (due := self._heard_at + idle) > clock.now():
+            await clock.sleep_until(due)
+        self._fail(ClientError("idle", f"nothing received for {idle:g} s", CloseCode.NORMAL))
+        reading.cancel()
+
+    async def _read_messages(self, clock: Clock) -> None:
         try:
             while True:
-                with anyio.fail_after(self._limits.idle_timeout):
-                    data = await self._wire.receive()
+                data = await self._wire.receive()
+                self._heard_at = clock.now()
                 match data:
                     case None:
                         self._end_caller_audio()
@@ -181,8 +199,6 @@ class WebSocketCall(CallTransport):
                         await self._caller_audio(data, clock)
                     case str():
                         self._control(data, clock)
-        except TimeoutError:
-            self._fail(ClientError("idle", f"nothing received for {self._limits.idle_timeout:g} s", CloseCode.NORMAL))
         except ClientError as failure:
             self._fail(failure)
 
@@ -209,10 +225,11 @@ class WebSocketCall(CallTransport):
         for i, pcm in enumerate(frames):
             t = max(self._cursor, now - (len(frames) - i) * FRAME_SECONDS)
             self._cursor = t + FRAME_SECONDS
-            await clock.sleep_until(self._cursor)
+            if self._cursor > now:  # a client ahead of real time: the frame is taken when due
+                await clock.sleep_until(self._cursor)
             try:
-                await self._frames_in.send(AudioFrame(pcm, t))
-            except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                await self._frames.send(AudioFrame(pcm, t))
+            except anyio.ClosedResourceError:
                 return  # the conversation is over
 
     def _acknowledge(self, mark_id: int, t: float) -> None:
@@ -231,7 +248,7 @@ class WebSocketCall(CallTransport):
         self._wake()
 
     def _end_caller_audio(self) -> None:
-        self._frames_in.close()
+        self._frames.close()
 
     def _fail(self, failure: ClientError) -> None:
         if self.failure is None:
@@ -245,11 +262,8 @@ class WebSocketCall(CallTransport):
         most = self._config.chunk_ms // 20
         async for first in self._out:
             frames = [first]
-            while len(frames) < most:
-                try:
-                    frames.append(self._out.receive_nowait())
-                except anyio.WouldBlock:
-                    break
+            while len(frames) < most and len(self._out):
+                frames.append(self._out.receive_nowait())
             generation = self._generation
             while self._unheard >= self._config.ahead and generation == self._generation:
                 await self._wait_progress()
@@ -287,10 +301,10 @@ class WebSocketCall(CallTransport):
 
     def _post(self, generation: int | None, data: bytes | str) -> None:
         try:
-            self._outbox_in.send_nowait((generation, data))
+            self._outbox.send_nowait((generation, data))
         except anyio.WouldBlock:
             self._fail(ClientError("too_slow", "the client stopped reading", CloseCode.POLICY))
-        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+        except anyio.ClosedResourceError:
             pass  # the call is closed
 
     async def _wait_progress(self) -> None:

@@ -47,13 +47,13 @@ from anyio.abc import ObjectReceiveStream
 
 from voiceflow.clock import current_clock
 from voiceflow.config.base import AttemptTimeouts
+from voiceflow.frame_queue import FrameQueue
 from voiceflow.frames import FRAME_SECONDS, AudioFrame, Transcript
 from voiceflow.providers import Provider, ProviderTimeout, STTProvider, STTStream
 from voiceflow.redaction import redact
 from voiceflow.runtime.breaker import Breaker
 from voiceflow.runtime.chain import AttemptObserver, AttemptRecord
 from voiceflow.runtime.deadline import close_within, within
-from voiceflow.runtime.frame_queue import FrameQueue
 
 log = structlog.get_logger("voiceflow.stt")
 
