@@ -31,10 +31,11 @@ import anyio
 import structlog
 
 from voiceflow.clock import Clock, current_clock
+from voiceflow.frame_queue import FrameQueue
 from voiceflow.frames import AudioFrame
 from voiceflow.g711 import mulaw_encode
 from voiceflow.providers import CallTransport, KeypadCallback, OutFrame, PlayedCallback
-from voiceflow.serving.api import ServingLimits
+from voiceflow.serving.api import ServingLimits, watch_idle
 from voiceflow_twilio import protocol
 from voiceflow_twilio.capture import CaptureFramer
 from voiceflow_twilio.config import TwilioConfig
@@ -101,9 +102,8 @@ class TwilioCall(CallTransport):
         self.heard_seconds = 0.0
         """Agent audio Twilio has confirmed played (echoed marks), over the whole call."""
         self._socket, self._limits, self._config = socket, limits, config
-        self._frames_in, self._frames = anyio.create_memory_object_stream[AudioFrame](CALLER_BUFFER_FRAMES)
-        self._outbox_in, self._outbox = anyio.create_memory_object_stream[tuple[int | None, tuple[str, ...]]](
-            OUTBOX_ITEMS)
+        self._frames = FrameQueue[AudioFrame](CALLER_BUFFER_FRAMES)
+        self._outbox = FrameQueue[tuple[int | None, tuple[str, ...]]](OUTBOX_ITEMS)
         self._capture = CaptureFramer()
         self._downsample = Downsampler()
         self._generation = 0
@@ -170,23 +170,24 @@ class TwilioCall(CallTransport):
 
     async def _read(self, clock: Clock) -> None:
         try:
-            while not self._disconnected:
-                with anyio.fail_after(self._limits.idle_timeout):
+            async with watch_idle(clock, self._limits.idle_timeout) as idle:
+                while not self._disconnected:
                     text = await receive_text(self._socket)
-                if text is None:
-                    self._disconnected = True
-                    break
-                match protocol.parse(text, self._limits.max_message_bytes):
-                    case Media() as media:
-                        await self._caller_audio(media, clock.now())
-                    case Mark(name=name):
-                        self._acknowledge(name, clock.now())
-                    case Dtmf(digit=digit):
-                        self._pressed(digit, clock.now())
-                    case Stop():
+                    idle.heard()
+                    if text is None:
+                        self._disconnected = True
                         break
-                    case Connected() | Start():
-                        raise ProtocolError("bad_message", "the stream had already started")
+                    match protocol.parse(text, self._limits.max_message_bytes):
+                        case Media() as media:
+                            await self._caller_audio(media, clock.now())
+                        case Mark(name=name):
+                            self._acknowledge(name, clock.now())
+                        case Dtmf(digit=digit):
+                            self._pressed(digit, clock.now())
+                        case Stop():
+                            break
+                        case Connected() | Start():
+                            raise ProtocolError("bad_message", "the stream had already started")
             self._caller_gone()
         except TimeoutError:
             self._fail(ProtocolError("idle", f"nothing received for {self._limits.idle_timeout:g} s"))
@@ -198,8 +199,8 @@ class TwilioCall(CallTransport):
             return
         for frame in self._capture.push(media.payload, media.timestamp_ms, now):
             try:
-                await self._frames_in.send(frame)
-            except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                await self._frames.send(frame)
+            except anyio.ClosedResourceError:
                 return  # the conversation is over
 
     def _acknowledge(self, name: str, t: float) -> None:
@@ -229,13 +230,13 @@ class TwilioCall(CallTransport):
 
     def _caller_gone(self) -> None:
         self.caller_hung_up = True
-        self._frames_in.close()
+        self._frames.close()
 
     def _fail(self, failure: ProtocolError) -> None:
         if self.failure is None:
             self.failure = failure
             log.warning("twilio broke the call", call_id=self.call_id, code=failure.code, detail=str(failure))
-        self._frames_in.close()
+        self._frames.close()
 
     # --- to Twilio ----------------------------------------------------------------------------
 
@@ -254,10 +255,10 @@ class TwilioCall(CallTransport):
     def _post(self, generation: int | None, *messages: str) -> None:
         """Queue messages for the writer; ``generation`` None for control messages a flush keeps."""
         try:
-            self._outbox_in.send_nowait((generation, messages))
+            self._outbox.send_nowait((generation, messages))
         except anyio.WouldBlock:
             self._fail(ProtocolError("too_slow", "Twilio stopped reading the stream"))
-        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+        except anyio.ClosedResourceError:
             pass  # the call is closed
 
     def _wake(self) -> None:
@@ -265,5 +266,5 @@ class TwilioCall(CallTransport):
         self._progress = anyio.Event()
 
     def close(self) -> None:
-        for stream in (self._frames_in, self._frames, self._outbox_in, self._outbox):
-            stream.close()
+        self._frames.close()
+        self._outbox.close()

@@ -19,9 +19,10 @@ from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame as AVFrame
 
 from voiceflow.clock import current_clock
+from voiceflow.frame_queue import FrameQueue
 from voiceflow.frames import FRAME_SECONDS, AudioFrame
 from voiceflow.providers import CallTransport, OutFrame, PlayedCallback
-from voiceflow.serving.api import ServingLimits
+from voiceflow.serving.api import ServingLimits, watch_idle
 from voiceflow_web.agent_track import AgentTrack
 from voiceflow_web.caller_audio import CallerAudio
 from voiceflow_web.config import WebConfig
@@ -57,7 +58,7 @@ class WebCall(CallTransport):
         self._ledger = PlayoutLedger()
         self.track = AgentTrack(self._clock, self._ledger, max(2, math.ceil(config.buffer / FRAME_SECONDS)))
         self.peer = Peer(config.ice_servers, self._message, lambda: self.hang_up())
-        self._frames_in, self._frames = anyio.create_memory_object_stream[AudioFrame](CALLER_BUFFER_FRAMES)
+        self._frames = FrameQueue[AudioFrame](CALLER_BUFFER_FRAMES)
         self._connected = anyio.Event()
         self._over = False
 
@@ -99,15 +100,16 @@ class WebCall(CallTransport):
             return
         audio = CallerAudio()
         try:
-            while True:
-                with anyio.fail_after(self._limits.idle_timeout):
+            async with watch_idle(self._clock, self._limits.idle_timeout) as idle:
+                while True:
                     packet = await track.recv()
-                if self._over or not isinstance(packet, AVFrame):
-                    continue
-                channels = len(packet.layout.channels)
-                pcm = bytes(packet.planes[0])[: packet.samples * channels * 2]
-                for frame in audio.frames(pcm, packet.sample_rate, channels, self._clock.now()):
-                    await self._frames_in.send(frame)
+                    idle.heard()
+                    if self._over or not isinstance(packet, AVFrame):
+                        continue
+                    channels = len(packet.layout.channels)
+                    pcm = bytes(packet.planes[0])[: packet.samples * channels * 2]
+                    for frame in audio.frames(pcm, packet.sample_rate, channels, self._clock.now()):
+                        await self._frames.send(frame)
         except TimeoutError:
             self.fail(ProtocolError("idle", f"no audio from the page for {self._limits.idle_timeout:g} s", Close.NORMAL))
         except (MediaStreamError, anyio.ClosedResourceError, anyio.BrokenResourceError):
@@ -121,10 +123,9 @@ class WebCall(CallTransport):
 
     def hang_up(self) -> None:
         """The caller has gone (hung up, closed the page, lost the connection)."""
-        self._frames_in.close()
+        self._frames.close()
 
     def close(self) -> None:
-        self._frames_in.close()
         self._frames.close()
         self.track.stop()
 

@@ -31,7 +31,7 @@ from voiceflow.frame_queue import FrameQueue
 from voiceflow.frames import FRAME_BYTES, FRAME_SECONDS, SAMPLE_RATE, AudioFrame
 from voiceflow.low_delay_resampler import LowDelayResampler
 from voiceflow.providers import CallTransport, OutFrame, PlayedCallback
-from voiceflow.serving.api import ClientError, CloseCode, ServingLimits
+from voiceflow.serving.api import ClientError, CloseCode, ServingLimits, watch_idle
 from voiceflow_websocket.config import WebSocketConfig
 from voiceflow_websocket.protocol import HangUp, Mark, Start, check_audio, message, parse
 
@@ -82,8 +82,6 @@ class WebSocketCall(CallTransport):
         self._frames = FrameQueue[AudioFrame](CALLER_BUFFER_FRAMES)
         self._out = FrameQueue[OutFrame](max(1, round(config.ahead / FRAME_SECONDS)))
         self._outbox = FrameQueue[tuple[int | None, bytes | str]](OUTBOX_ITEMS)
-        self._heard_at = -math.inf
-        """When the client's last message arrived (for ``idle_timeout``)."""
         self._to_internal = LowDelayResampler(start.format.sample_rate, SAMPLE_RATE).process
         self._to_client = LowDelayResampler(SAMPLE_RATE, start.format.sample_rate).process
         self._pending = bytearray()
@@ -167,38 +165,22 @@ class WebSocketCall(CallTransport):
     # --- from the client ----------------------------------------------------------------------
 
     async def _read(self, clock: Clock) -> None:
-        """The client's messages until it closes or fails; ``idle_timeout`` is watched by a task
-        of its own that wakes once per timeout, not by a deadline set and cancelled around every
-        message (a timer armed and disarmed 50 times a second per call)."""
-        self._heard_at = clock.now()
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(self._watch_idle, clock, tg.cancel_scope)
-            try:
-                await self._read_messages(clock)
-            finally:
-                tg.cancel_scope.cancel()
-
-    async def _watch_idle(self, clock: Clock, reading: anyio.CancelScope) -> None:
-        idle = self._limits.idle_timeout
-        while (due := self._heard_at + idle) > clock.now():
-            await clock.sleep_until(due)
-        self._fail(ClientError("idle", f"nothing received for {idle:g} s", CloseCode.NORMAL))
-        reading.cancel()
-
-    async def _read_messages(self, clock: Clock) -> None:
         try:
-            while True:
-                data = await self._wire.receive()
-                self._heard_at = clock.now()
-                match data:
-                    case None:
-                        self._end_caller_audio()
-                        return
-                    case bytes():
-                        check_audio(data, self._limits.max_message_bytes)
-                        await self._caller_audio(data, clock)
-                    case str():
-                        self._control(data, clock)
+            async with watch_idle(clock, self._limits.idle_timeout) as idle:
+                while True:
+                    data = await self._wire.receive()
+                    idle.heard()
+                    match data:
+                        case None:
+                            self._end_caller_audio()
+                            return
+                        case bytes():
+                            check_audio(data, self._limits.max_message_bytes)
+                            await self._caller_audio(data, clock)
+                        case str():
+                            self._control(data, clock)
+        except TimeoutError:
+            self._fail(ClientError("idle", f"nothing received for {self._limits.idle_timeout:g} s", CloseCode.NORMAL))
         except ClientError as failure:
             self._fail(failure)
 

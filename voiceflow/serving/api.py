@@ -33,12 +33,16 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Collection, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, MutableMapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from enum import Enum
 from types import TracebackType
 from typing import Any, Self
 
+import anyio
+
+from voiceflow.clock import Clock
 from voiceflow.providers import C, CallTransport, ProviderError, SessionRunner, TransportProvider
 
 ASGIScope = MutableMapping[str, Any]
@@ -117,6 +121,54 @@ class ServingLimits:
     """The largest message a client may send; a bigger one ends that call (only that call)."""
     idle_timeout: float
     """Seconds without any message from the client before its call is ended as vanished."""
+
+
+class IdleWatch:
+    """What :func:`watch_idle` yields: call :meth:`heard` for every message from the client."""
+
+    __slots__ = ("_clock", "heard_at")
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self.heard_at = clock.now()
+
+    def heard(self) -> None:
+        self.heard_at = self._clock.now()
+
+
+@asynccontextmanager
+async def watch_idle(clock: Clock, timeout: float) -> AsyncIterator[IdleWatch]:
+    """Cancel the body and raise ``TimeoutError`` once ``timeout`` seconds pass without
+    :meth:`IdleWatch.heard`; like ``fail_after`` around each receive, but cheap per message.
+
+    ``fail_after`` around every receive arms and disarms a loop timer for each message, 50 times
+    a second per call on an audio socket. Here one watcher task sleeps until the last message
+    plus ``timeout`` and only looks again then: one wake per timeout while the client talks.
+    """
+    watch = IdleWatch(clock)
+    expired = False
+    try:
+        async with anyio.create_task_group() as tg:
+
+            async def watcher() -> None:
+                nonlocal expired
+                while (due := watch.heard_at + timeout) > clock.now():
+                    await clock.sleep_until(due)
+                expired = True
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(watcher)
+            try:
+                yield watch
+            finally:
+                tg.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        # The body's own exception (the watcher raises none), as it would leave fail_after.
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from None
+        raise
+    if expired:
+        raise TimeoutError(f"nothing received for {timeout:g} s")
 
 
 class CallSlot(ABC):
