@@ -29,6 +29,7 @@ from voiceflow.audio import read_wav  # noqa: E402
 from voiceflow.clock import RealClock, current_clock  # noqa: E402
 from voiceflow.config.base import ProviderConfig  # noqa: E402
 from voiceflow.config.loader import parse_agent  # noqa: E402
+from voiceflow.frame_queue import FrameQueue
 from voiceflow.frames import FRAME_SECONDS, AudioFrame, TTSAudio  # noqa: E402
 from voiceflow.logging import configure_logging  # noqa: E402
 from voiceflow.plugins.hookspecs import hookimpl  # noqa: E402
@@ -95,7 +96,7 @@ class BenchCall(CallTransport):
         self.call_id = "bench"
         self._pcm = pcm
         self._listener = listener
-        self._out_send, self._out = anyio.create_memory_object_stream[OutFrame](50)
+        self._out = FrameQueue[OutFrame](50)
         self._played: PlayedCallback = lambda mark, t: None
         self._flushes = 0
         self._playing = anyio.Event()
@@ -112,16 +113,12 @@ class BenchCall(CallTransport):
             yield AudioFrame(pcm, t)
 
     async def play(self, out: OutFrame) -> None:
-        await self._out_send.send(out)
+        await self._out.send(out)
 
     def flush(self) -> None:
         self._flushes += 1
         self._playing.set()
-        while True:
-            try:
-                self._out.receive_nowait()
-            except anyio.WouldBlock:
-                return
+        self._out.clear()
 
     def pause(self) -> bool:
         if self._playing.is_set():
@@ -150,7 +147,6 @@ class BenchCall(CallTransport):
             self._played(out.mark, start)
 
     def close(self) -> None:
-        self._out_send.close()
         self._out.close()
 
 

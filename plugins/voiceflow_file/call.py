@@ -12,6 +12,7 @@ import numpy as np
 
 from voiceflow.audio import split_frames, write_wav
 from voiceflow.clock import current_clock
+from voiceflow.frame_queue import FrameQueue
 from voiceflow.frames import FRAME_SECONDS, SAMPLE_RATE, AudioFrame
 from voiceflow.providers import CallTransport, OutFrame, PlayedCallback
 from voiceflow_file.config import FileTransportConfig
@@ -46,7 +47,7 @@ class FileCall(CallTransport):
         self.clock = "real" if config.realtime else "virtual"
         self._pcm = pcm
         frames = max(1, round(config.buffer_seconds / FRAME_SECONDS))
-        self._out_send, self._out = anyio.create_memory_object_stream[OutFrame](frames)
+        self._out = FrameQueue[OutFrame](frames)
         self._played: PlayedCallback = lambda mark, t: None
         self._greeting_done = anyio.Event()
         self._flushes = 0
@@ -70,16 +71,12 @@ class FileCall(CallTransport):
             yield AudioFrame(pcm, t)
 
     async def play(self, out: OutFrame) -> None:
-        await self._out_send.send(out)
+        await self._out.send(out)
 
     def flush(self) -> None:
         self._flushes += 1
         self._playing.set()  # nothing left to hold
-        while True:
-            try:
-                self._out.receive_nowait()
-            except anyio.WouldBlock:
-                return
+        self._out.clear()
 
     def pause(self) -> bool:
         if self._playing.is_set():
@@ -115,7 +112,6 @@ class FileCall(CallTransport):
             self._played(out.mark, start)
 
     def close(self) -> None:
-        self._out_send.close()
         self._out.close()
 
     def _tapes(self, origin: float) -> None:
