@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine, Sequence
-from contextlib import aclosing
+from contextlib import aclosing, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -252,7 +252,10 @@ class ReplyLauncher:
         return active
 
     def _first_heard(self, reply: Reply) -> None:
-        self.inbox.send_nowait(ReplyHeard(reply))
+        """Called from the transport's task (a played mark), which may come after the manager
+        has finished and closed its inbox: the call is over, and nobody is left to tell."""
+        with suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+            self.inbox.send_nowait(ReplyHeard(reply))
 
 
 def _root_cause(exc: Exception) -> Exception:
