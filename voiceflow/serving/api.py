@@ -167,7 +167,7 @@ async def watch_idle(clock: Clock, timeout: float) -> AsyncIterator[IdleWatch]:
         if len(group.exceptions) == 1:
             raise group.exceptions[0] from None
         raise
-    if expired:
+    if expired and tg.cancel_scope.cancelled_caught:  # (not a body that ended just as time ran out)
         raise TimeoutError(f"nothing received for {timeout:g} s")
 
 
