@@ -41,10 +41,6 @@ class FrameQueue(Generic[T]):
         self._room: anyio.Event | None = None
         """Set when an item is taken, while some sender waits for room."""
 
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
     def send_nowait(self, item: T) -> None:
         if self._closed:
             raise anyio.ClosedResourceError
