@@ -9,7 +9,7 @@ PUBLIC = {
     "voiceflow.providers", "voiceflow.frames", "voiceflow.config.base", "voiceflow.compute",
     "voiceflow.models", "voiceflow.audio", "voiceflow.clock", "voiceflow.plugins.hookspecs",
     "voiceflow.plugins", "voiceflow.serving.api", "voiceflow.g711", "voiceflow.tools",
-    "voiceflow.low_delay_resampler", "voiceflow.frame_queue",
+    "voiceflow.low_delay_resampler", "voiceflow.frame_queue", "voiceflow.tasks",
 }
 PLUGINS = Path(__file__).resolve().parent.parent / "plugins"
 

@@ -26,6 +26,7 @@ from voiceflow.providers import ProviderError, ProviderKind
 from voiceflow.redaction import Redactor, redact, using_redactor
 from voiceflow.runtime.pool import NoProviderReady
 from voiceflow.runtime.session import CallResult
+from voiceflow.tasks import create_task_group
 
 app = typer.Typer(
     help="voiceflow: real-time voice agents, each one YAML file.",
@@ -140,7 +141,7 @@ async def _serve_until_signalled(
 
     stop = StopRequest(grace=STOP_GRACE)
     received: int | None = None
-    async with anyio.create_task_group() as tg:
+    async with create_task_group() as tg:
 
         def hang_up(signum: signal.Signals) -> None:
             nonlocal received

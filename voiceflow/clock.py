@@ -29,6 +29,8 @@ from typing import Protocol, Self
 import anyio
 import anyio.lowlevel
 
+from voiceflow.tasks import TaskGroup, create_task_group
+
 _current: ContextVar[Clock] = ContextVar("voiceflow_clock")
 
 
@@ -123,7 +125,7 @@ class VirtualClock:
         self._busy = 0
         self._changed = anyio.Event()
         self._idle_checks = idle_checks
-        self._task_group: anyio.abc.TaskGroup | None = None
+        self._task_group: TaskGroup | None = None
         self.jumped = 0.0
         """Total virtual seconds skipped so far (for reports: how much faster than real time)."""
 
@@ -158,7 +160,7 @@ class VirtualClock:
 
     async def __aenter__(self) -> Self:
         self._real_origin = anyio.current_time()
-        self._task_group = anyio.create_task_group()
+        self._task_group = create_task_group()
         await self._task_group.__aenter__()
         self._task_group.start_soon(self._drive, name="voiceflow-virtual-clock")
         return self

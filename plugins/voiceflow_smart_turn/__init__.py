@@ -24,6 +24,7 @@ from voiceflow.config.base import ModelFilePath, ProviderConfig
 from voiceflow.models import ExpectedSha256, ModelError, verify
 from voiceflow.plugins.hookspecs import Register, hookimpl
 from voiceflow.providers import ProviderError, ProviderUnavailable, TurnDetector
+from voiceflow.tasks import create_task_group
 from voiceflow_smart_turn.model import SmartTurnModel, load
 from voiceflow_smart_turn.weights import SMART_TURN_V32, installed
 
@@ -95,7 +96,7 @@ class SmartTurnDetector(TurnDetector[SmartTurnConfig]):
         if len(audio) < 2:
             raise ProviderError("smart-turn: no audio to judge")
         stop = model.stopper()
-        async with anyio.create_task_group() as group:
+        async with create_task_group() as group:
             group.start_soon(_terminate_when_cancelled, stop)
             try:
                 probability = await run_in_thread(model.score, audio, stop, limiter=self._limiter)

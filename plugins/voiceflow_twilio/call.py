@@ -36,6 +36,7 @@ from voiceflow.frames import AudioFrame
 from voiceflow.g711 import mulaw_encode
 from voiceflow.providers import CallTransport, KeypadCallback, OutFrame, PlayedCallback
 from voiceflow.serving.api import ServingLimits, watch_idle
+from voiceflow.tasks import create_task_group
 from voiceflow_twilio import protocol
 from voiceflow_twilio.capture import CaptureFramer
 from voiceflow_twilio.config import TwilioConfig
@@ -153,7 +154,7 @@ class TwilioCall(CallTransport):
 
     async def run(self) -> None:
         clock = current_clock()
-        async with anyio.create_task_group() as tg:
+        async with create_task_group() as tg:
             tg.start_soon(self._read, clock)
             tg.start_soon(self._write)
 

@@ -24,6 +24,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from voiceflow.serving.api import ASGIApp, CallSlot, Refused, SessionHost
+from voiceflow.tasks import create_task_group
 from voiceflow_web.call import WebCall
 from voiceflow_web.config import WebConfig
 from voiceflow_web.peer import MediaError
@@ -97,7 +98,7 @@ async def _run(websocket: WebSocket, host: SessionHost, slot: CallSlot, call: We
         return
     except _Gone:
         return
-    async with anyio.create_task_group() as tg:
+    async with create_task_group() as tg:
         tg.start_soon(_listen, websocket, call, limits.max_message_bytes)
         reason = await slot.run(call)
         tg.cancel_scope.cancel()

@@ -32,6 +32,7 @@ from voiceflow.frames import FRAME_BYTES, FRAME_SECONDS, SAMPLE_RATE, AudioFrame
 from voiceflow.low_delay_resampler import LowDelayResampler
 from voiceflow.providers import CallTransport, OutFrame, PlayedCallback
 from voiceflow.serving.api import ClientError, CloseCode, ServingLimits, watch_idle
+from voiceflow.tasks import create_task_group
 from voiceflow_websocket.config import WebSocketConfig
 from voiceflow_websocket.protocol import HangUp, Mark, Start, check_audio, message, parse
 
@@ -140,7 +141,7 @@ class WebSocketCall(CallTransport):
     async def run(self) -> None:
         """The call's socket work; started again for a goodbye after the conversation."""
         clock = current_clock()
-        async with anyio.create_task_group() as tg:
+        async with create_task_group() as tg:
             tg.start_soon(self._read, clock)
             tg.start_soon(self._chunk_agent_audio, clock)
             tg.start_soon(self._write)

@@ -54,6 +54,7 @@ from voiceflow.redaction import redact
 from voiceflow.runtime.breaker import Breaker
 from voiceflow.runtime.chain import AttemptObserver, AttemptRecord
 from voiceflow.runtime.deadline import close_within, within
+from voiceflow.tasks import create_task_group
 
 log = structlog.get_logger("voiceflow.stt")
 
@@ -308,7 +309,7 @@ class Recognizer:
         clock = current_clock()
         spontaneous = type(stream).spontaneous_finals
 
-        async with anyio.create_task_group() as tg:
+        async with create_task_group() as tg:
 
             async def feed() -> None:
                 nonlocal failure, more, sending_since
@@ -368,7 +369,7 @@ class Recognizer:
         """While no stream is open: drop audio, fail finalize requests at once; False once the
         call has ended. The wait is on the session clock, like the caller's audio it drops."""
         clock = current_clock()
-        async with anyio.create_task_group() as tg:
+        async with create_task_group() as tg:
 
             async def give_up_waiting() -> None:
                 await clock.sleep(seconds)

@@ -26,6 +26,7 @@ from voiceflow.providers import CallTransport, OutFrame, TTSProvider
 from voiceflow.runtime.chain import BadItem, Chain, StageFailed
 from voiceflow.runtime.chunker import ClauseChunker
 from voiceflow.runtime.framer import Framer
+from voiceflow.tasks import create_task_group
 
 log = structlog.get_logger("voiceflow.reply")
 
@@ -157,7 +158,7 @@ class ReplyPipeline:
         """
         send, receive = anyio.create_memory_object_stream[str](64)
         try:
-            async with anyio.create_task_group() as tg:
+            async with create_task_group() as tg:
                 tg.start_soon(self._chunk, reply, text, send)
                 await self._synthesize(reply, receive)
         except Exception:
@@ -174,7 +175,7 @@ class ReplyPipeline:
         if pending <= 0:
             return
         reply.drained = anyio.Event()
-        async with anyio.create_task_group() as tg:
+        async with create_task_group() as tg:
 
             async def give_up() -> None:  # a transport that stopped playing must not hold us
                 await self.clock.sleep(pending / SAMPLE_RATE + 1.0)

@@ -34,6 +34,7 @@ from voiceflow.runtime.chain import Chain
 from voiceflow.runtime.pool import NoProviderReady, ProviderPool
 from voiceflow.runtime.reply import PlaybackMark, Reply, ReplyPipeline
 from voiceflow.runtime.session import CallResult, Session
+from voiceflow.tasks import create_task_group
 
 log = structlog.get_logger("voiceflow.runner")
 
@@ -163,7 +164,7 @@ class CallRunner:
         self, entry: _LiveCall, call: CallTransport, clock: Clock, companion: Companion | None
     ) -> CallResult:
         session = entry.session
-        async with anyio.create_task_group() as tg:
+        async with create_task_group() as tg:
             if companion is not None:
                 tg.start_soon(companion, session)
             tg.start_soon(self._farewell_when_asked, entry)
@@ -218,7 +219,7 @@ class CallRunner:
         call.on_played(_played)
         try:
             with using_clock(clock):
-                async with anyio.create_task_group() as tg:
+                async with create_task_group() as tg:
                     tg.start_soon(call.run)
                     await pipeline.speak(reply, _said(text))
                     tg.cancel_scope.cancel()
@@ -262,7 +263,7 @@ async def serve_agent(
         scope.cancel()
 
     with using_redactor(Redactor.for_config(agent)):
-        async with anyio.create_task_group() as tg:
+        async with create_task_group() as tg:
             if stop is not None:
                 tg.start_soon(watch_stop, stop, tg.cancel_scope)
             await prepare(agent, pool)

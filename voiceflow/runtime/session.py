@@ -30,6 +30,7 @@ from voiceflow.runtime.pool import NoProviderReady, ProviderPool
 from voiceflow.runtime.recognizer import Recognizer, RecognizerFailed, RecognizerUnavailable
 from voiceflow.runtime.reply import PlaybackMark, ReplyPipeline
 from voiceflow.runtime.voice_activity import VoiceActivity
+from voiceflow.tasks import create_task_group
 from voiceflow.tools.toolbox import Toolbox, bind_tools
 from voiceflow.turns.events import (
     CallerAudioEnded,
@@ -184,7 +185,7 @@ class Session:
         self.transport.on_dtmf(key_pressed)
         log.info("call started", agent=self.agent.name)
         try:
-            async with anyio.create_task_group() as tg:
+            async with create_task_group() as tg:
                 tg.start_soon(self.transport.run, name="transport")
                 if unavailable:
                     tg.start_soon(self._discard_caller_audio, name="caller-audio")

@@ -40,6 +40,7 @@ from voiceflow.scenarios.loading import YamlFile, load_scenarios, read_yaml, sce
 from voiceflow.scenarios.model import Scenario, ScenarioFile
 from voiceflow.scenarios.results import LLMRequest, Outcome, ScenarioRun
 from voiceflow.scenarios.sounds import SoundError, clip_for
+from voiceflow.tasks import create_task_group
 
 log = structlog.get_logger("voiceflow.scenarios")
 
@@ -143,7 +144,7 @@ async def run_scenario(
 async def _call(agent: AgentConfig, pool: ProviderPool, line: ScenarioLine, limit: float) -> CallResult:
     async with open_clock("virtual") as clock:
         session = Session(agent, pool, line, clock)
-        async with anyio.create_task_group() as tg:
+        async with create_task_group() as tg:
 
             async def time_limit() -> None:
                 await clock.sleep(limit)

@@ -40,10 +40,9 @@ from enum import Enum
 from types import TracebackType
 from typing import Any, Self
 
-import anyio
-
 from voiceflow.clock import Clock
 from voiceflow.providers import C, CallTransport, ProviderError, SessionRunner, TransportProvider
+from voiceflow.tasks import create_task_group
 
 ASGIScope = MutableMapping[str, Any]
 ASGIMessage = MutableMapping[str, Any]
@@ -148,7 +147,7 @@ async def watch_idle(clock: Clock, timeout: float) -> AsyncIterator[IdleWatch]:
     watch = IdleWatch(clock)
     expired = False
     try:
-        async with anyio.create_task_group() as tg:
+        async with create_task_group() as tg:
 
             async def watcher() -> None:
                 nonlocal expired

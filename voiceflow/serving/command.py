@@ -14,6 +14,7 @@ from voiceflow.config.compose import AgentConfig
 from voiceflow.plugins.registry import PluginRegistry
 from voiceflow.serving.app import ServedAgent
 from voiceflow.serving.server import ServeControl, ServeOptions, serve
+from voiceflow.tasks import create_task_group
 
 
 def run_until_drained(agents: list[AgentConfig], registry: PluginRegistry, options: ServeOptions) -> int:
@@ -56,7 +57,7 @@ async def _serve_with_signals(agents: list[AgentConfig], registry: PluginRegistr
         _say(f"{received.name}: ending every call now")
         control.stop_now(f"stopped by {received.name}")
 
-    async with anyio.create_task_group() as tg:
+    async with create_task_group() as tg:
         tg.start_soon(on_signals, drain, now)
         await serve(agents, registry, options, control, on_listening=_banner)
         tg.cancel_scope.cancel()

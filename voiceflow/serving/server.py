@@ -43,6 +43,7 @@ from voiceflow.serving.api import ServedTransport
 from voiceflow.serving.app import ServedAgent, build_app
 from voiceflow.serving.host import AgentHost, ServerState
 from voiceflow.serving.memory import HeapTrimmer, settle_after_start
+from voiceflow.tasks import create_task_group
 
 log = structlog.get_logger("voiceflow.serve")
 
@@ -140,7 +141,7 @@ async def serve(
         app = build_app(served, state, metrics.app if metrics is not None else None)
         server = _Server(_uvicorn_config(app, agents))
         with _bound(options) as sock, _stopped_if_abandoned(server, served):
-            async with anyio.create_task_group() as tg:
+            async with create_task_group() as tg:
                 tg.start_soon(_run_uvicorn, server, sock)
                 probing = anyio.CancelScope()
                 tg.start_soon(_until_cancelled, probing, state.lag.run)
@@ -237,9 +238,9 @@ async def _drain(served: list[ServedAgent], state: ServerState, control: ServeCo
         for runner in runners:
             runner.cut_all(control.reason)
 
-    async with anyio.create_task_group() as tg:
+    async with create_task_group() as tg:
         tg.start_soon(at_once)
-        async with anyio.create_task_group() as agents:
+        async with create_task_group() as agents:
             for agent in served:
                 agents.start_soon(_drain_agent, agent.host, control.reason)
         tg.cancel_scope.cancel()

@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from voiceflow.tasks import create_task_group
 from voiceflow.testing._fake_elevenlabs_voice import Speech
 
 if TYPE_CHECKING:
@@ -127,7 +128,7 @@ class _AudioBody(Response):
         self.server, self.record, self.fault, self.speech = server, record, fault, speech
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        async with anyio.create_task_group() as tg:
+        async with create_task_group() as tg:
 
             async def watch() -> None:
                 while (await receive())["type"] != "http.disconnect":
@@ -226,7 +227,7 @@ class _StreamInput:
             if self.rate is None or not self.inactivity:
                 return await self._close(1008, "the fake speaks only pcm_* output formats, with an "
                                                "inactivity_timeout of 5-180 seconds")
-            async with anyio.create_task_group() as tg:
+            async with create_task_group() as tg:
                 self.tg = tg
                 tg.start_soon(self._read)
                 tg.start_soon(self._speak)

@@ -14,13 +14,13 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-import anyio
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from voiceflow.tasks import create_task_group
 from voiceflow.testing.fakes import TOOL_CALL_MARK
 
 if TYPE_CHECKING:
@@ -133,7 +133,7 @@ class _Completion(Response):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         produce: Callable[[Send], Awaitable[None]] = (
             self._stream if self.record.stream else self._whole)
-        async with anyio.create_task_group() as tg:
+        async with create_task_group() as tg:
 
             async def watch() -> None:
                 while (await receive())["type"] != "http.disconnect":

@@ -27,6 +27,7 @@ from voiceflow.audio import split_frames
 from voiceflow.clock import RealClock, using_clock
 from voiceflow.frames import AudioFrame, Message, Transcript, TTSAudio, VADKind
 from voiceflow.providers import LLMProvider, STTProvider, TTSProvider, VADProvider
+from voiceflow.tasks import create_task_group
 
 T = TypeVar("T")
 
@@ -81,7 +82,7 @@ async def cancel_after_first(make: Callable[[], AsyncIterator[Any]], *, timeout:
                 got_first.set()
 
     with anyio.fail_after(timeout):
-        async with anyio.create_task_group() as tg:
+        async with create_task_group() as tg:
             tg.start_soon(consume)
             await got_first.wait()
             cancelled_at = time.monotonic()

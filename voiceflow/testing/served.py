@@ -27,6 +27,7 @@ from voiceflow.plugins.registry import PluginRegistry
 from voiceflow.runtime.pool import ProviderPool
 from voiceflow.runtime.session import CallResult
 from voiceflow.serving.server import ServeControl, ServeOptions, serve
+from voiceflow.tasks import create_task_group
 
 
 @dataclass
@@ -86,7 +87,7 @@ async def served_agents(
                 holder[0].finished.set()
 
     try:
-        async with anyio.create_task_group() as tg:
+        async with create_task_group() as tg:
             tg.start_soon(run)
             await listening.wait()
             server = holder[0]

@@ -50,6 +50,7 @@ from websockets.exceptions import ConnectionClosed
 
 from voiceflow.audio import resample
 from voiceflow.g711 import MULAW_FRAME_BYTES, MULAW_RATE, MULAW_SILENCE, mulaw_decode, mulaw_encode
+from voiceflow.tasks import create_task_group
 from voiceflow.testing.fake_twilio import ACCOUNT_SID, FakeTwilio
 
 FRAME_SECONDS = 0.02
@@ -223,7 +224,7 @@ class TwilioCaller:
             "tracks": ["inbound"], "customParameters": self.report.parameters,
             "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": MULAW_RATE, "channels": 1},
         }})
-        tg = await self._stack.enter_async_context(anyio.create_task_group())
+        tg = await self._stack.enter_async_context(create_task_group())
         self._stack.callback(tg.cancel_scope.cancel)
         tg.start_soon(self._microphone)
         tg.start_soon(self._receive)

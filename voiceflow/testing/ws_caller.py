@@ -26,6 +26,8 @@ import anyio
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from voiceflow.tasks import create_task_group
+
 FRAME_SECONDS = 0.02
 
 
@@ -130,7 +132,7 @@ class WsCaller:
                 }))
             except ConnectionClosed:
                 pass  # refused (busy, draining): the reason is among the messages received
-            async with anyio.create_task_group() as tg:
+            async with create_task_group() as tg:
                 tg.start_soon(self._receive, ws, tg.cancel_scope)
                 tg.start_soon(self._acknowledge, ws)
                 with anyio.move_on_after(self.max_seconds):

@@ -11,6 +11,7 @@ transcript of the speech. ``max_wait`` caps the wait for a slow recogniser so th
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from functools import partial
@@ -18,7 +19,7 @@ from typing import Any, assert_never
 
 import anyio
 import structlog
-from anyio.abc import ObjectReceiveStream, TaskGroup
+from anyio.abc import ObjectReceiveStream
 from anyio.streams.memory import MemoryObjectSendStream
 
 from voiceflow.clock import Clock
@@ -34,6 +35,7 @@ from voiceflow.runtime.echo import EchoCanceller
 from voiceflow.runtime.recognizer import Recognizer
 from voiceflow.runtime.reply import Reply, ReplyPipeline
 from voiceflow.runtime.voice_activity import VoiceActivity
+from voiceflow.tasks import TaskGroup, create_task_group
 from voiceflow.tools.toolbox import Toolbox
 from voiceflow.turns import reply_outcomes as outcomes
 from voiceflow.turns.context import Conversation
@@ -105,25 +107,29 @@ class TurnManager:
         self.toolbox = toolbox
         self.judge = judge
         self.tail = tail
-        self.hold = HoldWatch(lambda: self.agent.unhappy_paths.hold)
+        # The policies reach back to the manager through a weak proxy, and the agent's settings
+        # directly: a call's objects must not form reference cycles, or they wait for the
+        # collector's rare full pass after the call ends (see voiceflow.tasks).
+        me = weakref.proxy(self)
+        self.hold = HoldWatch(lambda: agent.unhappy_paths.hold)
         """Set when a stage cannot serve this call at all: the agent says so and hangs up."""
         self.conversation = Conversation(agent.prompt.system, agent.context.max_turns)
         self.conversation_state: str | None = None
         self.state = State.LISTENING
-        self.endpointer = Endpointer(stt, clock, lambda: self.turn_taking.endpointing, vad)
+        self.endpointer = Endpointer(stt, clock, lambda: me.turn_taking.endpointing, vad)
         self.active: ActiveReply | None = None
         self._keypad = KeypadEntry()
         self._spoken_over: tuple[float, float | None] | None = None
         """Caller speech (start, end if over) during a line that could not be interrupted."""
-        self.overlaps = OverlapWatch(transport, clock, lambda: self.turn_taking.barge_in, echo)
+        self.overlaps = OverlapWatch(transport, clock, lambda: me.turn_taking.barge_in, echo)
         self._caller_speaking = False
         self._input_ended = False
         self._end_reason = "goodbye"
         self._failed_speculation: UserTurn | None = None
         self.script = UnhappyScript(agent.unhappy_paths)
-        self.triage = TurnTriage(self.script, self.hold, tail, IvrWatch(lambda: self.agent.unhappy_paths.ivr))
+        self.triage = TurnTriage(self.script, self.hold, tail, IvrWatch(lambda: agent.unhappy_paths.ivr))
         self.diverted = DivertedTurns(
-            self, unhappy=lambda: self.agent.unhappy_paths, triage=self.triage, hold=self.hold,
+            me, unhappy=lambda: agent.unhappy_paths, triage=self.triage, hold=self.hold,
             overlaps=self.overlaps, conversation=self.conversation, timeline=timeline, transport=transport, clock=clock,
         )
         self._inbox_send, self._inbox = anyio.create_memory_object_stream[Event](1024)
@@ -150,11 +156,17 @@ class TurnManager:
         return self.agent.turn_taking.for_state(self.conversation_state)
 
     async def run(self) -> None:
-        with self._inbox_send, self._inbox:
-            await self._run()
+        try:
+            with self._inbox_send, self._inbox:
+                await self._run()
+        finally:
+            # What holds the manager's own methods goes with the call (no cycles: see __init__).
+            self._tg = self._timers = self._launcher = None
+            self.llm.observers.remove(self._on_attempt)
+            self.pipeline.tts.observers.remove(self._on_attempt)
 
     async def _run(self) -> None:
-        async with anyio.create_task_group() as tg:
+        async with create_task_group() as tg:
             self._tg = tg
             self._timers = Timers(self.clock, tg, self._inbox_send)
             self._launcher = ReplyLauncher(self.pipeline, self.timeline, self._inbox_send, self._spawn)

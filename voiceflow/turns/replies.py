@@ -23,6 +23,7 @@ from voiceflow.metrics.timeline import CallTimeline, TurnTimeline
 from voiceflow.providers import LLMProvider
 from voiceflow.runtime.chain import BadItem, Chain, StageFailed
 from voiceflow.runtime.reply import CLAUSE_BREAK, ClauseBreak, Reply, ReplyPipeline, ReplyText
+from voiceflow.tasks import create_task_group
 from voiceflow.tools.toolbox import ToolOutcome
 from voiceflow.turns.events import Event, ReplyEnded, ReplyHeard
 from voiceflow.turns.tool_use import MAX_TOOL_ROUNDS, ToolUse, exchange, run_tools
@@ -237,7 +238,7 @@ class ReplyLauncher:
             error: BaseException | None = None
             with active.scope:
                 try:
-                    async with anyio.create_task_group() as alongside:
+                    async with create_task_group() as alongside:
                         scope = ReplyScope(turn, lambda work: alongside.start_soon(work), confirmed)
                         if play is not None:
                             await play(reply)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import anyio
-from anyio.abc import ObjectSendStream, TaskGroup
+from anyio.abc import ObjectSendStream
 
 from voiceflow.clock import Clock
+from voiceflow.tasks import TaskGroup
 from voiceflow.turns.events import Event, Timer, TimerFired
 
 

@@ -24,6 +24,7 @@ import anyio
 from voiceflow.clock import Clock
 from voiceflow.frames import Message, ToolCall
 from voiceflow.runtime.reply import CLAUSE_BREAK, ClauseBreak
+from voiceflow.tasks import create_task_group
 from voiceflow.tools.toolbox import Toolbox, ToolOutcome
 
 if TYPE_CHECKING:
@@ -64,7 +65,7 @@ async def run_tools(
         async def one(index: int, call: ToolCall) -> None:
             results[index] = await tools.toolbox.run(call, state)
 
-        async with anyio.create_task_group() as tg:
+        async with create_task_group() as tg:
             for index, call in enumerate(calls):
                 tg.start_soon(one, index, call)
         done.set()
@@ -94,7 +95,7 @@ def exchange(calls: Sequence[ToolCall], outcomes: Sequence[ToolOutcome], said: s
 
 async def _finished_within(done: anyio.Event, clock: Clock, seconds: float) -> bool:
     """Whether ``done`` is set within ``seconds`` of session-clock time."""
-    async with anyio.create_task_group() as tg:
+    async with create_task_group() as tg:
 
         async def give_up() -> None:
             await clock.sleep(seconds)
