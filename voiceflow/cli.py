@@ -189,6 +189,10 @@ def serve(
     trim_heap_every: Annotated[
         float, typer.Option(help="Seconds between giving the malloc heap's free memory back to the system (0: never).")
     ] = 30.0,
+    gil_switch_interval: Annotated[
+        float, typer.Option(min=0.0, help="Seconds a thread may keep the GIL once another asks for it, while serving "
+                                 "(0: Python's 5 ms; see docs/deployment.md).")
+    ] = 0.0005,
 ) -> None:
     """Serve agents to live callers (WebSocket, browser, phone) until SIGTERM drains the calls."""
     from voiceflow.serving.command import run_until_drained
@@ -196,7 +200,7 @@ def serve(
 
     fmt, level = _log_options(log_format, log_level)
     options = ServeOptions(host, port, access_token, traces, settle_gc=settle_gc,
-                           trim_heap_every=trim_heap_every or None)
+                           trim_heap_every=trim_heap_every or None, gil_switch_interval=gil_switch_interval or None)
     try:
         check_bind_or_fail(options)
     except ServingError as exc:

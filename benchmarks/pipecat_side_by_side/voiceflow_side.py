@@ -29,7 +29,7 @@ from voiceflow.audio import read_wav  # noqa: E402
 from voiceflow.clock import RealClock, current_clock  # noqa: E402
 from voiceflow.config.base import ProviderConfig  # noqa: E402
 from voiceflow.config.loader import parse_agent  # noqa: E402
-from voiceflow.frame_queue import FrameQueue
+from voiceflow.frame_queue import FrameQueue  # noqa: E402
 from voiceflow.frames import FRAME_SECONDS, AudioFrame, TTSAudio  # noqa: E402
 from voiceflow.logging import configure_logging  # noqa: E402
 from voiceflow.plugins.hookspecs import hookimpl  # noqa: E402
@@ -40,6 +40,7 @@ from voiceflow.runtime.runner import prepare  # noqa: E402
 from voiceflow.runtime.session import Session  # noqa: E402
 from voiceflow.serving.command import loop_options  # noqa: E402
 from voiceflow.serving.memory import settle_after_start  # noqa: E402
+from voiceflow.serving.server import GIL_SWITCH_INTERVAL, quick_gil_handoff  # noqa: E402
 from voiceflow.testing import fakes  # noqa: E402
 
 AGENT: dict[str, Any] = {
@@ -175,9 +176,10 @@ async def run(n: int, pcm: bytes, out: Path) -> None:
                 listeners[i].vad_end(turn.marks["stt_finalize"])
 
     meter = common.ProcessMeter()
-    async with anyio.create_task_group() as tg:
-        for i in range(n):
-            tg.start_soon(call, i)
+    with quick_gil_handoff(GIL_SWITCH_INTERVAL):  # as `voiceflow serve` does
+        async with anyio.create_task_group() as tg:
+            for i in range(n):
+                tg.start_soon(call, i)
     figures = meter.stop()
     common.write_result(out, "voiceflow", n, figures, [listener.as_record() for listener in listeners])
 

@@ -1,5 +1,6 @@
-"""A serving process's housekeeping: its event loop (uvloop), the collector settled once the
-agents are loaded, and the malloc heap trimmed on a period (docs/deployment.md, Memory)."""
+"""A serving process's housekeeping: its event loop (uvloop), the GIL handed over quickly, the
+collector settled once the agents are loaded, and the malloc heap trimmed on a period
+(docs/deployment.md, "The serving process")."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 from serving.serve_process import ServeProcess, agent_file
 
 from voiceflow.serving.memory import YOUNG_THRESHOLD, HeapTrimmer, malloc_trim
+from voiceflow.serving.server import GIL_SWITCH_INTERVAL, quick_gil_handoff
 
 pytestmark = pytest.mark.anyio
 
@@ -40,15 +42,31 @@ def test_serve_settles_the_collector_once_loaded_and_trims_the_heap(tmp_path: Pa
     assert int(settled[0]["frozen"]) > 10_000  # type: ignore[call-overload]
     assert settled[0]["thresholds"] == [YOUNG_THRESHOLD, 20, 50]
     assert len(events(server.output, "heap trimmed")) >= 2
-    # The calls run on uvloop (a dependency of voiceflow where it exists).
-    assert [event["loop"] for event in events(server.output, "listening")] == ["uvloop"]
+    # The calls run on uvloop (a dependency of voiceflow where it exists), and the VAD's worker
+    # thread gets the GIL back within half a millisecond.
+    listening = events(server.output, "listening")
+    assert [event["loop"] for event in listening] == ["uvloop"]
+    assert [event["gil_switch_interval"] for event in listening] == [pytest.approx(GIL_SWITCH_INTERVAL)]
 
 
-def test_without_settling_the_collector_is_left_alone(tmp_path: Path) -> None:
-    with ServeProcess(agent_file(tmp_path), options=("--log-level", "info", "--no-settle-gc")) as server:
+def test_without_settling_the_collector_and_the_gil_both_are_left_alone(tmp_path: Path) -> None:
+    options = ("--log-level", "info", "--no-settle-gc", "--gil-switch-interval", "0")
+    with ServeProcess(agent_file(tmp_path), options=options) as server:
         server.signal()
         assert server.wait() == 0, server.output[-3000:]
     assert events(server.output, "collector settled") == []
+    python_default = 0.005
+    assert [event["gil_switch_interval"] for event in events(server.output, "listening")] == [
+        pytest.approx(python_default)]
+
+
+def test_the_quick_gil_handoff_is_undone_on_the_way_out() -> None:
+    before = sys.getswitchinterval()
+    with quick_gil_handoff(0.0002):
+        assert sys.getswitchinterval() == pytest.approx(0.0002)
+    assert sys.getswitchinterval() == before
+    with quick_gil_handoff(None):
+        assert sys.getswitchinterval() == before
 
 
 def test_settling_freezes_what_exists_and_raises_the_young_threshold() -> None:
