@@ -98,7 +98,8 @@ async def talk(agent: AgentConfig, registry: PluginRegistry, caller: Caller,
     """Serve ``agent`` on the local transport, run ``script`` against it, then hang up."""
     pool = ProviderPool(registry)
     await prepare(agent, pool)
-    run = Run(caller, CallRunner(agent, pool))
+    results: list[CallResult] = []
+    run = Run(caller, CallRunner(agent, pool, on_call_done=results.append))
     assert isinstance(agent.transport, LocalConfig)
     transport = LocalTransport(agent.transport)
 
@@ -132,8 +133,8 @@ async def talk(agent: AgentConfig, registry: PluginRegistry, caller: Caller,
             await script(run)
             run.runner.hang_up_all("test over")
     await pool.aclose()
-    assert len(run.runner.results) == 1
-    return run.runner.results[0], run
+    assert len(results) == 1
+    return results[0], run
 
 
 def voiced_stretch(pcm: bytes) -> tuple[float, float]:

@@ -1,7 +1,8 @@
 """A served call is freed by reference counting the moment it ends: it leaves nothing in reference
 cycles for the collector. A busy serving process makes full collections rare, so every cycle
 a call left (its cancelled tasks' frames, its turn manager's policies pointing back at it) stayed
-until one came: under 200 WebSocket callers the process grew ~27 MB a minute."""
+until one came: under 200 WebSocket callers the process grew ~27 MB a minute. Nor does the
+server keep what a call leaves: its result goes to the observers and is gone."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 from test_ws_call import LONG_REPLY, question, ws_agent
 
 from voiceflow.runtime.audio_tail import AudioTail
+from voiceflow.runtime.session import CallResult
 from voiceflow.testing.fakes import silence, speech_like
 from voiceflow.testing.served import served_agents
 from voiceflow.testing.ws_caller import Cue, WsCaller, greeting_heard
@@ -58,6 +60,10 @@ async def test_an_ended_call_leaves_no_reference_cycles() -> None:
                     await anyio.sleep(0.01)
             await anyio.sleep(0.1)  # the call's last tasks finish after its result is handed on
             assert not [o for o in gc.get_objects() if type(o) is AudioTail]
+            # Nor does the server keep the finished calls' results (only the test's harness did).
+            assert len(server.results) == 2
+            server.results.clear()
+            assert not [o for o in gc.get_objects() if type(o) is CallResult]
             gc.collect()
             left = Counter(type(o).__qualname__ for o in gc.garbage if ours(o))
         assert not left, f"an ended call left these in reference cycles: {left.most_common(12)}"

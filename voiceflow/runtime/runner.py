@@ -112,8 +112,9 @@ class CallRunner:
     ) -> None:
         self.agent = agent
         self.pool = pool
-        self.results: list[CallResult] = []
         self._on_call_done = on_call_done
+        """Told of every finished call. The runner keeps no results itself: a serving process
+        runs it for days, and every call's timeline kept (~15 KB) was memory that only grew."""
         self._live: list[_LiveCall] = []
         self._idle = anyio.Event()
         self._idle.set()
@@ -230,7 +231,6 @@ class CallRunner:
         turn.agent_text, turn.heard_text = text, reply.heard_text()
 
     def _deliver(self, result: CallResult) -> None:
-        self.results.append(result)
         if self._on_call_done is not None:
             try:
                 self._on_call_done(result)
@@ -250,7 +250,14 @@ async def serve_agent(
     """Run ``agent`` on its transport until the transport stops serving (or ``stop`` is set and
     its grace has passed); return the calls' results."""
     pool = pool or ProviderPool(registry)
-    runner = CallRunner(agent, pool, on_call_done=on_call_done)
+    results: list[CallResult] = []
+
+    def done(result: CallResult) -> None:
+        results.append(result)
+        if on_call_done is not None:
+            on_call_done(result)
+
+    runner = CallRunner(agent, pool, on_call_done=done)
 
     async def run_session(call: CallTransport) -> None:
         await runner.run(call)
@@ -270,7 +277,7 @@ async def serve_agent(
             transport: TransportProvider[Any] = await pool.get(ProviderKind.TRANSPORT, agent.transport)  # type: ignore[assignment]
             await transport.serve(run_session)
             tg.cancel_scope.cancel()
-    return runner.results
+    return results
 
 
 async def _said(text: str) -> AsyncIterator[str]:
