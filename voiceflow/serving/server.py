@@ -64,8 +64,8 @@ def quick_gil_handoff(seconds: float | None) -> Iterator[None]:
     GIL inside onnxruntime and must take it back to hand the results over. The event-loop thread
     of a busy server is almost always running, so with Python's 5 ms interval each batch waited up
     to 5 ms for the GIL, twice, and VAD decisions fell behind. Measured with 200 calls of the
-    side-by-side benchmark (3 runs each): overhead p95 143-227 ms at 5 ms, 41-92 ms at 0.5 ms; the
-    VAD's own offset p95 92-180 ms, 15-21 ms; CPU per call 3 % more."""
+    side-by-side benchmark: the VAD's offset p95 92-180 ms in every run at 5 ms, mostly 1-25 ms
+    at 0.5 ms; CPU per call 3 % more (docs/deployment.md, "The serving process")."""
     if seconds is None:
         yield
         return
