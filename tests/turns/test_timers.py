@@ -76,7 +76,7 @@ async def test_setting_a_timer_again_replaces_it_and_cancel_retires_it() -> None
         got = await fired(clock, [
             (0.0, "set", Timer.ENDPOINT, 1.0),
             (0.5, "set", Timer.ENDPOINT, 3.0),   # moved later: nothing at 1.0
-            (0.0 + 0.6, "set", Timer.BARGE_IN, 2.0),
+            (0.6, "set", Timer.BARGE_IN, 2.0),
             (1.5, "cancel", Timer.BARGE_IN, 0.0),
         ], until=10.0)
     assert got == [(pytest.approx(3.0, abs=0.02), Timer.ENDPOINT)]
