@@ -114,3 +114,59 @@ async def test_a_real_interruption_silences_the_agent_at_its_onset() -> None:
     assert greeting.outcome == "interrupted"
     onset, agent = onset_and_agent(transport)
     assert loud_between(agent, onset + 0.1, onset + 0.3)
+
+
+# --- holding the reply at the voice's onset (``pause_at_onset``) --------------------------------
+
+SLOW_START = [{"provider": "energy", "start_secs": 0.2}]
+"""A detector that calls speech only after 0.2 s of it: the onset hold's gain is that window."""
+
+
+async def onset_call(burst: bytes, *, cancel_echo: bool = True, **barge_in: Any) -> tuple[Any, Any]:
+    """As :func:`call`, with the slow detector, the caller cutting in once the agent has talked
+    long enough for the echo canceller to judge the line (it brings nothing back)."""
+    registry = fake_registry()
+    agent = fake_agent(
+        registry,
+        prompt={"system": "x", "greeting": {"text": GREETING}},
+        vad=SLOW_START,
+        stt=[{"provider": "scripted-stt", "lines": ["hello"]}],
+        turn_taking={"barge_in": {**barge_in, "echo": {"cancel": cancel_echo}}},
+    )
+    caller = [Cue(burst + silence(6.0), after_agent_audio=2.5)]
+    result, transport, _ = await run_call(agent, registry, caller, start="immediately", lead_in=0)
+    return result.timeline.turns[0], transport
+
+
+def last_loud_before(agent: np.ndarray, t: float) -> float:
+    """Seconds after ``t`` at which the agent's audio last sounded, looking up to 0.5 s on."""
+    start = int(t * SAMPLE_RATE)
+    loud = np.flatnonzero(agent[start : start + SAMPLE_RATE // 2] > 50)
+    return (int(loud[-1]) + 1) / SAMPLE_RATE if len(loud) else 0.0
+
+
+async def test_the_agent_goes_silent_at_the_voices_onset_not_after_the_detectors_start_window() -> None:
+    greeting, transport = await onset_call(speech_like(1.2))
+    assert greeting.outcome == "interrupted"
+    onset, agent = onset_and_agent(transport)
+    # The onset frame (20 ms), the next frame's hand-off, and the frame already playing.
+    assert last_loud_before(agent, onset) <= 0.07
+
+    greeting, transport = await onset_call(speech_like(1.2), pause_at_onset=False)
+    assert greeting.outcome == "interrupted"
+    onset, agent = onset_and_agent(transport)
+    assert last_loud_before(agent, onset) >= 0.2  # talked on until the detector called it speech
+
+
+async def test_a_click_shorter_than_the_start_window_costs_a_moment_of_silence_and_no_words() -> None:
+    greeting, transport = await onset_call(speech_like(0.1))
+    assert greeting.outcome == "completed" and greeting.heard_text == GREETING
+    assert greeting.overlaps == ["a voice onset, not speech (paused, then played on)"]
+    onset, agent = onset_and_agent(transport)
+    assert 0.05 <= silent_run_after(agent, onset) <= 0.25  # about the click itself, then on
+
+    for off in ({"pause_at_onset": False}, {"cancel_echo": False}):  # or with no canceller to judge the line
+        greeting, transport = await onset_call(speech_like(0.1), **off)
+        assert greeting.outcome == "completed" and greeting.overlaps == []
+        onset, agent = onset_and_agent(transport)
+        assert silent_run_after(agent, onset) < 0.05

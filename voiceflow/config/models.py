@@ -95,6 +95,15 @@ class BargeIn(Strict):
         "where it stopped if it was a backchannel, noise or echo, stop for good if it was an "
         "interruption (transports that cannot pause talk on until the decision).",
     )
+    pause_at_onset: bool = Field(
+        True,
+        description="With pause_on_speech: go silent at the first voiced window the VAD hears, "
+        "before its start window (start_secs) has confirmed speech: a caller who cuts in is "
+        "heard that much sooner (0.1 s with Silero's default). A click or a breath then costs "
+        "the caller under 0.15 s of the agent's silence, after which it plays on from where it "
+        "stopped. Only once the echo canceller (echo.cancel) has judged the line: before that, "
+        "or without it, the agent's own echo would hold it at every word.",
+    )
     echo_guard: bool = Field(
         True,
         description="Caller \"speech\" whose words are the agent's own recent words (its voice "

@@ -42,6 +42,7 @@ from voiceflow.turns.events import (
     SpeechStarted,
     StageDown,
     TranscriptReceived,
+    VoiceOnset,
 )
 from voiceflow.turns.manager import TurnManager
 from voiceflow.turns.pause_judge import PauseJudge
@@ -263,6 +264,8 @@ class Session:
                     end = frame.t + frame.duration
                     if edge is not None:
                         await inbox.send(_edge_event(edge))
+                    elif vad.onset is not None:
+                        await inbox.send(VoiceOnset(vad.onset))
             except Exception as exc:  # noqa: BLE001 - a broken transport is a hung-up caller
                 log.error("caller audio failed: treating it as a hang-up", error=redact(f"{type(exc).__name__}: {exc}"))
             edge = vad.finish(end) if end is not None else None

@@ -40,6 +40,10 @@ class VoiceActivity:
         self.heard_at = clock.now()
         """Clock time the newest caller frame arrived (from the call's start until the first):
         how long the line has delivered nothing (see :mod:`voiceflow.turns.late_audio`)."""
+        self.onset: float | None = None
+        """Set by the frame in which the caller's voice began a stretch the detector has not yet
+        called speech (its audio time), else None: see :meth:`aprocess`."""
+        self._voiced_before = float("-inf")
         self._next_stream(0.0)
 
     @property
@@ -55,13 +59,27 @@ class VoiceActivity:
         return self._stream.speaking if self._stream is not None else False
 
     async def aprocess(self, frame: AudioFrame) -> VADEvent | None:
-        """One caller frame through the current detector; an edge if speech started or ended."""
+        """One caller frame through the current detector; an edge if speech started or ended.
+
+        Also notes a voice *onset* in :attr:`onset`: the detector judged this frame voiced
+        after at least :data:`ONSET_GAP` of quiet, but has not declared speech (it waits for
+        its ``start_secs`` first, so that a click is not a turn). A reply can go quiet at the
+        onset and so stop a start window sooner for a caller who cuts in, at the cost of a
+        moment's silence when it was a click (see :mod:`voiceflow.turns.overlap_watch`).
+        Detectors that only report :attr:`speaking` never give one."""
         self.heard_until = max(self.heard_until, frame.t + frame.duration)
         self.heard_at = self._clock.now()
+        self.onset = None
         while self._stream is not None:
             stream = self._stream
             try:
-                return _checked(await stream.aprocess(frame), frame.t + frame.duration)
+                edge = _checked(await stream.aprocess(frame), frame.t + frame.duration)
+                voiced = stream.voiced_until
+                if (edge is None and voiced > self._voiced_before and not stream.speaking
+                        and self._voiced_before < frame.t - ONSET_GAP):
+                    self.onset = frame.t
+                self._voiced_before = voiced
+                return edge
             except Exception as exc:  # noqa: BLE001 - the next VAD takes over
                 carried = self._fail(stream, exc, frame.t)
                 if carried is not None:
@@ -103,6 +121,10 @@ class VoiceActivity:
                 self._attempts.append(AttemptRecord("vad", provider.name, t, None, error))
                 log.error("voice activity detector could not start", provider=provider.name, error=error)
 
+
+ONSET_GAP = 0.07
+"""Quiet before a voiced frame for it to be an onset: a detector window (Silero's is 32 ms) and
+a frame of hand-off, with a little slack (as :data:`voiceflow.turns.barge_in.VOICE_GAP`)."""
 
 SLACK = 0.001
 """Rounding allowed when an edge is compared with the audio it was found in."""

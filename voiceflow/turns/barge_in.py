@@ -99,6 +99,21 @@ class BargeInPolicy:
         overlap.check_at = max(now, t + self._min_speech(overlap))
         return overlap
 
+    def holds_at_onset(self, now: float, *, interruptible: bool, first_heard: float | None) -> bool:
+        """Whether a voice onset over a reply the caller is hearing should hold its audio before
+        the detector has called it speech (``pause_at_onset``): only where speech starting there
+        would pause it too."""
+        settings = self.settings
+        if not (settings.enabled and settings.pause_on_speech and settings.pause_at_onset and interruptible):
+            return False
+        return first_heard is not None and now - first_heard >= settings.ignore_first
+
+    def onset_hold_over(self, held_at: float, heard_until: float, voiced_until: float) -> bool:
+        """A reply held at a voice onset (audio time ``held_at``) with no speech declared yet
+        plays on once the voice has stopped, or after ``min_speech`` of it: a voice the detector
+        still has not called speech by then could not interrupt by its length anyway."""
+        return heard_until - voiced_until > VOICE_GAP or heard_until - held_at >= self.settings.min_speech
+
     def classify(self, overlap: Overlap, agent_said: str = "") -> Verdict | None:
         """What the words alone say: INTERRUPT (an interrupt phrase), IGNORE (only backchannels,
         or the agent's own echo), or None (nothing decisive, or no words yet)."""

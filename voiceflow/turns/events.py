@@ -24,6 +24,14 @@ class SpeechStarted:
 
 
 @dataclass(frozen=True, slots=True)
+class VoiceOnset:
+    """The detector heard the caller's voice begin at audio time ``t``, and has not yet called
+    it speech: a :class:`SpeechStarted` follows if it lasts the detector's start window."""
+
+    t: float
+
+
+@dataclass(frozen=True, slots=True)
 class SpeechEnded:
     t: float
     detected_at: float
@@ -126,6 +134,7 @@ class HangUpRequested:
 
 Event = (
     SpeechStarted
+    | VoiceOnset
     | SpeechEnded
     | TranscriptReceived
     | TimerFired

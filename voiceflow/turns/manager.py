@@ -58,6 +58,7 @@ from voiceflow.turns.events import (
     Timer,
     TimerFired,
     TranscriptReceived,
+    VoiceOnset,
 )
 from voiceflow.turns.hold import HoldWatch
 from voiceflow.turns.ivr import IvrWatch
@@ -193,6 +194,8 @@ class TurnManager:
         match event:
             case SpeechStarted():
                 self._on_speech_started(event)
+            case VoiceOnset():
+                self._on_voice_onset(event)
             case SpeechEnded():
                 self._on_speech_ended(event)
             case TranscriptReceived():
@@ -242,6 +245,12 @@ class TurnManager:
             self._timers_set(Timer.MUSIC, music_check)
         self._timers_cancel(Timer.SILENCE, Timer.IDLE_END)
         self.state = State.USER_SPEAKING
+
+    def _on_voice_onset(self, event: VoiceOnset) -> None:
+        if self.active is not None and self.state is State.SPEAKING:
+            check_at = self.overlaps.onset(event.t, self.active.reply)
+            if check_at is not None:
+                self._timers_set(Timer.BARGE_IN, check_at)
 
     def _consider_barge_in(self, t: float) -> None:
         assert self.active is not None
@@ -576,6 +585,7 @@ class TurnManager:
             self.transport.notify("greeting_done")  # however it ended: the caller may go on
         if self.active is None or self.active.reply is not reply:
             return  # an interrupted or discarded reply: already accounted for
+        self.overlaps.reply_gone()
         failure = outcomes.failure_of(reply, event.error)
         if self.active.speculative:
             # It ended before the caller's turn was confirmed over, so nothing was heard. A
@@ -607,6 +617,7 @@ class TurnManager:
         """Barge-in: stop the reply at once, drop unheard audio, keep what was heard."""
         active.scope.cancel()
         self.transport.flush()
+        self.overlaps.release_hold()
         self.transport.resume()  # flushing ended any pause; say so to transports that track it
         outcomes.interrupted(active.reply, self.clock.now(), self.conversation)
         if active.reply.kind == "greeting":

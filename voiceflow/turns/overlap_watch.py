@@ -1,8 +1,9 @@
 """Caller speech over a reply in flight, from its onset to the verdict.
 
 :mod:`voiceflow.turns.barge_in` judges; this keeps the overlap in progress and does what the
-judgement implies for the reply: hold its audio at the onset (``pause_on_speech``), let it play
-on after a false alarm, and say so in the reply's timeline. The turn manager hears only the
+judgement implies for the reply: hold its audio at the onset (``pause_on_speech``; with
+``pause_at_onset``, already at the first voiced frame, before the detector has called it speech),
+let it play on after a false alarm, and say so in the reply's timeline. The turn manager hears only the
 outcome that matters to it: an interruption (:meth:`OverlapWatch.interrupts` and friends return
 the overlap that interrupts).
 
@@ -42,6 +43,8 @@ class OverlapWatch:
         self.overlap: Overlap | None = None
         self.echo = echo
         self._stopped: AgentStopped | None = None
+        self._held_at: float | None = None
+        """Audio time of a voice onset that paused the reply, while no overlap has taken it over."""
 
     @property
     def policy(self) -> BargeInPolicy:
@@ -50,16 +53,42 @@ class OverlapWatch:
             self._policy = BargeInPolicy(settings)
         return self._policy
 
+    def onset(self, t: float, reply: Reply) -> float | None:
+        """The caller's voice began at audio time ``t`` over ``reply``, not yet called speech:
+        hold the reply's audio if the settings say so, and return when to look again (``None``:
+        nothing held). The speech start that follows takes the hold over (:meth:`start`)."""
+        if self.overlap is not None or self._held_at is not None or not self._line_judged():
+            return None
+        now = self.clock.now()
+        if not self.policy.holds_at_onset(now, interruptible=reply.interruptible, first_heard=reply.first_heard):
+            return None
+        if not self.transport.pause():
+            return None
+        self._held_at = t
+        return now + RECHECK
+
+    def _line_judged(self) -> bool:
+        """Whether the canceller knows what this line brings back (nothing, or an echo it now
+        subtracts). Until then, or without one, the agent's own echo would sound like a voice
+        onset at its every word, and hold the reply over and over: only the detector's speech
+        start (its start window rides out an echo's syllables) pauses it."""
+        return self.echo is not None and self.echo.echoes is not None
+
     def start(self, t: float, reply: Reply) -> float | None:
         """Speech began at audio time ``t`` over ``reply``: when to check it (``None``: it cannot
         interrupt this reply, so it is not watched)."""
+        held, self._held_at = self._held_at is not None, None
         overlap = self.overlap = self.policy.on_speech_start(
             t, self.clock.now(), interruptible=reply.interruptible, first_heard=reply.first_heard
         )
         if overlap is None:
+            if held:
+                self.transport.resume()
             return None
         if overlap.speaking and self.policy.settings.pause_on_speech:
-            overlap.paused = self.transport.pause()
+            overlap.paused = held or self.transport.pause()
+        elif held:
+            self.transport.resume()
         return overlap.check_at
 
     def heard_words(self, text: str, reply: Reply) -> Overlap | None:
@@ -83,7 +112,7 @@ class OverlapWatch:
         """The check timer fired: (the overlap if it interrupts, when to check again if at all)."""
         overlap = self.overlap
         if overlap is None:
-            return None, None
+            return None, self._check_hold(now, heard_until, voiced_until, reply)
         match self.policy.judge(overlap, heard_until, voiced_until, reply.spoken_so_far()):
             case Verdict.WAIT:
                 return None, now + RECHECK
@@ -134,6 +163,34 @@ class OverlapWatch:
         if self.echo is not None:
             turn.endpointing = [self.echo.describe()]
         log.info("the agent's own echo after it stopped ignored", words=len(words_of(text)))
+
+    def reply_gone(self) -> None:
+        """The reply was heard to its end or failed: audio held for it is not held for the next."""
+        if self.release_hold():
+            self.transport.resume()
+
+    def release_hold(self) -> bool:
+        """Forget any hold on the reply's audio (whoever calls this resumes the transport):
+        whether there was one."""
+        held = self._held_at is not None or (self.overlap is not None and self.overlap.paused)
+        self._held_at = None
+        if self.overlap is not None:
+            self.overlap.paused = False
+        return held
+
+    def _check_hold(self, now: float, heard_until: float, voiced_until: float, reply: Reply) -> float | None:
+        """A reply held at a voice onset: play on if the voice came to nothing (when to look
+        again otherwise)."""
+        held_at = self._held_at
+        if held_at is None:
+            return None
+        if not self.policy.onset_hold_over(held_at, heard_until, voiced_until):
+            return now + RECHECK
+        self._held_at = None
+        self.transport.resume()
+        log.info("voice over the agent came to nothing", seconds=round(heard_until - held_at, 3))
+        reply.timeline.overlaps.append("a voice onset, not speech (paused, then played on)")
+        return None
 
     def take(self) -> Overlap | None:
         overlap, self.overlap = self.overlap, None
