@@ -13,6 +13,11 @@ Three tasks run while the call does (:meth:`WebSocketCall.run`):
 * the **writer** is the only task that writes to the socket; everything else posts to its
   outbox. ``flush`` (barge-in) is immediate: queued agent audio is dropped, ``clear`` is posted,
   and chunks posted before it are skipped unsent.
+
+A client that says it ``pauses`` is told ``pause`` when the caller starts talking over the agent
+(it holds what it has not played) and ``resume`` if that was not an interruption; meanwhile the
+chunker sends nothing more. Other clients cannot be paused: the agent talks on until the
+barge-in is decided, then ``clear`` drops the rest.
 """
 
 from __future__ import annotations
@@ -95,6 +100,7 @@ class WebSocketCall(CallTransport):
         self._play_cursor = -math.inf
         self._played: PlayedCallback = lambda mark, t: None
         self._over = False
+        self._paused = False
 
     # --- CallTransport ------------------------------------------------------------------------
 
@@ -112,8 +118,23 @@ class WebSocketCall(CallTransport):
         self._to_client = LowDelayResampler(SAMPLE_RATE, self._start.format.sample_rate).process  # no tail of the dropped audio
         self._unheard = 0.0
         self._play_cursor = -math.inf
+        self._paused = False  # the client ends a pause when it clears
         self._wake()
         self._post(None, message("clear"))
+
+    def pause(self) -> bool:
+        if not self._start.pauses:
+            return False
+        if not self._paused:
+            self._paused = True
+            self._post(None, message("pause"))
+        return True
+
+    def resume(self) -> None:
+        if self._paused:
+            self._paused = False
+            self._post(None, message("resume"))
+            self._wake()
 
     def on_played(self, callback: PlayedCallback) -> None:
         self._played = callback
@@ -248,7 +269,7 @@ class WebSocketCall(CallTransport):
             while len(frames) < most and len(self._out):
                 frames.append(self._out.receive_nowait())
             generation = self._generation
-            while self._unheard >= self._config.ahead and generation == self._generation:
+            while (self._unheard >= self._config.ahead or self._paused) and generation == self._generation:
                 await self._wait_progress()
             if generation != self._generation:
                 continue  # a barge-in dropped it while it waited

@@ -34,6 +34,10 @@ class Start:
     """The client takes the agent's keypad presses as ``dtmf`` messages (and passes them on as
     keys); a client that does not say so hears them as tones in the agent's audio instead, so
     clients written before the message existed never receive it."""
+    pauses: bool = False
+    """The client can hold its playback on ``pause`` and play on from there on ``resume`` (and
+    acknowledges marks, so the server knows what it has played): the agent then goes quiet at
+    the caller's first syllable instead of talking on until the barge-in is decided."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +95,13 @@ def _start(data: dict[str, Any]) -> Start:
     keys = data.get("receives_keys", False)
     if not isinstance(keys, bool):
         raise ClientError("bad_message", "start: 'receives_keys' must be true or false")
-    return Start(AudioFormat(rate), acks, metadata, keys)
+    pauses = data.get("pauses", False)
+    if not isinstance(pauses, bool):
+        raise ClientError("bad_message", "start: 'pauses' must be true or false")
+    if pauses and not acks:
+        raise ClientError("bad_message", "start: 'pauses' needs 'acknowledges_marks': a pause holds "
+                                           "what the client has not played, which only its marks tell")
+    return Start(AudioFormat(rate), acks, metadata, keys, pauses)
 
 
 def check_audio(data: bytes, max_bytes: int) -> None:

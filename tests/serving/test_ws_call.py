@@ -90,6 +90,7 @@ async def test_barge_in_sends_clear_and_the_context_keeps_only_what_was_heard() 
         llm = next(p for p in server.pool._instances.values() if p.name == "scripted-llm")
     interrupted, answer = report.turns_ended("reply")
     assert report.clears == 1
+    assert report.of_type("pause") == []  # this client did not say it can pause
     assert interrupted["outcome"] == "interrupted"
     heard = interrupted["heard_text"]
     assert heard and heard != interrupted["agent_text"]
@@ -103,6 +104,49 @@ async def test_barge_in_sends_clear_and_the_context_keeps_only_what_was_heard() 
     assert assistant[0].content.startswith(heard.rstrip("…")) and assistant[0].interrupted
     assert LONG_REPLY not in assistant[0].content
     assert answer["outcome"] == "completed" and answer["heard_text"] == "Sure."
+
+
+async def test_a_client_that_pauses_goes_quiet_at_the_interruption_and_hears_nothing_more() -> None:
+    registry, agent = ws_agent(
+        stt=[{"provider": "scripted-stt", "lines": ["tell me everything", "stop please"]}],
+        llm=[{"provider": "scripted-llm", "replies": [LONG_REPLY, "Sure."]}],
+    )
+    cues = [
+        Cue(speech_like(0.8) + silence(0.1), when=greeting_heard),
+        Cue(speech_like(1.0, seed=1) + silence(0.1), after_agent_audio=1.5),
+    ]
+    async with served_agents([agent], registry) as server:
+        report = await WsCaller(server.ws_url(agent.name), cues, pauses=True).run()
+    interrupted, answer = report.turns_ended("reply")
+    assert interrupted["outcome"] == "interrupted" and answer["heard_text"] == "Sure."
+    kinds = [event["type"] for _, event in report.events if event["type"] in ("pause", "clear")]
+    assert kinds == ["pause", "clear"]  # held at the onset, dropped once it proved an interruption
+    (paused, resumed), = report.pauses
+    cleared = next(t for t, event in report.events if event["type"] == "clear")
+    assert resumed is None
+    # Nothing of the agent played between the pause and the clear (the barge-in's 0.35 s).
+    assert not any(s.start < cleared and s.start + len(s.pcm) / 32_000 > paused + 0.001 for s in report.segments)
+
+
+async def test_a_cough_holds_a_pausing_client_for_a_moment_and_the_reply_plays_on_in_full() -> None:
+    registry, agent = ws_agent(
+        stt=[{"provider": "scripted-stt", "lines": ["tell me everything"]}],
+        llm=[{"provider": "scripted-llm", "replies": [LONG_REPLY]}],
+    )
+    cues = [
+        Cue(speech_like(0.8) + silence(0.1), when=greeting_heard),
+        Cue(speech_like(0.15, seed=2), after_agent_audio=1.0),
+    ]
+    async with served_agents([agent], registry) as server:
+        report = await WsCaller(server.ws_url(agent.name), cues, pauses=True).run()
+    (paused, resumed), = report.pauses
+    assert resumed is not None and resumed - paused < 1.0
+    assert report.clears == 0
+    reply = report.turns_ended("reply")[0]
+    assert reply["outcome"] == "completed" and reply["heard_text"] == LONG_REPLY
+    # Every sample of both lines was played: none lost to the pause.
+    spoken = len("Hello there.") + len(LONG_REPLY)
+    assert seconds(report, 16_000) == pytest.approx(spoken * 0.06, abs=0.15)
 
 
 async def test_a_client_that_does_not_acknowledge_is_taken_as_hearing_in_real_time() -> None:

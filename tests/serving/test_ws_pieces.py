@@ -64,6 +64,7 @@ def test_a_long_call_does_not_drift() -> None:
 def test_messages_parse_to_their_types() -> None:
     start = parse(json.dumps({"type": "start", "format": {"sample_rate": 8000}}))
     assert start == Start(AudioFormat(8000), acknowledges_marks=True, metadata={})
+    assert parse('{"type": "start", "format": {"sample_rate": 16000}, "pauses": true}').pauses
     assert parse('{"type": "mark", "id": 3}') == Mark(3)
     assert parse('{"type": "hangup", "reason": "done"}') == HangUp("done")
 
@@ -73,6 +74,8 @@ def test_messages_parse_to_their_types() -> None:
     '{"type": "start", "format": {"sample_rate": true}}',
     '{"type": "start", "format": {"sample_rate": 16001}}',
     '{"type": "start", "format": {"sample_rate": 16000}, "acknowledges_marks": "yes"}',
+    '{"type": "start", "format": {"sample_rate": 16000}, "pauses": 1}',
+    '{"type": "start", "format": {"sample_rate": 16000}, "pauses": true, "acknowledges_marks": false}',
     json.dumps({"type": "start", "format": {"sample_rate": 16000}, "metadata": {"x": "y" * 5000}}),
     '{"type": "mark", "id": true}',
     '[1, 2]',

@@ -1,7 +1,8 @@
 """A caller for the WebSocket audio API that behaves like a real client: it streams its voice at
 real time (silence between lines, as an open microphone does), plays the agent back at real time
 into a buffer, acknowledges each mark only once the audio before it has played, drops what is
-unplayed on ``clear``, and records everything it saw.
+unplayed on ``clear``, holds it on ``pause`` and plays on from there on ``resume`` (if it says it
+``pauses``), and records everything it saw.
 
 Lines can wait for the agent (:attr:`Cue.after_agent_audio`), so a test says "interrupt half a
 second into the answer" wherever the answer starts on a busy machine, instead of at a clock time.
@@ -59,6 +60,8 @@ class CallReport:
     segments: list[_Segment] = field(default_factory=list)
     acknowledged: int = 0
     clears: int = 0
+    pauses: list[tuple[float, float | None]] = field(default_factory=list)
+    """Playback held: (from, until), ``until`` None if a ``clear`` (or the end) came first."""
     close_code: int | None = None
 
     def of_type(self, kind: str) -> list[dict[str, Any]]:
@@ -109,14 +112,20 @@ class WsCaller:
         hang_up_when: HangUpWhen | None = after_reply,
         max_seconds: float = 60.0,
         receives_keys: bool = False,
+        pauses: bool = False,
     ) -> None:
         self.url, self.cues, self.rate, self.token = url, cues, sample_rate, token
-        self.receives_keys = receives_keys
+        self.receives_keys, self.pauses = receives_keys, pauses
         self.acks, self.hang_up_when, self.max_seconds = acknowledges_marks, hang_up_when, max_seconds
         self.report = CallReport()
         self._t0 = 0.0
         self._play_end = 0.0
         self._marks: list[tuple[float, int]] = []
+        self._held: list[tuple[float, bytes | int]] = []
+        """While paused: audio (bytes) and marks (ids) not yet played, at their offsets from the
+        moment playback goes on."""
+        self._held_until = 0.0
+        self._paused_at: float | None = None
         self._new_mark = anyio.Event()
         self._closed = anyio.Event()
 
@@ -129,6 +138,7 @@ class WsCaller:
                     "type": "start", "format": {"encoding": "pcm16", "sample_rate": self.rate, "channels": 1},
                     "acknowledges_marks": self.acks,
                     **({"receives_keys": True} if self.receives_keys else {}),
+                    **({"pauses": True} if self.pauses else {}),
                 }))
             except ConnectionClosed:
                 pass  # refused (busy, draining): the reason is among the messages received
@@ -185,6 +195,10 @@ class WsCaller:
         try:
             async for data in ws:
                 now = self._now()
+                if isinstance(data, bytes) and self._paused_at is not None:
+                    self._held.append((self._held_until, data))
+                    self._held_until += len(data) / (2 * self.rate)
+                    continue
                 if isinstance(data, bytes):
                     start = max(now, self._play_end)
                     self._play_end = start + len(data) / (2 * self.rate)
@@ -195,18 +209,59 @@ class WsCaller:
                 match event.get("type"):
                     case "started":
                         self.report.started = event
+                    case "mark" if self._paused_at is not None:
+                        self._held.append((self._held_until, event["id"]))
                     case "mark":
                         self._marks.append((max(now, self._play_end), event["id"]))
                         self._new_mark.set()
                     case "clear":
                         self._clear(now)
+                    case "pause" if self._paused_at is None:
+                        self._pause(now)
+                    case "resume" if self._paused_at is not None:
+                        self._resume(now)
         except ConnectionClosed:
             pass
         finally:
             self._closed.set()
 
+    def _pause(self, now: float) -> None:
+        """Hold playback now: what has not played waits, and so do its marks."""
+        self._paused_at = now
+        self.report.pauses.append((now, None))
+        kept: list[_Segment] = []
+        for segment in self.report.segments:
+            played = max(0, int((now - segment.start) * self.rate)) * 2
+            if played >= len(segment.pcm):
+                kept.append(segment)
+                continue
+            if played:
+                kept.append(_Segment(segment.start, segment.pcm[:played]))
+            self._held.append((max(0.0, segment.start - now), segment.pcm[played:]))
+        self.report.segments = kept
+        self._held += [(due - now, mark) for due, mark in self._marks if due > now]
+        self._marks = [(due, mark) for due, mark in self._marks if due <= now]
+        self._held_until = max(0.0, self._play_end - now)
+        self._play_end = now
+
+    def _resume(self, now: float) -> None:
+        """Play on from where it was held."""
+        assert self._paused_at is not None
+        self.report.pauses[-1] = (self._paused_at, now)
+        self._paused_at = None
+        for offset, item in sorted(self._held, key=lambda held: held[0]):
+            if isinstance(item, bytes):
+                self.report.segments.append(_Segment(now + offset, item))
+            else:
+                self._marks.append((now + offset, item))
+        self._marks.sort()
+        self._play_end = now + self._held_until
+        self._held, self._held_until = [], 0.0
+        self._new_mark.set()
+
     def _clear(self, now: float) -> None:
-        """Stop playback now: what has not played is gone, and so are its marks."""
+        """Stop playback now: what has not played is gone, and so are its marks (a pause ends)."""
+        self._paused_at, self._held, self._held_until = None, [], 0.0
         self.report.clears += 1
         kept: list[_Segment] = []
         for segment in self.report.segments:
