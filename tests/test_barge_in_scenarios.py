@@ -124,7 +124,7 @@ SLOW_START = [{"provider": "energy", "start_secs": 0.2}]
 
 async def onset_call(burst: bytes, *, cancel_echo: bool = True, **barge_in: Any) -> tuple[Any, Any]:
     """As :func:`call`, with the slow detector, the caller cutting in once the agent has talked
-    long enough for the echo canceller to judge the line (it brings nothing back)."""
+    long enough for the echo canceller to find that the line brings nothing back."""
     registry = fake_registry()
     agent = fake_agent(
         registry,
@@ -165,7 +165,7 @@ async def test_a_click_shorter_than_the_start_window_costs_a_moment_of_silence_a
     onset, agent = onset_and_agent(transport)
     assert 0.05 <= silent_run_after(agent, onset) <= 0.25  # about the click itself, then on
 
-    for off in ({"pause_at_onset": False}, {"cancel_echo": False}):  # or with no canceller to judge the line
+    for off in ({"pause_at_onset": False}, {"cancel_echo": False}):  # or with no canceller to tell
         greeting, transport = await onset_call(speech_like(0.1), **off)
         assert greeting.outcome == "completed" and greeting.overlaps == []
         onset, agent = onset_and_agent(transport)

@@ -23,9 +23,10 @@ first 20 ms of audio 100 ms after its text and the rest at real time (a 440 Hz t
 character). The turn ends as soon as the final transcript is in (voiceflow: ``min_silence`` 0.2 s,
 transcript rules off; Pipecat: ``SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=0)`` instead
 of its Smart Turn default). Barge-in is each framework's default (voiceflow holds playout at the
-first voiced VAD window, once its echo canceller has judged the line, and cancels after 0.35 s
-of voiced speech; Pipecat interrupts at its VAD's speech start). Agent audio leaves each framework's transport on a real-time playout clock (a
-chunk starts when the previous one has played); the listener hears it from that moment.
+first voiced VAD window, once its echo canceller has found the line brings nothing back, and
+cancels after 0.35 s of voiced speech; Pipecat interrupts at its VAD's speech start). Agent audio
+leaves each framework's transport on a real-time playout clock (a chunk starts when the previous
+one has played); the listener hears it from that moment.
 
 What it prints (milliseconds, p50 and p95 over the calls of a run, median over runs)
 ------------------------------------------------------------------------------------

@@ -4,12 +4,14 @@ an onset is noted, who takes the hold over, and that a hold never outlives its r
 from __future__ import annotations
 
 import anyio
+import numpy as np
 import pytest
 
+from audio_fixtures import espeak_pcm
 from voiceflow.clock import VirtualClock
 from voiceflow.config.echo import EchoDefence
 from voiceflow.config.models import BargeIn
-from voiceflow.frames import FRAME_SAMPLES, FRAME_SECONDS, AudioFrame, VADEvent, VADKind
+from voiceflow.frames import FRAME_SAMPLES, FRAME_SECONDS, SAMPLE_RATE, AudioFrame, VADEvent, VADKind
 from voiceflow.metrics.timeline import TurnTimeline
 from voiceflow.providers import VADProvider, VADStream
 from voiceflow.runtime.echo import ABSENT_AFTER, EchoCanceller
@@ -102,6 +104,19 @@ def _judged_echo() -> EchoCanceller:
     return echo
 
 
+def _echoing_echo() -> EchoCanceller:
+    """A canceller that has found the agent's voice coming back (150 ms late, 12 dB down)."""
+    echo = EchoCanceller(EchoDefence())
+    voice = np.frombuffer(espeak_pcm("Would you like some tea, or would you rather have coffee?"), np.int16)
+    delay = round(0.15 * SAMPLE_RATE)
+    line = np.concatenate([np.zeros(delay), voice[:-delay] / 4]).astype(np.int16)
+    for at in range(0, len(voice) - FRAME_SAMPLES, FRAME_SAMPLES):
+        echo.played(voice[at : at + FRAME_SAMPLES].tobytes(), at / SAMPLE_RATE)
+        echo.clean(AudioFrame(line[at : at + FRAME_SAMPLES].tobytes(), at / SAMPLE_RATE))
+    assert echo.echoes is True
+    return echo
+
+
 def _watch(echo: EchoCanceller | None, **settings: object) -> tuple[OverlapWatch, _Line, Reply]:
     line = _Line()
     watch = OverlapWatch(line, VirtualClock(10.0), lambda: BargeIn(**settings), echo)  # type: ignore[arg-type]
@@ -149,7 +164,8 @@ def test_the_speech_start_takes_the_hold_over_and_a_hold_never_outlives_its_repl
 def test_no_hold_where_the_line_may_echo_or_the_settings_say_no() -> None:
     for echo, settings in [
         (None, {}),  # no canceller: the agent's own echo would hold it at every word
-        (EchoCanceller(EchoDefence()), {}),  # a canceller that has not yet judged the line
+        (EchoCanceller(EchoDefence()), {}),  # a canceller that does not know the line yet
+        (_echoing_echo(), {}),  # a line that echoes: what is left of the echo could hold it
         (_judged_echo(), {"pause_at_onset": False}),
         (_judged_echo(), {"pause_on_speech": False}),
         (_judged_echo(), {"ignore_first": 5.0}),  # 2 s into the reply: still warming up

@@ -57,7 +57,7 @@ class OverlapWatch:
         """The caller's voice began at audio time ``t`` over ``reply``, not yet called speech:
         hold the reply's audio if the settings say so, and return when to look again (``None``:
         nothing held). The speech start that follows takes the hold over (:meth:`start`)."""
-        if self.overlap is not None or self._held_at is not None or not self._line_judged():
+        if self.overlap is not None or self._held_at is not None or not self._line_quiet():
             return None
         now = self.clock.now()
         if not self.policy.holds_at_onset(now, interruptible=reply.interruptible, first_heard=reply.first_heard):
@@ -67,12 +67,13 @@ class OverlapWatch:
         self._held_at = t
         return now + RECHECK
 
-    def _line_judged(self) -> bool:
-        """Whether the canceller knows what this line brings back (nothing, or an echo it now
-        subtracts). Until then, or without one, the agent's own echo would sound like a voice
-        onset at its every word, and hold the reply over and over: only the detector's speech
-        start (its start window rides out an echo's syllables) pauses it."""
-        return self.echo is not None and self.echo.echoes is not None
+    def _line_quiet(self) -> bool:
+        """Whether the canceller has found that this line brings nothing of the agent back.
+        Until then, without one, or on a line that does echo (what the canceller leaves of it
+        can still be voiced here and there), the agent's own voice would sound like an onset at
+        its every word and hold the reply over and over: only the detector's speech start (its
+        start window rides out stray syllables) pauses it there."""
+        return self.echo is not None and self.echo.echoes is False
 
     def start(self, t: float, reply: Reply) -> float | None:
         """Speech began at audio time ``t`` over ``reply``: when to check it (``None``: it cannot
