@@ -76,15 +76,21 @@ async def test_a_client_at_another_rate_is_resampled_both_ways(rate: int) -> Non
     assert np.abs(heard).max() > 0.2 * 32767  # the tone came through, not silence
 
 
-async def test_barge_in_sends_clear_and_the_context_keeps_only_what_was_heard() -> None:
+def interruption() -> tuple[Any, Any, list[Cue]]:
+    """An agent with a long answer, and a caller who asks, then cuts in 1.5 s into the answer."""
     registry, agent = ws_agent(
         stt=[{"provider": "scripted-stt", "lines": ["tell me everything", "stop please"]}],
         llm=[{"provider": "scripted-llm", "replies": [LONG_REPLY, "Sure."]}],
     )
     cues = [
         Cue(speech_like(0.8) + silence(0.1), when=greeting_heard),
-        Cue(speech_like(1.0, seed=1) + silence(0.1), after_agent_audio=1.5),  # 1.5 s into the answer
+        Cue(speech_like(1.0, seed=1) + silence(0.1), after_agent_audio=1.5),
     ]
+    return registry, agent, cues
+
+
+async def test_barge_in_sends_clear_and_the_context_keeps_only_what_was_heard() -> None:
+    registry, agent, cues = interruption()
     async with served_agents([agent], registry) as server:
         report = await WsCaller(server.ws_url(agent.name), cues).run()
         llm = next(p for p in server.pool._instances.values() if p.name == "scripted-llm")
@@ -107,14 +113,7 @@ async def test_barge_in_sends_clear_and_the_context_keeps_only_what_was_heard() 
 
 
 async def test_a_client_that_pauses_goes_quiet_at_the_interruption_and_hears_nothing_more() -> None:
-    registry, agent = ws_agent(
-        stt=[{"provider": "scripted-stt", "lines": ["tell me everything", "stop please"]}],
-        llm=[{"provider": "scripted-llm", "replies": [LONG_REPLY, "Sure."]}],
-    )
-    cues = [
-        Cue(speech_like(0.8) + silence(0.1), when=greeting_heard),
-        Cue(speech_like(1.0, seed=1) + silence(0.1), after_agent_audio=1.5),
-    ]
+    registry, agent, cues = interruption()
     async with served_agents([agent], registry) as server:
         report = await WsCaller(server.ws_url(agent.name), cues, pauses=True).run()
     interrupted, answer = report.turns_ended("reply")
