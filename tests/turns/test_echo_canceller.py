@@ -124,3 +124,38 @@ def test_before_anything_is_played_a_frame_is_not_even_copied() -> None:
     frame = AudioFrame(np.full(FRAME_SAMPLES, 1000, dtype=np.int16).tobytes(), 5.0)
     assert echo.clean(frame) is frame
     assert echo.echoes is None and echo.describe() == "echo path: none found"
+
+
+def _echo_states(agent: np.ndarray, gain_db: float, noise_dbfs: float = -65.0) -> list[bool | None]:
+    """``echoes`` after each frame of a call in which the agent says ``agent`` from the start
+    and the line sends it back 0.15 s late at ``gain_db`` over a noise floor; no caller."""
+    echo = EchoCanceller(EchoDefence())
+    delay = round(0.15 * SAMPLE_RATE)
+    back = np.concatenate([np.zeros(delay), agent[:-delay]]) * 10.0 ** (gain_db / 20.0)
+    line = back + np.random.default_rng(4).normal(0.0, 32768 * 10 ** (noise_dbfs / 20), len(agent))
+    line = np.clip(np.rint(line), -32768, 32767).astype(np.int16)
+    states = []
+    for at in range(0, len(agent) - FRAME_SAMPLES, FRAME_SAMPLES):
+        t = T0 + at / SAMPLE_RATE
+        echo.played(agent[at : at + FRAME_SAMPLES].astype(np.int16).tobytes(), t)
+        echo.clean(AudioFrame(line[at : at + FRAME_SAMPLES].tobytes(), t))
+        states.append(echo.echoes)
+    return states
+
+
+def test_a_line_silent_under_the_agent_is_known_to_bring_nothing_back_within_a_second() -> None:
+    """Its silence is the proof (no echo within 40 dB of the agent at any delay it could have):
+    no waiting for two seconds of agent audio, during which a caller talking over the agent
+    would be searched for a path every 60 ms."""
+    states = _echo_states(_agent_voice(), gain_db=-80.0)
+    known = states.index(False) * FRAME_SAMPLES / SAMPLE_RATE
+    assert known < 1.0  # 0.54 s here; waiting for two seconds of agent audio was the rule
+    assert None not in states[states.index(False) :]
+
+
+@pytest.mark.parametrize(("gain_db", "noise_dbfs"), [(-30.0, -65.0), (-80.0, -40.0)])
+def test_a_faint_echo_or_a_noisy_line_is_never_taken_for_silence(gain_db: float, noise_dbfs: float) -> None:
+    states = _echo_states(_agent_voice(), gain_db=gain_db, noise_dbfs=noise_dbfs)
+    first_known = next((i for i, state in enumerate(states) if state is not None), len(states))
+    # The faint echo is found; the noisy line waits out the two seconds of agent audio.
+    assert states[first_known] is True or first_known * FRAME_SAMPLES >= 2 * SAMPLE_RATE - FRAME_SAMPLES

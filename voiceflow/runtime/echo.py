@@ -16,6 +16,11 @@ their voice does not correlate with anything the agent played.
   with the reference over every delay up to ``max_delay``, at a quarter of the sample rate
   (one FFT product), then refined at the full rate around the peak. It runs a few times a
   second until the path is found, then once a second to follow a path that changes.
+* **Knowing there is none**: a line that stays silent (40 dB under what the agent played, at
+  every delay) while the agent talks brings no echo: known within about half a second of agent
+  speech, else after :data:`ABSENT_AFTER` of agent audio with no path found. Until then the
+  caller's speech over the agent is searched every few frames, and barge-in holds the reply
+  only at the detector's speech start (:mod:`voiceflow.turns.overlap_watch`).
 * **Subtracting**: a short adaptive filter (:data:`TAPS` taps around the measured delay, block
   NLMS) models the path's level and its spread; it adapts only on frames it already explains
   (so a caller talking over the echo does not teach it their voice), and its output is used only
@@ -33,7 +38,7 @@ import numpy as np
 import numpy.typing as npt
 
 from voiceflow.config.echo import EchoDefence
-from voiceflow.frames import SAMPLE_RATE, AudioFrame
+from voiceflow.frames import FRAME_SAMPLES, SAMPLE_RATE, AudioFrame
 
 Signal = npt.NDArray[np.float32]
 
@@ -72,6 +77,14 @@ STEP = 0.5
 ABSENT_AFTER = 2 * SAMPLE_RATE
 """Samples of the agent's audio played without a path found, after which the line is taken to
 have no echo (a headset, or a line that cancels it already)."""
+
+QUIET_BELOW_DB = -40.0
+"""A line that stayed this far below what the agent played, over :data:`WINDOW` and at every
+delay its echo could have, is taken to bring no echo worth the name at once, without waiting
+for :data:`ABSENT_AFTER` (speakerphones send back -6 to -30 dB)."""
+
+LOUD_ENOUGH = 10 * MIN_LEVEL
+"""RMS the agent's audio must keep over each of those windows for the line's quiet to count."""
 
 
 class _Recent:
@@ -135,6 +148,8 @@ class EchoCanceller:
         self._weights = np.zeros(TAPS, dtype=np.float32)
         """Filter taps, newest reference sample last (so the echo is ``window @ weights``)."""
         self._since_search = SEARCH_EVERY
+        self._quiet_line = False
+        """The line stayed silent under the agent's voice (:meth:`_check_quiet`)."""
         self.found_at: float | None = None
         """Audio time the path was first found."""
         self.frames_cleaned = 0
@@ -159,10 +174,11 @@ class EchoCanceller:
     @property
     def echoes(self) -> bool | None:
         """Whether this line brings the agent's voice back: True once the path is found, False
-        once the agent has talked for a while without one, None until then."""
+        once the agent has talked for a while without one (or the line stayed silent under it:
+        :meth:`_check_quiet`), None until then."""
         if self._first_lag is not None:
             return True
-        return False if self._played_samples >= ABSENT_AFTER else None
+        return False if self._quiet_line or self._played_samples >= ABSENT_AFTER else None
 
     def clear(self) -> None:
         """The call is over: give its signal history back now (see :meth:`AudioTail.clear
@@ -197,9 +213,15 @@ class EchoCanceller:
         if self._played_until is None or self._played_until + self.max_lag + TAPS <= at:
             return frame  # nothing the agent played can still be on the line
         self._since_search += 1
-        if self._since_search >= (SEARCH_EVERY if self.echoes is None else RECHECK_EVERY) and _loud(mic):
-            self._since_search = 0  # (a quiet moment is skipped: the next frame tries again)
-            self._measure(at + len(mic))
+        unknown = self.echoes is None
+        if self._since_search >= (SEARCH_EVERY if unknown else RECHECK_EVERY):
+            if _loud(mic):
+                self._since_search = 0
+                self._measure(at + len(mic))
+            elif unknown:
+                self._since_search = 0
+                self._check_quiet(at + len(mic))
+            # (a quiet moment on a line judged is skipped: the next frame tries again)
         if self._first_lag is None:
             return frame
         residual = self._subtract(at, mic)
@@ -259,6 +281,24 @@ class EchoCanceller:
         if self.found_at is None:
             self.found_at = end / SAMPLE_RATE
 
+    def _check_quiet(self, end: int) -> None:
+        """Whether the caller's line stayed silent while the agent's echo, if any, was due: over
+        the last :data:`WINDOW`, far quieter than every stretch the agent played that its echo
+        could come from (each delay up to ``max_lag``, in frame steps): an echo at the true delay
+        would have brought its gain squared times that stretch's energy into the window. A quiet
+        line proves its echo weak within about half a second of agent speech, where waiting for
+        :data:`ABSENT_AFTER` takes two and, meanwhile, a caller talking over the agent is
+        searched for a path every 60 ms."""
+        mic = self._caller.read(end - WINDOW, end)
+        ref = self._reference.read(end - WINDOW - self.max_lag, end).astype(np.float64)
+        frames = len(ref) // FRAME_SAMPLES
+        per_frame = np.square(ref[len(ref) - frames * FRAME_SAMPLES :]).reshape(frames, FRAME_SAMPLES).sum(axis=1)
+        span = WINDOW // FRAME_SAMPLES
+        running = np.concatenate([[0.0], np.cumsum(per_frame)])
+        least = float((running[span:] - running[:-span]).min())
+        if least >= LOUD_ENOUGH * LOUD_ENOUGH * WINDOW and float(mic @ mic) < least * 10.0 ** (QUIET_BELOW_DB / 10.0):
+            self._quiet_line = True
+
     def _left(self, end: int, first_lag: int, weights: Signal) -> float:
         """Energy left in the last second of caller audio after the filter ``weights`` from
         ``first_lag`` took its echo out."""
@@ -276,7 +316,9 @@ def _coarse_lag(mic: Signal, ref: Signal, max_lag: int) -> int | None:
     """The lag (samples, in ``ref`` from ``mic``'s start: ``max_lag`` minus the delay) whose
     normalised correlation peaks, searched at a quarter rate; ``None`` if no lag correlates."""
     m, r = _decimated(mic), _decimated(ref)
-    size = 1 << int(np.ceil(np.log2(len(m) + len(r))))
+    # Only lags 0..max_lag are wanted, each reading m against r[k : k + len(m)] inside r: a
+    # circular correlation as long as r has no wrap-around there (half the FFT of a full one).
+    size = 1 << int(np.ceil(np.log2(len(r))))
     corr = np.fft.irfft(np.conj(np.fft.rfft(m, size)) * np.fft.rfft(r, size), size)
     lags = max_lag // DECIMATE + 1
     squares = np.concatenate([[0.0], np.cumsum(r.astype(np.float64) ** 2)])
