@@ -101,9 +101,9 @@ class BargeIn(Strict):
         "before its start window (start_secs) has confirmed speech: a caller who cuts in is "
         "heard that much sooner (0.1 s with Silero's default). A click or a breath then costs "
         "the caller under 0.15 s of the agent's silence, after which it plays on from where it "
-        "stopped. Only where the echo canceller (echo.cancel) has found that the line brings "
-        "none of the agent's voice back (after 2 s of agent audio): on a line that echoes, or "
-        "without it, the agent's own echo would hold it at every word.",
+        "stopped. Only where the echo canceller (echo.cancel) knows that the line brings none "
+        "of the agent's voice back (usually within half a second of agent speech): on a line "
+        "that echoes, or without it, the agent's own echo would hold it at every word.",
     )
     echo_guard: bool = Field(
         True,
