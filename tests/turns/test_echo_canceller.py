@@ -159,3 +159,20 @@ def test_a_faint_echo_or_a_noisy_line_is_never_taken_for_silence(gain_db: float,
     first_known = next((i for i, state in enumerate(states) if state is not None), len(states))
     # The faint echo is found; the noisy line waits out the two seconds of agent audio.
     assert states[first_known] is True or first_known * FRAME_SAMPLES >= 2 * SAMPLE_RATE - FRAME_SAMPLES
+
+
+def test_a_line_not_yet_heard_is_not_taken_for_silence() -> None:
+    """The agent talks for a second before the caller's audio starts flowing: only half a
+    second of the line actually heard quiet proves anything."""
+    agent = _agent_voice()
+    echo = EchoCanceller(EchoDefence())
+    quiet = bytes(2 * FRAME_SAMPLES)
+    states = []
+    for at in range(0, 2 * SAMPLE_RATE, FRAME_SAMPLES):
+        t = T0 + at / SAMPLE_RATE
+        echo.played(agent[at : at + FRAME_SAMPLES].astype(np.int16).tobytes(), t)
+        if at >= SAMPLE_RATE:  # the caller's line from 1 s on
+            echo.clean(AudioFrame(quiet, t))
+            states.append((at / SAMPLE_RATE, echo.echoes))
+    known = next(t for t, state in states if state is False)
+    assert 1.48 <= known < 1.7  # the frame from 1.48 s completes half a second of the line

@@ -150,6 +150,8 @@ class EchoCanceller:
         self._since_search = SEARCH_EVERY
         self._quiet_line = False
         """The line stayed silent under the agent's voice (:meth:`_check_quiet`)."""
+        self._caller_from: int | None = None
+        """Sample number of the first caller audio received."""
         self.found_at: float | None = None
         """Audio time the path was first found."""
         self.frames_cleaned = 0
@@ -210,6 +212,8 @@ class EchoCanceller:
         at = round(frame.t * SAMPLE_RATE)
         mic = np.frombuffer(frame.pcm, dtype=np.int16).astype(np.float32)
         self._caller.write(at, mic)
+        if self._caller_from is None:
+            self._caller_from = at
         if self._played_until is None or self._played_until + self.max_lag + TAPS <= at:
             return frame  # nothing the agent played can still be on the line
         self._since_search += 1
@@ -282,13 +286,15 @@ class EchoCanceller:
             self.found_at = end / SAMPLE_RATE
 
     def _check_quiet(self, end: int) -> None:
-        """Whether the caller's line stayed silent while the agent's echo, if any, was due: over
+        """Note whether the caller's line stayed silent while the agent's echo, if any, was due: over
         the last :data:`WINDOW`, far quieter than every stretch the agent played that its echo
         could come from (each delay up to ``max_lag``, in frame steps): an echo at the true delay
         would have brought its gain squared times that stretch's energy into the window. A quiet
         line proves its echo weak within about half a second of agent speech, where waiting for
         :data:`ABSENT_AFTER` takes two and, meanwhile, a caller talking over the agent is
         searched for a path every 60 ms."""
+        if self._caller_from is None or end - WINDOW < self._caller_from:
+            return  # not a whole window of the caller's line yet: nothing heard is not silence
         mic = self._caller.read(end - WINDOW, end)
         ref = self._reference.read(end - WINDOW - self.max_lag, end).astype(np.float64)
         frames = len(ref) // FRAME_SAMPLES
