@@ -127,10 +127,13 @@ async def test_a_client_that_pauses_goes_quiet_at_the_interruption_and_hears_not
     assert not any(s.start < cleared and s.start + len(s.pcm) / 32_000 > paused + 0.001 for s in report.segments)
 
 
+MEDIUM_REPLY = "Tomorrow it will be sunny in the morning and rainy by the evening."
+
+
 async def test_a_cough_holds_a_pausing_client_for_a_moment_and_the_reply_plays_on_in_full() -> None:
     registry, agent = ws_agent(
         stt=[{"provider": "scripted-stt", "lines": ["tell me everything"]}],
-        llm=[{"provider": "scripted-llm", "replies": [LONG_REPLY]}],
+        llm=[{"provider": "scripted-llm", "replies": [MEDIUM_REPLY]}],
     )
     cues = [
         Cue(speech_like(0.8) + silence(0.1), when=greeting_heard),
@@ -142,9 +145,9 @@ async def test_a_cough_holds_a_pausing_client_for_a_moment_and_the_reply_plays_o
     assert resumed is not None and resumed - paused < 1.0
     assert report.clears == 0
     reply = report.turns_ended("reply")[0]
-    assert reply["outcome"] == "completed" and reply["heard_text"] == LONG_REPLY
+    assert reply["outcome"] == "completed" and reply["heard_text"] == MEDIUM_REPLY
     # Every sample of both lines was played: none lost to the pause.
-    spoken = len("Hello there.") + len(LONG_REPLY)
+    spoken = len("Hello there.") + len(MEDIUM_REPLY)
     assert seconds(report, 16_000) == pytest.approx(spoken * 0.06, abs=0.15)
 
 
