@@ -218,12 +218,12 @@ class EchoCanceller:
             return frame  # nothing the agent played can still be on the line
         self._since_search += 1
         unknown = self.echoes is None
-        loud = _loud(mic)
-        if self._since_search >= (SEARCH_EVERY if unknown else RECHECK_EVERY) and loud:
-            self._since_search = 0  # (a quiet moment is skipped: the next frame tries again)
-            self._measure(at + len(mic))
-        elif unknown and not loud and self._since_search % SEARCH_EVERY == 0:
-            self._check_quiet(at + len(mic))  # (on its own beat: the searches' is unchanged)
+        if self._since_search >= (SEARCH_EVERY if unknown else RECHECK_EVERY):
+            if _loud(mic):
+                self._since_search = 0  # (a quiet moment is skipped: the next frame tries again)
+                self._measure(at + len(mic))
+            elif unknown and self._since_search % SEARCH_EVERY == 0:
+                self._check_quiet(at + len(mic))  # (on its own beat: the searches' is unchanged)
         if self._first_lag is None:
             return frame
         residual = self._subtract(at, mic)

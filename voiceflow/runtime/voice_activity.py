@@ -62,7 +62,7 @@ class VoiceActivity:
         """One caller frame through the current detector; an edge if speech started or ended.
 
         Also notes a voice *onset* in :attr:`onset`: the detector judged this frame voiced
-        after at least :data:`ONSET_GAP` of quiet, but has not declared speech (it waits for
+        after at least :data:`VOICE_GAP` of quiet, but has not declared speech (it waits for
         its ``start_secs`` first, so that a click is not a turn). A reply can go quiet at the
         onset and so stop a start window sooner for a caller who cuts in, at the cost of a
         moment's silence when it was a click (see :mod:`voiceflow.turns.overlap_watch`).
@@ -76,7 +76,7 @@ class VoiceActivity:
                 edge = _checked(await stream.aprocess(frame), frame.t + frame.duration)
                 voiced = stream.voiced_until
                 if (edge is None and voiced > self._voiced_before and not stream.speaking
-                        and self._voiced_before < frame.t - ONSET_GAP):
+                        and self._voiced_before < frame.t - VOICE_GAP):
                     self.onset = frame.t
                 self._voiced_before = voiced
                 return edge
@@ -122,9 +122,10 @@ class VoiceActivity:
                 log.error("voice activity detector could not start", provider=provider.name, error=error)
 
 
-ONSET_GAP = 0.07
-"""Quiet before a voiced frame for it to be an onset: a detector window (Silero's is 32 ms) and
-a frame of hand-off, with a little slack (as :data:`voiceflow.turns.barge_in.VOICE_GAP`)."""
+VOICE_GAP = 0.07
+"""Seconds without a voiced frame after which the caller counts as having stopped (and a voiced
+frame after them as a new onset): a detector window (Silero's is 32 ms) plus a frame of
+hand-off, with a little slack. Barge-in judges by the same gap."""
 
 SLACK = 0.001
 """Rounding allowed when an edge is compared with the audio it was found in."""

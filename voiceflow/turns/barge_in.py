@@ -25,10 +25,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from voiceflow.config.models import BargeIn
-
-VOICE_GAP = 0.07
-"""Seconds without a voiced frame after which the caller counts as having stopped: a detector
-window (Silero's is 32 ms) plus a frame of hand-off, with a little slack."""
+from voiceflow.runtime.voice_activity import VOICE_GAP
 
 ECHO_SHARE = 0.7
 """An overlap whose words are at least this share of the agent's recent words is its echo."""
