@@ -142,9 +142,13 @@ class TwilioEndpoint:
                 await slot.run(call)
             finally:
                 call.close()
+        if call.failure is not None:
+            # Say why on the stream that carried the bad message before the REST hang-up, which
+            # makes Twilio close the stream itself (with 1000) and would race our 1007.
+            await _close(websocket, Close.INVALID)
         if not call.caller_hung_up:
             await self._hang_up(call)
-        await _close(websocket, Close.NORMAL if call.failure is None else Close.INVALID)
+        await _close(websocket, Close.NORMAL)
 
     async def _hang_up(self, call: TwilioCall) -> None:
         """The agent ended the call: tell Twilio, so the phone hangs up now."""
