@@ -186,6 +186,10 @@ def serve(
         bool, typer.Option(help="Once the agents are loaded, freeze what the process holds and collect garbage "
                                 "less often (see docs/deployment.md, Memory).")
     ] = True,
+    collect_every: Annotated[
+        float, typer.Option(min=0.0, help="Seconds between full passes of Python's cyclic garbage collector "
+                                 "(0: when CPython's thresholds say; see docs/deployment.md, Memory).")
+    ] = 120.0,
     trim_heap_every: Annotated[
         float, typer.Option(help="Seconds between giving the malloc heap's free memory back to the system (0: never).")
     ] = 30.0,
@@ -200,7 +204,7 @@ def serve(
 
     fmt, level = _log_options(log_format, log_level)
     options = ServeOptions(host, port, access_token, traces, settle_gc=settle_gc,
-                           trim_heap_every=trim_heap_every or None, gil_switch_interval=gil_switch_interval or None)
+                           collect_every=collect_every or None, trim_heap_every=trim_heap_every or None, gil_switch_interval=gil_switch_interval or None)
     try:
         check_bind_or_fail(options)
     except ServingError as exc:

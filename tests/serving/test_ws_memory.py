@@ -72,3 +72,38 @@ async def test_an_ended_call_leaves_no_reference_cycles() -> None:
         gc.garbage.clear()
         gc.enable()
         gc.collect()
+
+
+def _connection_protocols() -> int:
+    """The ``websockets`` library's per-connection state (uvicorn's WebSocket implementation)."""
+    return sum(1 for o in gc.get_objects()
+               if type(o).__name__ == "ServerProtocol" and type(o).__module__.startswith("websockets"))
+
+
+@pytest.mark.parametrize("collect_every", [0.3, None])
+async def test_the_connections_own_cycle_is_freed_by_the_full_pass_on_its_clock(collect_every: float | None) -> None:
+    """Not ours to break: after the socket closes, the library's protocol object and its parser
+    generator refer to each other. The serving process's full pass on a clock frees them; left to
+    the (raised) thresholds alone, they stay (here the collector is off, as good as never)."""
+    registry, agent = ws_agent()
+    gc.collect()
+    gc.disable()
+    try:
+        async with served_agents([agent], registry, collect_every=collect_every) as server:
+            for _ in range(2):
+                await WsCaller(server.ws_url(agent.name), question()).run()
+            with anyio.fail_after(10):
+                while len(server.results) < 2:
+                    await anyio.sleep(0.01)
+            waited = 0.0
+            while _connection_protocols() and waited < 1.5:
+                await anyio.sleep(0.05)
+                waited += 0.05
+            left = _connection_protocols()
+        if collect_every is None:
+            assert left == 2  # both ended calls' connections, in their cycles
+        else:
+            assert left == 0
+    finally:
+        gc.enable()
+        gc.collect()

@@ -43,7 +43,7 @@ from voiceflow.serving.access import check_bind
 from voiceflow.serving.api import ServedTransport
 from voiceflow.serving.app import ServedAgent, build_app
 from voiceflow.serving.host import AgentHost, ServerState
-from voiceflow.serving.memory import HeapTrimmer, settle_after_start
+from voiceflow.serving.memory import FullCollector, HeapTrimmer, settle_after_start
 from voiceflow.tasks import create_task_group
 
 log = structlog.get_logger("voiceflow.serve")
@@ -91,6 +91,9 @@ class ServeOptions:
     settle_gc: bool = True
     """Freeze the garbage collector's view of the loaded process and collect less often
     (:func:`voiceflow.serving.memory.settle_after_start`)."""
+    collect_every: float | None = 120.0
+    """Seconds between full passes of the cyclic collector
+    (:class:`~voiceflow.serving.memory.FullCollector`); None: when CPython's thresholds say."""
     trim_heap_every: float | None = 30.0
     """Seconds between ``malloc_trim`` calls (:class:`~voiceflow.serving.memory.HeapTrimmer`); None: never."""
     gil_switch_interval: float | None = GIL_SWITCH_INTERVAL
@@ -174,7 +177,7 @@ async def serve(
                 tg.start_soon(_run_uvicorn, server, sock)
                 probing = anyio.CancelScope()
                 tg.start_soon(_until_cancelled, probing, state.lag.run)
-                trimming = anyio.CancelScope()
+                trimming, collecting = anyio.CancelScope(), anyio.CancelScope()
                 while not server.started:
                     await anyio.sleep(0.01)
                 host, port = sock.getsockname()[:2]
@@ -184,6 +187,8 @@ async def serve(
                     on_listening(base, [(a, a.transport.urls(base + a.path)) for a in served])
                 loading = anyio.CancelScope()
                 tg.start_soon(_prepare_all, agents, pool, state, loading, options.settle_gc)
+                if options.collect_every is not None:
+                    tg.start_soon(_until_cancelled, collecting, FullCollector(options.collect_every).run)
                 if options.trim_heap_every is not None:
                     tg.start_soon(_until_cancelled, trimming, HeapTrimmer(options.trim_heap_every).run)
                 await control.wait_drain()
@@ -193,6 +198,7 @@ async def serve(
                 server.force_exit = control.stopped_now
                 probing.cancel()
                 trimming.cancel()
+                collecting.cancel()
     finally:
         tracing.close()
         if owned:
@@ -209,7 +215,7 @@ def _loop_kind() -> str:
 
 
 async def _until_cancelled(scope: anyio.CancelScope, run: Callable[[], Awaitable[None]]) -> None:
-    """A housekeeping loop (the lag probe, the heap trimmer) that the drain stops."""
+    """A housekeeping loop (the lag probe, the collector, the heap trimmer) that the drain stops."""
     with scope:
         await run()
 

@@ -64,10 +64,11 @@ def http_get(url: str, token: str | None = None) -> tuple[int, dict[str, Any]]:
 @asynccontextmanager
 async def served_agents(
     agents: list[AgentConfig], registry: PluginRegistry, *, token: str | None = None,
-    observers: Sequence[CallObserver] = (),
+    observers: Sequence[CallObserver] = (), collect_every: float | None = ServeOptions.collect_every,
 ) -> AsyncIterator[Served]:
     """Serve ``agents`` until the block ends (then drain them, as SIGTERM would). ``observers``
-    hear of every call (e.g. a tracer with an in-memory exporter)."""
+    hear of every call (e.g. a tracer with an in-memory exporter); ``collect_every`` is
+    :attr:`ServeOptions.collect_every <voiceflow.serving.server.ServeOptions.collect_every>`."""
     pool = ProviderPool(registry)
     control = ServeControl()
     listening = anyio.Event()
@@ -80,7 +81,8 @@ async def served_agents(
     async def run() -> None:
         try:
             # Not settle_gc: in a test process, freezing the collector would outlive the test.
-            await serve(agents, registry, ServeOptions(port=0, token=token, settle_gc=False), control,
+            await serve(agents, registry, ServeOptions(port=0, token=token, settle_gc=False,
+                                                              collect_every=collect_every), control,
                         on_listening=on_listening, on_call_done=lambda r: holder[0].results.append(r), pool=pool, observers=observers)
         finally:
             if holder:
