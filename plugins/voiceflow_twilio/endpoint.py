@@ -148,7 +148,8 @@ class TwilioEndpoint:
             await _close(websocket, Close.INVALID)
         if not call.caller_hung_up:
             await self._hang_up(call)
-        await _close(websocket, Close.NORMAL)
+        if call.failure is None:
+            await _close(websocket, Close.NORMAL)
 
     async def _hang_up(self, call: TwilioCall) -> None:
         """The agent ended the call: tell Twilio, so the phone hangs up now."""
