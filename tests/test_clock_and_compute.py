@@ -8,7 +8,7 @@ import time
 import anyio
 import pytest
 
-from voiceflow.clock import RealClock, VirtualClock, current_clock, using_clock
+from voiceflow.clock import TIMER_SLACK, RealClock, VirtualClock, current_clock, using_clock
 from voiceflow.compute import StopFlag, iterate_in_thread, run_in_thread
 
 pytestmark = pytest.mark.anyio
@@ -133,3 +133,28 @@ async def test_real_time_sleeps_until_a_deadline_just_ahead() -> None:
         deadline = clock.now() + ahead
         await clock.sleep_until(deadline)
         assert clock.now() >= deadline
+
+
+async def test_virtual_callbacks_run_at_their_deadline_and_a_cancelled_one_never() -> None:
+    ran: list[tuple[str, float]] = []
+    async with VirtualClock() as clock:
+        clock.call_at(20.0, lambda: ran.append(("late", clock.now())))
+        cancelled = clock.call_at(5.0, lambda: ran.append(("cancelled", clock.now())))
+        clock.call_at(10.0, lambda: ran.append(("early", clock.now())))
+        cancelled.cancel()
+        await clock.sleep_until(30.0)
+    assert [name for name, _ in ran] == ["early", "late"]
+    assert ran[0][1] == pytest.approx(10.0, abs=0.05) and ran[1][1] == pytest.approx(20.0, abs=0.05)
+
+
+async def test_real_callbacks_run_at_their_deadline_and_a_cancelled_one_never() -> None:
+    clock = RealClock()
+    ran: list[tuple[str, float]] = []
+    start = clock.now()
+    clock.call_at(start + 0.08, lambda: ran.append(("late", clock.now())))
+    clock.call_at(start + 0.03, lambda: ran.append(("cancelled", clock.now()))).cancel()
+    clock.call_at(start + 0.04, lambda: ran.append(("early", clock.now())))
+    clock.call_at(start - 1.0, lambda: ran.append(("past", clock.now())))  # runs at once
+    await clock.sleep_until(start + 0.2)
+    assert [name for name, _ in ran] == ["past", "early", "late"]
+    assert ran[1][1] >= start + 0.04 - TIMER_SLACK and ran[2][1] >= start + 0.08 - TIMER_SLACK

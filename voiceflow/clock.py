@@ -21,7 +21,7 @@ import asyncio
 import heapq
 import itertools
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractContextManager, asynccontextmanager, contextmanager, nullcontext
 from contextvars import ContextVar
 from typing import Protocol, Self
@@ -43,8 +43,23 @@ class Clock(Protocol):
 
     async def sleep(self, seconds: float) -> None: ...
 
+    def call_at(self, deadline: float, callback: Callable[[], None]) -> TimerHandle:
+        """Run ``callback`` (a plain function, on the event loop) once the clock reaches
+        ``deadline``. For code that must wake at moments that keep moving (the turn manager's
+        timers): re-arming a callback costs a heap push, where waking a sleeping task early
+        costs a cancellation."""
+        ...
+
     def busy(self) -> AbstractContextManager[None]:
         """Mark work in flight that the clock cannot see; virtual time will not skip past it."""
+        ...
+
+
+class TimerHandle(Protocol):
+    """A callback set with :meth:`Clock.call_at`."""
+
+    def cancel(self) -> None:
+        """It will not run (no effect once it has)."""
         ...
 
 
@@ -93,6 +108,9 @@ class RealClock:
     async def sleep(self, seconds: float) -> None:
         await self.sleep_until(time.monotonic() + seconds)
 
+    def call_at(self, deadline: float, callback: Callable[[], None]) -> TimerHandle:
+        return _RealTimer(asyncio.get_running_loop(), deadline, callback)
+
     def busy(self) -> AbstractContextManager[None]:
         # Real time needs no announcement; one shared no-op context (entered for every frame
         # and every streamed item, a generator-based one costs more than the work it wraps).
@@ -109,6 +127,35 @@ _NOTHING: AbstractContextManager[None] = nullcontext()
 _REAL = RealClock()
 
 
+class _RealTimer:
+    """A loop timer towards a deadline on the monotonic clock; like :meth:`RealClock.sleep_until`,
+    it runs within :data:`TIMER_SLACK` of the deadline, and sets itself again if woken earlier."""
+
+    __slots__ = ("_loop", "_deadline", "_callback", "_handle")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, deadline: float, callback: Callable[[], None]) -> None:
+        self._loop, self._deadline, self._callback = loop, deadline, callback
+        self._handle: asyncio.TimerHandle | asyncio.Handle | None = None
+        self._arm()
+
+    def _arm(self) -> None:
+        left = self._deadline - time.monotonic()
+        self._handle = (self._loop.call_later(left, self._run) if left > TIMER_SLACK
+                        else self._loop.call_soon(self._run))
+
+    def _run(self) -> None:
+        if self._deadline - time.monotonic() > TIMER_SLACK:
+            self._arm()
+            return
+        self._handle = None
+        self._callback()
+
+    def cancel(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+
 class VirtualClock:
     """Time that flows at the real rate while work is in flight and jumps over idle waits.
 
@@ -120,7 +167,7 @@ class VirtualClock:
         self._start = start
         self._offset = 0.0
         self._real_origin: float | None = None
-        self._sleepers: list[tuple[float, int, anyio.Event]] = []
+        self._sleepers: list[tuple[float, int, _VirtualTimer]] = []
         self._seq = itertools.count()
         self._busy = 0
         self._changed = anyio.Event()
@@ -142,9 +189,14 @@ class VirtualClock:
             await anyio.lowlevel.checkpoint()
             return
         woken = anyio.Event()
-        heapq.heappush(self._sleepers, (deadline, next(self._seq), woken))
-        self._poke()
+        self.call_at(deadline, woken.set)
         await woken.wait()
+
+    def call_at(self, deadline: float, callback: Callable[[], None]) -> TimerHandle:
+        timer = _VirtualTimer(callback)
+        heapq.heappush(self._sleepers, (deadline, next(self._seq), timer))
+        self._poke()
+        return timer
 
     @contextmanager
     def busy(self) -> Iterator[None]:
@@ -179,6 +231,7 @@ class VirtualClock:
                 await self._changed.wait()
                 continue
             if self._busy == 0 and await self._is_idle():
+                self._drop_cancelled()
                 if self._busy == 0 and self._sleepers:
                     skip = self._sleepers[0][0] - self.now()
                     if skip > 0:
@@ -193,8 +246,16 @@ class VirtualClock:
 
     def _wake_due(self) -> None:
         now = self.now()
-        while self._sleepers and self._sleepers[0][0] <= now:
-            heapq.heappop(self._sleepers)[2].set()
+        sleepers = self._sleepers
+        while sleepers and (sleepers[0][0] <= now or sleepers[0][2].callback is None):
+            callback = heapq.heappop(sleepers)[2].callback
+            if callback is not None:
+                callback()
+
+    def _drop_cancelled(self) -> None:
+        """Nobody waits for a cancelled timer's deadline: time must not jump to it."""
+        while self._sleepers and self._sleepers[0][2].callback is None:
+            heapq.heappop(self._sleepers)
 
     async def _is_idle(self) -> bool:
         """True once every runnable task has run and blocked (checked a few times in a row).
@@ -215,6 +276,16 @@ class VirtualClock:
             if quiet >= self._idle_checks:
                 return True
         return False
+
+
+class _VirtualTimer:
+    __slots__ = ("callback",)
+
+    def __init__(self, callback: Callable[[], None]) -> None:
+        self.callback: Callable[[], None] | None = callback
+
+    def cancel(self) -> None:
+        self.callback = None  # its heap entry is dropped when it comes up
 
 
 def _running_asyncio_loop() -> asyncio.AbstractEventLoop | None:

@@ -14,6 +14,8 @@ Error texts pass through the agent's redactor before they reach the timeline or 
 
 from __future__ import annotations
 
+import asyncio
+import math
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
@@ -98,65 +100,71 @@ class Chain(Generic[P]):
                 self._record(attempts, provider, requested, None, breaker.describe())
                 continue  # (the last provider is always tried: something beats nothing)
             iterator: AsyncIterator[T] | None = None
-            try:
-                iterator = start(provider)  # a provider may fail already when asked to start
+            with StallWatch() as stall:  # the attempt's item deadlines; its timer ends with it
                 try:
-                    item = await self._next(iterator, timeouts.first_byte, check, substantive)
-                except StopAsyncIteration:
-                    if not nonempty:
-                        if breaker is not None:
-                            breaker.succeeded()
-                        self._record(attempts, provider, requested, self.clock.now(), None)
-                        return
-                    raise EmptyStream("produced nothing") from None
-            except Exception as exc:  # noqa: BLE001 - any provider failure means "try the next"
-                if iterator is not None:
-                    await _close(iterator)
-                if breaker is not None:
-                    breaker.failed()
-                self._record(attempts, provider, requested, None, _describe(exc, timeouts.first_byte))
-                log.warning("provider failed, falling back", stage=self.stage,
-                            provider=provider.name, error=attempts[-1].error)
-                continue
-            if breaker is not None:
-                breaker.succeeded()
-            self._record(attempts, provider, requested, self.clock.now(), None)
-            if served is not None:
-                served(index)
-            try:
-                while True:
-                    yield item
+                    iterator = start(provider)  # a provider may fail already when asked to start
                     try:
-                        item = await self._next(iterator, timeouts.idle, check, substantive)
+                        item = await self._next(iterator, stall, timeouts.first_byte, check, substantive)
                     except StopAsyncIteration:
-                        return
-                    except Exception as exc:  # noqa: BLE001
-                        if breaker is not None:
-                            breaker.failed()
-                        self._record(attempts, provider, requested, None,
-                                     "mid-stream: " + _describe(exc, timeouts.idle))
-                        raise StageFailed(self.stage, attempts, served_by=index) from exc
-            finally:
-                await _close(iterator)
+                        if not nonempty:
+                            if breaker is not None:
+                                breaker.succeeded()
+                            self._record(attempts, provider, requested, self.clock.now(), None)
+                            return
+                        raise EmptyStream("produced nothing") from None
+                except Exception as exc:  # noqa: BLE001 - any provider failure means "try the next"
+                    if iterator is not None:
+                        await _close(iterator)
+                    if breaker is not None:
+                        breaker.failed()
+                    self._record(attempts, provider, requested, None, _describe(exc, timeouts.first_byte))
+                    log.warning("provider failed, falling back", stage=self.stage,
+                                provider=provider.name, error=attempts[-1].error)
+                    continue
+                if breaker is not None:
+                    breaker.succeeded()
+                self._record(attempts, provider, requested, self.clock.now(), None)
+                if served is not None:
+                    served(index)
+                try:
+                    while True:
+                        yield item
+                        try:
+                            item = await self._next(iterator, stall, timeouts.idle, check, substantive)
+                        except StopAsyncIteration:
+                            return
+                        except Exception as exc:  # noqa: BLE001
+                            if breaker is not None:
+                                breaker.failed()
+                            self._record(attempts, provider, requested, None,
+                                         "mid-stream: " + _describe(exc, timeouts.idle))
+                            raise StageFailed(self.stage, attempts, served_by=index) from exc
+                finally:
+                    await _close(iterator)
         raise StageFailed(self.stage, attempts)
 
     async def _next(
         self,
         iterator: AsyncIterator[T],
+        stall: StallWatch,
         timeout: float,
         check: Callable[[T], None] | None,
         substantive: Callable[[T], bool] | None,
     ) -> T:
-        # A bare cancel scope, not fail_after (a generator context manager on top of one): this
-        # runs for every streamed token and audio chunk of every call.
-        scope = anyio.CancelScope(deadline=anyio.current_time() + timeout)
-        with self.clock.busy(), scope:
-            while True:
-                item = await anext(iterator)
-                if check is not None:
-                    check(item)
-                if substantive is None or substantive(item):
-                    return item
+        # A bare cancel scope with no deadline of its own: this runs for every streamed token and
+        # audio chunk of every call, and a deadline would arm and disarm a loop timer each time.
+        # The attempt's StallWatch keeps the deadline with one timer and cancels this scope.
+        with self.clock.busy(), anyio.CancelScope() as scope:
+            stall.waiting(scope, timeout)
+            try:
+                while True:
+                    item = await anext(iterator)
+                    if check is not None:
+                        check(item)
+                    if substantive is None or substantive(item):
+                        return item
+            finally:
+                stall.scope = None
         raise TimeoutError
 
     def _record(
@@ -167,6 +175,74 @@ class Chain(Generic[P]):
         attempts.append(record)
         for observer in self.observers:
             observer(record)
+
+
+class StallWatch:
+    """The per-item deadline of one provider attempt, kept by one event-loop timer.
+
+    A deadline on every item's cancel scope (``CancelScope(deadline=...)``) schedules a loop
+    timer when the scope is entered and cancels it when the item arrives: for a voice's 20 ms
+    chunks and an LLM's tokens that is two timer operations per item, for every call, where a
+    stall happens a few times a day. Here the timer is armed once and, when it fires, either
+    cancels the wait still in progress (it began ``timeout`` ago) or moves itself to the current
+    wait's deadline: it fires about once per ``timeout`` of streaming, not once per item. The
+    deadline is as exact as a scope's own: each wait's ``timeout`` counts from its start.
+
+    Voiceflow's calls run on asyncio (uvloop where installed); the timer is the loop's
+    public ``call_at``, on the same clock as anyio's deadlines."""
+
+    __slots__ = ("_loop", "_handle", "_due", "_since", "_timeout", "scope")
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._handle: asyncio.TimerHandle | None = None
+        self._due = math.inf
+        self._since = 0.0
+        self._timeout = math.inf
+        self.scope: anyio.CancelScope | None = None
+        """The wait in progress (None between items, while the consumer has the last one)."""
+
+    def waiting(self, scope: anyio.CancelScope, timeout: float) -> None:
+        """A wait for the next item starts now, in ``scope``; it may last ``timeout``."""
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        self._since = now = self._loop.time()
+        self._timeout = timeout
+        self.scope = scope
+        if now + timeout < self._due:  # the first wait, or a shorter timeout than the armed one
+            self._arm(now + timeout)
+
+    def __enter__(self) -> StallWatch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """The attempt is over: no timer outlives it."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        self._due = math.inf
+        self.scope = None
+
+    def _arm(self, due: float) -> None:
+        assert self._loop is not None
+        if self._handle is not None:
+            self._handle.cancel()
+        self._due = due
+        self._handle = self._loop.call_at(due, self._check)
+
+    def _check(self) -> None:
+        self._handle, self._due = None, math.inf
+        if self.scope is None:
+            return  # between items: the next wait arms it again
+        due = self._since + self._timeout
+        assert self._loop is not None
+        if self._loop.time() >= due:
+            self.scope.cancel()
+        else:
+            self._arm(due)
 
 
 class EmptyStream(Exception):

@@ -36,6 +36,7 @@ from voiceflow.turns.events import (
     CallerAudioEnded,
     Event,
     HangUpRequested,
+    Inbox,
     KeyPressed,
     RecognitionFailed,
     SpeechEnded,
@@ -238,7 +239,7 @@ class Session:
         self,
         vad: VoiceActivity,
         stt: Recognizer,
-        inbox: anyio.abc.ObjectSendStream[Event],
+        inbox: Inbox,
         tail: AudioTail | None,
         echo: EchoCanceller | None = None,
     ) -> None:
@@ -283,7 +284,7 @@ class Session:
         except Exception as exc:  # noqa: BLE001 - the call is ending anyway
             log.warning("caller audio failed", error=redact(f"{type(exc).__name__}: {exc}"))
 
-    async def _pump_recognizer(self, stt: Recognizer, inbox: anyio.abc.ObjectSendStream[Event]) -> None:
+    async def _pump_recognizer(self, stt: Recognizer, inbox: Inbox) -> None:
         try:
             async for output in stt.outputs:
                 if isinstance(output, RecognizerFailed):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from typing import Protocol
 
 from voiceflow.frames import Transcript
 from voiceflow.runtime.reply import Reply
@@ -148,3 +149,13 @@ Event = (
     | StageDown
     | HangUpRequested
 )
+
+
+class Inbox(Protocol):
+    """Where events are posted for the turn manager (a :class:`voiceflow.frame_queue.FrameQueue`
+    in a call; anything with these two methods in a test). Posting after the call has ended
+    raises ``ClosedResourceError``."""
+
+    async def send(self, item: Event, /) -> None: ...
+
+    def send_nowait(self, item: Event, /) -> None: ...

@@ -19,13 +19,12 @@ from typing import Any, assert_never
 
 import anyio
 import structlog
-from anyio.abc import ObjectReceiveStream
-from anyio.streams.memory import MemoryObjectSendStream
 
 from voiceflow.clock import Clock
 from voiceflow.config.compose import AgentConfig
 from voiceflow.config.models import TurnTaking
 from voiceflow.config.tools import RESET_STATE
+from voiceflow.frame_queue import FrameQueue
 from voiceflow.metrics.timeline import CallTimeline
 from voiceflow.providers import CallTransport, LLMProvider
 from voiceflow.redaction import redact
@@ -45,6 +44,7 @@ from voiceflow.turns.events import (
     CallerAudioEnded,
     Event,
     HangUpRequested,
+    Inbox,
     KeyPressed,
     PauseJudged,
     RecognitionFailed,
@@ -72,6 +72,9 @@ from voiceflow.turns.triage import Route, TurnTriage
 from voiceflow.turns.unhappy import Line, UnhappyScript
 
 log = structlog.get_logger("voiceflow.turns")
+
+INBOX_EVENTS = 1024
+"""Events waiting for the state machine; a poster waits beyond it."""
 
 
 class TurnManager:
@@ -133,7 +136,10 @@ class TurnManager:
             me, unhappy=lambda: agent.unhappy_paths, triage=self.triage, hold=self.hold,
             overlaps=self.overlaps, conversation=self.conversation, timeline=timeline, transport=transport, clock=clock,
         )
-        self._inbox_send, self._inbox = anyio.create_memory_object_stream[Event](1024)
+        # Events from the caller's audio, the recogniser, timers and replies; a FrameQueue, not a
+        # memory object stream, because a busy call posts one every few frames and the stream's
+        # checkpoints on both sides cost two extra trips through the loop per event.
+        self._inbox = FrameQueue[Event](INBOX_EVENTS)
         self._tg: TaskGroup | None = None
         self._timers: Timers | None = None
         self._launcher: ReplyLauncher | None = None
@@ -143,8 +149,8 @@ class TurnManager:
     # --- wiring -----------------------------------------------------------------------------
 
     @property
-    def inbox(self) -> MemoryObjectSendStream[Event]:
-        return self._inbox_send
+    def inbox(self) -> Inbox:
+        return self._inbox
 
     @property
     def user(self) -> UserTurn | None:
@@ -158,9 +164,11 @@ class TurnManager:
 
     async def run(self) -> None:
         try:
-            with self._inbox_send, self._inbox:
-                await self._run()
+            await self._run()
         finally:
+            self._inbox.close()
+            if self._timers is not None:
+                self._timers.close()  # its clock callback would hold the call until the next deadline
             # What holds the manager's own methods goes with the call (no cycles: see __init__).
             self._tg = self._timers = self._launcher = None
             self.llm.observers.remove(self._on_attempt)
@@ -169,8 +177,8 @@ class TurnManager:
     async def _run(self) -> None:
         async with create_task_group() as tg:
             self._tg = tg
-            self._timers = Timers(self.clock, tg, self._inbox_send)
-            self._launcher = ReplyLauncher(self.pipeline, self.timeline, self._inbox_send, self._spawn)
+            self._timers = Timers(self.clock, self._inbox)
+            self._launcher = ReplyLauncher(self.pipeline, self.timeline, self._inbox, self._spawn)
             self._timers.set(Timer.MAX_CALL, self.clock.now() + self.agent.unhappy_paths.max_call_seconds)
             greeting = self.agent.prompt.greeting
             if self.unavailable is not None:
@@ -183,12 +191,11 @@ class TurnManager:
             await self._loop(self._inbox)
             tg.cancel_scope.cancel()  # the call is over: stop timers and any reply still running
 
-    async def _loop(self, inbox: ObjectReceiveStream[Event]) -> None:
-        async with inbox:
-            async for event in inbox:
-                self._dispatch(event)
-                if self.state is State.ENDED:
-                    return
+    async def _loop(self, inbox: FrameQueue[Event]) -> None:
+        async for event in inbox:
+            self._dispatch(event)
+            if self.state is State.ENDED:
+                return
 
     def _dispatch(self, event: Event) -> None:
         match event:
@@ -286,7 +293,7 @@ class TurnManager:
             async def ask() -> None:
                 verdict = await judge.judge(event.t, text)
                 with suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
-                    await self._inbox_send.send(PauseJudged(pause.serial, verdict))
+                    await self._inbox.send(PauseJudged(pause.serial, verdict))
 
             self._spawn(ask)
 
@@ -561,7 +568,7 @@ class TurnManager:
         tools = None
         if self.toolbox is not None:
             tools = ToolUse(self.toolbox, lambda: self.conversation_state, self.conversation.add_tool_round,
-                            lambda state, tool: self._inbox_send.send_nowait(StateRequested(state, f"tool {tool}")))
+                            lambda state, tool: self._inbox.send_nowait(StateRequested(state, f"tool {tool}")))
         return llm_text(self.llm, self.clock, self.conversation.messages(), tools)
 
     def _switch_state(self, event: StateRequested) -> None:

@@ -15,7 +15,6 @@ from typing import Any
 
 import anyio
 import structlog
-from anyio.streams.memory import MemoryObjectSendStream
 
 from voiceflow.clock import Clock
 from voiceflow.frames import Message, ToolCall, ToolSpec
@@ -25,7 +24,7 @@ from voiceflow.runtime.chain import BadItem, Chain, StageFailed
 from voiceflow.runtime.reply import CLAUSE_BREAK, ClauseBreak, Reply, ReplyPipeline, ReplyText
 from voiceflow.tasks import create_task_group
 from voiceflow.tools.toolbox import ToolOutcome
-from voiceflow.turns.events import Event, ReplyEnded, ReplyHeard
+from voiceflow.turns.events import Inbox, ReplyEnded, ReplyHeard
 from voiceflow.turns.tool_use import MAX_TOOL_ROUNDS, ToolUse, exchange, run_tools
 
 log = structlog.get_logger("voiceflow.replies")
@@ -203,7 +202,7 @@ def check_llm_item(item: str | ToolCall) -> None:
 class ReplyLauncher:
     pipeline: ReplyPipeline
     timeline: CallTimeline
-    inbox: MemoryObjectSendStream[Event]
+    inbox: Inbox
     spawn: Callable[[Callable[[], Any]], None]
     _ids: int = 0
 

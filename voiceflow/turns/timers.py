@@ -1,11 +1,13 @@
 """Named one-shot timers on the session clock that post :class:`TimerFired` into an inbox.
 
-One task per call fires them all, from a heap of deadlines. Turn-taking sets a timer at every
-VAD edge and every barge-in check, and re-arms some as they fire: a task of their own each
-(spawned, given a cancel scope, cancelled on replacement) cost more of a busy server's event
-loop than the timers' work. Here setting a timer is a heap push, and wakes the firing task only
-when the new deadline comes before the one it sleeps towards; replacing or cancelling one only
-retires its generation, and the stale heap entry is skipped when it comes up.
+Turn-taking sets a timer at every VAD edge and every barge-in check, and re-arms some as they
+fire (the endpoint timer looks again every frame while late audio is still arriving). One clock
+callback (:meth:`Clock.call_at <voiceflow.clock.Clock.call_at>`) stands for the earliest
+deadline of a heap of them: setting a timer is a heap push, plus moving that callback when the
+new deadline comes first. Replacing or cancelling a timer only retires its generation; the stale
+heap entry is skipped when it comes up. (A task sleeping towards the earliest deadline, as
+before, had to be woken by cancelling its sleep: ~800 cancellations a second at 200 calls,
+the most expensive thing the turn manager did.)
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ import itertools
 import math
 
 import anyio
-from anyio.abc import ObjectSendStream
 
-from voiceflow.clock import Clock
-from voiceflow.tasks import TaskGroup
-from voiceflow.turns.events import Event, Timer, TimerFired
+from voiceflow.clock import Clock, TimerHandle
+from voiceflow.turns.events import Inbox, Timer, TimerFired
+
+RETRY_FULL_INBOX = 0.01
+"""Seconds before a firing is posted again when the inbox is full (the call is far behind)."""
 
 
 class Timers:
@@ -27,7 +30,7 @@ class Timers:
     generation, so a timer cancelled after it fired (but before it was handled) is ignored.
     Timers due at the same moment fire in the order they were set."""
 
-    def __init__(self, clock: Clock, task_group: TaskGroup, inbox: ObjectSendStream[Event]) -> None:
+    def __init__(self, clock: Clock, inbox: Inbox) -> None:
         self._clock = clock
         self._inbox = inbox
         self._heap: list[tuple[float, int, Timer, int]] = []
@@ -36,20 +39,17 @@ class Timers:
         self._armed: dict[Timer, int] = {}
         """The generation of each timer set and neither fired, cancelled nor consumed."""
         self._generation: dict[Timer, int] = {}
-        self._sleeping_until = math.inf
-        self._wake: anyio.CancelScope | None = None
-        """The firing task's sleep, cancelled to wake it for an earlier deadline."""
-        self._changed = anyio.Event()
-        task_group.start_soon(self._fire, name="timers")
+        self._callback: TimerHandle | None = None
+        self._callback_at = math.inf
+        """When the clock callback runs (inf: none is set)."""
+        self._closed = False
 
     def set(self, name: Timer, deadline: float) -> None:
         generation = self._retire(name)
         self._armed[name] = generation
         heapq.heappush(self._heap, (deadline, next(self._order), name, generation))
-        if deadline < self._sleeping_until:
-            if self._wake is not None:
-                self._wake.cancel()
-            self._changed.set()
+        if deadline < self._callback_at:
+            self._call_at(deadline)
 
     def cancel(self, name: Timer) -> None:
         if name in self._armed:
@@ -61,6 +61,18 @@ class Timers:
     def consumed(self, name: Timer) -> None:
         self._armed.pop(name, None)
 
+    @property
+    def scheduled(self) -> float | None:
+        """When the clock callback runs next (None: nothing is scheduled, nothing holds the call)."""
+        return None if self._callback is None else self._callback_at
+
+    def close(self) -> None:
+        """The call is over: nothing fires any more."""
+        self._closed = True
+        if self._callback is not None:
+            self._callback.cancel()
+            self._callback, self._callback_at = None, math.inf
+
     def _retire(self, name: Timer) -> int:
         """Retire ``name``'s current generation (its heap entry goes stale); the next one."""
         self._armed.pop(name, None)
@@ -68,23 +80,38 @@ class Timers:
         self._generation[name] = generation
         return generation
 
-    async def _fire(self) -> None:
+    def _call_at(self, deadline: float) -> None:
+        if self._closed:
+            return
+        if self._callback is not None:
+            self._callback.cancel()
+        self._callback_at = deadline
+        self._callback = self._clock.call_at(deadline, self._fire)
+
+    def _fire(self) -> None:
+        """Post every timer now due, in order; then wait for the next deadline."""
+        # The clock says the callback's deadline has come (a real clock may run it a fraction of
+        # a millisecond early): every timer due by then fires now, or it would be set again
+        # for a moment already reached.
+        now = max(self._clock.now(), self._callback_at)
+        self._callback, self._callback_at = None, math.inf
         heap = self._heap
-        while True:
-            while heap and self._armed.get(heap[0][2]) != heap[0][3]:
-                heapq.heappop(heap)  # replaced or cancelled
-            if not heap:
-                self._changed = anyio.Event()
-                await self._changed.wait()
-                continue
+        while heap:
             deadline, _, name, generation = heap[0]
-            if deadline > self._clock.now():
-                self._sleeping_until = deadline
-                with anyio.CancelScope() as self._wake:
-                    await self._clock.sleep_until(deadline)
-                self._wake, self._sleeping_until = None, math.inf
-                continue  # due now, or woken for an earlier one: look again
+            if self._armed.get(name) != generation:
+                heapq.heappop(heap)  # replaced or cancelled
+                continue
+            if deadline > now:
+                self._call_at(deadline)
+                return
+            try:
+                # Still armed until the turn manager handles (consumes) it: a cancel meanwhile
+                # retires the generation, and the event is then ignored.
+                self._inbox.send_nowait(TimerFired(name, generation))
+            except anyio.WouldBlock:
+                self._call_at(now + RETRY_FULL_INBOX)
+                return
+            except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                self.close()  # the call is over
+                return
             heapq.heappop(heap)
-            # Still armed until the turn manager handles (consumes) it: a cancel meanwhile
-            # retires the generation, and the event is then ignored.
-            await self._inbox.send(TimerFired(name, generation))
