@@ -97,13 +97,16 @@ class RealClock:
         return time.monotonic()
 
     async def sleep_until(self, deadline: float) -> None:
+        # asyncio.sleep, which anyio.sleep calls after looking up the async backend: this is the
+        # wait of every paced frame of every call. (Cancellation is anyio's as ever: it cancels
+        # the task, and the sleep's future with it.)
         left = deadline - time.monotonic()
         if left <= 0:
-            await anyio.lowlevel.checkpoint()  # a sleep is always a checkpoint
+            await asyncio.sleep(0)  # a sleep is always a checkpoint
             return
-        await anyio.sleep(left)  # at least once: a timer re-armed just short of its deadline waits
+        await asyncio.sleep(left)  # at least once: a timer re-armed just short of its deadline waits
         while (left := deadline - time.monotonic()) > TIMER_SLACK:
-            await anyio.sleep(left)
+            await asyncio.sleep(left)
 
     async def sleep(self, seconds: float) -> None:
         await self.sleep_until(time.monotonic() + seconds)

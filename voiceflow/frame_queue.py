@@ -20,6 +20,7 @@ socket, a timer, another queue), which is where it yields.
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from typing import Generic, TypeVar
 
@@ -37,7 +38,10 @@ class FrameQueue(Generic[T]):
         self.capacity = capacity
         self._items: deque[T] = deque()
         self._closed = False
-        self._waiter: anyio.Event | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        """The consumer's wait: a bare future of the running loop, not an ``anyio.Event`` (which
+        builds an ``asyncio.Event`` around one and looks up the async backend to do it): this
+        is the wait of every caller and agent frame."""
         self._room: anyio.Event | None = None
         """Set when an item is taken, while some sender waits for room."""
 
@@ -74,9 +78,9 @@ class FrameQueue(Generic[T]):
                 raise anyio.EndOfStream
             if self._waiter is not None:
                 raise RuntimeError("FrameQueue has one consumer; another task is already waiting")
-            self._waiter = waiter = anyio.Event()
+            self._waiter = waiter = asyncio.get_running_loop().create_future()
             try:
-                await waiter.wait()
+                await waiter
             finally:
                 if self._waiter is waiter:
                     self._waiter = None
@@ -116,8 +120,8 @@ class FrameQueue(Generic[T]):
 
     def _wake(self) -> None:
         waiter, self._waiter = self._waiter, None
-        if waiter is not None:
-            waiter.set()
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def _make_room(self) -> None:
         room, self._room = self._room, None

@@ -20,6 +20,7 @@ reads its result.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
@@ -38,8 +39,10 @@ class _Ticket(Generic[J]):
 
     def __init__(self, job: J) -> None:
         self.job = job
-        self.wake: anyio.Event | None = None
-        """Set while the waiter sleeps (made only then: a leader never sleeps)."""
+        self.wake: asyncio.Future[None] | None = None
+        """Set while the waiter sleeps (made only then: a leader never sleeps). A bare future of
+        the loop, not an ``anyio.Event`` (an ``asyncio.Event`` around one, made through a
+        backend lookup): every call waits here for every 32 ms window."""
         self.lead = False
         self.finished = False
         self.error: BaseException | None = None
@@ -47,12 +50,13 @@ class _Ticket(Generic[J]):
     async def sleep(self) -> None:
         """Until :meth:`rouse` (at once if that already happened: the flags say so)."""
         if not (self.lead or self.finished):
-            self.wake = anyio.Event()
-            await self.wake.wait()
+            self.wake = asyncio.get_running_loop().create_future()
+            await self.wake
 
     def rouse(self) -> None:
         if self.wake is not None:
-            self.wake.set()
+            if not self.wake.done():
+                self.wake.set_result(None)
             self.wake = None
 
 
