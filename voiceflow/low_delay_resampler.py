@@ -86,7 +86,9 @@ class LowDelayResampler:
         if out is None:
             return b""
         np.rint(out, out=out)
-        np.clip(out, -32768, 32767, out=out)
+        # The two ufuncs np.clip calls, without its Python wrappers (a third of the cost here).
+        np.minimum(out, 32767.0, out=out)
+        np.maximum(out, -32768.0, out=out)
         return out.astype("<i2").tobytes()
 
     def _by_block(self, window: np.ndarray, first_in: int) -> np.ndarray | None:

@@ -10,6 +10,7 @@ ends the hold.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 
@@ -41,7 +42,7 @@ class HoldWatch:
 
     def asks_to_hold(self, text: str) -> bool:
         words = " ".join(re.findall(r"[a-z']+", text.lower()))
-        return any(re.search(rf"\b{re.escape(phrase.lower())}\b", words) for phrase in self.settings.phrases)
+        return _any_phrase(tuple(self.settings.phrases)).search(words) is not None
 
     def music(self, pcm: bytes) -> MusicVerdict | None:
         """The music verdict on a caller turn's audio, when detection is on and it is music."""
@@ -84,3 +85,12 @@ class HoldWatch:
             return self.until
         self.until = None
         return now + reprompt_after
+
+
+@functools.lru_cache(maxsize=64)
+def _any_phrase(phrases: tuple[str, ...]) -> re.Pattern[str]:
+    """One pattern for every hold phrase, each as whole words, compiled once per phrase list
+    (asked at the end of every caller turn of every call)."""
+    if not phrases:
+        return re.compile(r"(?!)")  # matches nothing
+    return re.compile("|".join(rf"\b{re.escape(phrase.lower())}\b" for phrase in phrases))
