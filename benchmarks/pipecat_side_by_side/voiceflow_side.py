@@ -136,8 +136,10 @@ class BenchCall(CallTransport):
         clock = current_clock()
         async for out in self._out:
             flushes = self._flushes
-            start = max(clock.now(), self._cursor)
-            await clock.sleep_until(start)
+            now = clock.now()
+            start = max(now, self._cursor)
+            if start > now:  # a frame already due plays now, without another trip through the loop
+                await clock.sleep_until(start)
             while not self._playing.is_set() and flushes == self._flushes:
                 await self._playing.wait()
                 start = max(clock.now(), self._cursor)
