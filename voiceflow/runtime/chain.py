@@ -20,7 +20,6 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
-import anyio
 import structlog
 
 from voiceflow.clock import Clock
@@ -151,11 +150,12 @@ class Chain(Generic[P]):
         check: Callable[[T], None] | None,
         substantive: Callable[[T], bool] | None,
     ) -> T:
-        # A bare cancel scope with no deadline of its own: this runs for every streamed token and
-        # audio chunk of every call, and a deadline would arm and disarm a loop timer each time.
-        # The attempt's StallWatch keeps the deadline with one timer and cancels this scope.
-        with self.clock.busy(), anyio.CancelScope() as scope:
-            stall.waiting(scope, timeout)
+        # No cancel scope per item: this runs for every streamed token and audio chunk of every
+        # call, and entering and leaving one cost more than the rest of the item's way through
+        # the chain. The attempt's StallWatch keeps the deadline with one loop timer; when a wait
+        # outlasts it, the watch cancels this task, and the cancellation becomes TimeoutError here.
+        with self.clock.busy():
+            stall.waiting(timeout)
             try:
                 while True:
                     item = await anext(iterator)
@@ -163,9 +163,12 @@ class Chain(Generic[P]):
                         check(item)
                     if substantive is None or substantive(item):
                         return item
+            except asyncio.CancelledError:
+                if stall.expired():
+                    raise TimeoutError from None
+                raise
             finally:
-                stall.scope = None
-        raise TimeoutError
+                stall.done()
 
     def _record(
         self, attempts: list[AttemptRecord], provider: P, requested: float,
@@ -181,17 +184,22 @@ class StallWatch:
     """The per-item deadline of one provider attempt, kept by one event-loop timer.
 
     A deadline on every item's cancel scope (``CancelScope(deadline=...)``) schedules a loop
-    timer when the scope is entered and cancels it when the item arrives: for a voice's 20 ms
-    chunks and an LLM's tokens that is two timer operations per item, for every call, where a
-    stall happens a few times a day. Here the timer is armed once and, when it fires, either
-    cancels the wait still in progress (it began ``timeout`` ago) or moves itself to the current
-    wait's deadline: it fires about once per ``timeout`` of streaming, not once per item. The
-    deadline is as exact as a scope's own: each wait's ``timeout`` counts from its start.
+    timer when the scope is entered and cancels it when the item arrives, and the scope itself
+    costs as much again: for a voice's 20 ms chunks and an LLM's tokens that is most of the
+    chain's work per item, for every call, where a stall happens a few times a day. Here the
+    timer is armed once and, when it fires, either cancels the wait still in progress (it began
+    ``timeout`` ago) or moves itself to the current wait's deadline: it fires about once per
+    ``timeout`` of streaming, not once per item. The deadline is as exact as a scope's own: each
+    wait's ``timeout`` counts from its start.
 
-    Voiceflow's calls run on asyncio (uvloop where installed); the timer is the loop's
-    public ``call_at``, on the same clock as anyio's deadlines."""
+    The wait is cancelled the way ``asyncio.timeout`` does it: the waiting task is cancelled,
+    and :meth:`expired` withdraws that request (``Task.uncancel``) when the ``CancelledError``
+    arrives, so it becomes a ``TimeoutError``, unless something else (a barge-in, the call
+    ending) asked for a cancellation too, which then goes on. Voiceflow's calls run on asyncio
+    (uvloop where installed); the timer is the loop's public ``call_at``, on the same clock as
+    anyio's deadlines."""
 
-    __slots__ = ("_loop", "_handle", "_due", "_since", "_timeout", "scope")
+    __slots__ = ("_loop", "_handle", "_due", "_since", "_timeout", "_task", "_fired")
 
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -199,18 +207,41 @@ class StallWatch:
         self._due = math.inf
         self._since = 0.0
         self._timeout = math.inf
-        self.scope: anyio.CancelScope | None = None
-        """The wait in progress (None between items, while the consumer has the last one)."""
+        self._task: asyncio.Task[Any] | None = None
+        """The task waiting for an item (None between items, while the consumer has the last one)."""
+        self._fired = False
+        """This watch cancelled the waiting task, and the cancellation has not arrived yet."""
 
-    def waiting(self, scope: anyio.CancelScope, timeout: float) -> None:
-        """A wait for the next item starts now, in ``scope``; it may last ``timeout``."""
+    def waiting(self, timeout: float) -> None:
+        """The current task starts waiting for the next item now; it may wait ``timeout``."""
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
         self._since = now = self._loop.time()
         self._timeout = timeout
-        self.scope = scope
+        self._task = asyncio.current_task()
         if now + timeout < self._due:  # the first wait, or a shorter timeout than the armed one
             self._arm(now + timeout)
+
+    def done(self) -> None:
+        """The wait is over (an item, the end, an error, or the deadline)."""
+        if self._fired and self._task is not None:
+            # The deadline's cancellation never arrived as such (the provider caught it and
+            # produced something anyway): withdraw it, or the task would stay marked cancelling.
+            self._fired = False
+            self._task.uncancel()
+        self._task = None
+
+    def expired(self) -> bool:
+        """A ``CancelledError`` reached the waiting task: True if it was this watch's deadline
+        alone (the request is withdrawn: raise ``TimeoutError``); False if it is someone
+        else's cancellation (let it through)."""
+        if not self._fired:
+            return False
+        self._fired = False
+        task = asyncio.current_task()
+        assert task is not None
+        task.uncancel()
+        return task.cancelling() == 0
 
     def __enter__(self) -> StallWatch:
         return self
@@ -224,7 +255,7 @@ class StallWatch:
             self._handle.cancel()
             self._handle = None
         self._due = math.inf
-        self.scope = None
+        self._task = None
 
     def _arm(self, due: float) -> None:
         assert self._loop is not None
@@ -235,12 +266,14 @@ class StallWatch:
 
     def _check(self) -> None:
         self._handle, self._due = None, math.inf
-        if self.scope is None:
+        task = self._task
+        if task is None or self._fired:
             return  # between items: the next wait arms it again
         due = self._since + self._timeout
         assert self._loop is not None
         if self._loop.time() >= due:
-            self.scope.cancel()
+            self._fired = True
+            task.cancel()
         else:
             self._arm(due)
 
