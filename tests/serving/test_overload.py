@@ -68,3 +68,16 @@ async def test_audio_frames_are_not_deflated_even_when_the_client_offers_it() ->
             assert ws.request is not None and "permessage-deflate" in ws.request.headers.get(
                 "Sec-WebSocket-Extensions", "")
             assert ws.response is not None and "Sec-WebSocket-Extensions" not in ws.response.headers
+
+
+def test_a_planned_pause_counts_as_one_slow_frame_not_as_a_stall_in_progress() -> None:
+    """A scheduled full collection holds the loop; the calls that knocked meanwhile are admitted
+    as it ends, before the probe's next tick, so the pause must not read as a stall."""
+    unplanned, planned = LoopLag(window=2.0), LoopLag(window=2.0)
+    for lag in (unplanned, planned):
+        for i in range(100):
+            lag.note(10.0 + i * TICK, 0.001)
+    ended = 10.0 + 99 * TICK + 0.15  # the loop was held 150 ms after the last tick
+    assert unplanned.recent(ended) == pytest.approx(0.14)  # unexplained: a stall while it lasts
+    planned.held(0.15, at=ended)
+    assert planned.recent(ended) == pytest.approx(0.001)  # explained: one slow frame in a hundred

@@ -126,6 +126,13 @@ print("rss", before, rss())
     assert before - after >= 100, (before, after)
 
 
+def test_the_collector_reports_each_pause_so_the_lag_probe_does_not_take_it_for_overload() -> None:
+    paused: list[float] = []
+    collector = FullCollector(60, collect=lambda: time.sleep(0.05) or 0, on_pause=paused.append)
+    held = collector.collect_once()
+    assert paused == [held] and held >= 0.05
+
+
 def test_a_trimmer_and_a_collector_need_a_positive_period() -> None:
     with pytest.raises(ValueError, match="positive"):
         HeapTrimmer(0)

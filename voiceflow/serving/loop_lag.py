@@ -34,6 +34,14 @@ class LoopLag:
         while self._samples and self._samples[0][0] < at - self._window:
             self._samples.popleft()
 
+    def held(self, seconds: float, at: float | None = None) -> None:
+        """The loop was held on purpose for ``seconds``, ending now (a scheduled full garbage
+        collection): one slow frame, as the window means to ignore, not a stall in progress.
+        Without this, the calls that knocked while it ran are refused as it ends, before the
+        probe's next tick: the gap since its last tick would read as the loop still stalled
+        (seen in a 200-caller soak: a call refused "running 106 ms late" after a collection)."""
+        self.note(time.monotonic() if at is None else at, seconds)
+
     def recent(self, now: float | None = None) -> float:
         """The 95th percentile of the lag over the window, in seconds (0 with no samples).
 

@@ -109,11 +109,14 @@ class HeapTrimmer:
 class FullCollector:
     """Runs the cyclic collector's full pass every ``every`` seconds (see the module's docstring)."""
 
-    def __init__(self, every: float, collect: Callable[[], int] = gc.collect) -> None:
+    def __init__(self, every: float, collect: Callable[[], int] = gc.collect,
+                 on_pause: Callable[[float], None] | None = None) -> None:
         if every <= 0:
             raise ValueError("every must be positive")
         self.every = every
         self._collect = collect
+        self._on_pause = on_pause
+        """Told each pass's pause (the server's loop-lag probe: a planned pause is not overload)."""
         self.passes = 0
         """How many full passes ran (for tests and logs)."""
         self.longest_pause = 0.0
@@ -133,4 +136,6 @@ class FullCollector:
         self.passes += 1
         self.longest_pause = max(self.longest_pause, pause)
         log.debug("full collection", pause_ms=round(1000 * pause, 1), passes=self.passes)
+        if self._on_pause is not None:
+            self._on_pause(pause)
         return pause

@@ -188,7 +188,7 @@ async def serve(
                 loading = anyio.CancelScope()
                 tg.start_soon(_prepare_all, agents, pool, state, loading, options.settle_gc)
                 if options.collect_every is not None:
-                    tg.start_soon(_until_cancelled, collecting, FullCollector(options.collect_every).run)
+                    tg.start_soon(_until_cancelled, collecting, FullCollector(options.collect_every, on_pause=state.lag.held).run)
                 if options.trim_heap_every is not None:
                     tg.start_soon(_until_cancelled, trimming, HeapTrimmer(options.trim_heap_every).run)
                 await control.wait_drain()
