@@ -39,7 +39,7 @@ class LoopLag:
         collection): one slow frame, as the window means to ignore, not a stall in progress.
         Without this, the calls that knocked while it ran are refused as it ends, before the
         probe's next tick: the gap since its last tick would read as the loop still stalled
-        (seen in a 200-caller soak: a call refused "running 106 ms late" after a collection)."""
+        (a 200-caller soak refused one call "running 106 ms late", a collection's pause there)."""
         self.note(time.monotonic() if at is None else at, seconds)
 
     def recent(self, now: float | None = None) -> float:
