@@ -119,8 +119,6 @@ class FullCollector:
         """Told each pass's pause (the server's loop-lag probe: a planned pause is not overload)."""
         self.passes = 0
         """How many full passes ran (for tests and logs)."""
-        self.longest_pause = 0.0
-        """The longest pass so far, in seconds: every call's audio waited that long."""
 
     async def run(self) -> None:
         """Until cancelled."""
@@ -134,7 +132,6 @@ class FullCollector:
         self._collect()
         pause = time.perf_counter() - started
         self.passes += 1
-        self.longest_pause = max(self.longest_pause, pause)
         log.debug("full collection", pause_ms=round(1000 * pause, 1), passes=self.passes)
         if self._on_pause is not None:
             self._on_pause(pause)
