@@ -6,6 +6,7 @@ import threading
 import time
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from voiceflow.clock import TIMER_SLACK, RealClock, VirtualClock, current_clock, using_clock
@@ -158,3 +159,40 @@ async def test_real_callbacks_run_at_their_deadline_and_a_cancelled_one_never() 
     await clock.sleep_until(start + 0.2)
     assert [name for name, _ in ran] == ["past", "early", "late"]
     assert ran[1][1] >= start + 0.04 - TIMER_SLACK and ran[2][1] >= start + 0.08 - TIMER_SLACK
+
+
+@pytest.mark.parametrize("use_uvloop", [False, True], ids=["asyncio", "uvloop"])
+def test_time_does_not_jump_while_a_chain_of_tasks_is_still_running(use_uvloop: bool) -> None:
+    """Idle means every task is blocked, found without reading the event loop's private ready
+    queue: a hand-over through many tasks (each woken by the one before, more hops than the
+    clock's consecutive quiet checks) all happens before the clock jumps to a sleeper."""
+    pytest.importorskip("uvloop") if use_uvloop else None
+    hops = 40
+
+    async def main() -> tuple[float, float]:
+        async with VirtualClock() as clock, anyio.create_task_group() as tg:
+            events = [anyio.Event() for _ in range(hops + 1)]
+            finished: list[float] = []
+
+            async def hop(i: int) -> None:
+                await events[i].wait()
+                for _ in range(3):  # a few checkpoints of its own on the way, as real code has
+                    await anyio.lowlevel.checkpoint()
+                events[i + 1].set()
+
+            async def sleeper() -> None:
+                await clock.sleep(10.0)
+                finished.append(clock.now())
+
+            for i in range(hops):
+                tg.start_soon(hop, i)
+            tg.start_soon(sleeper)
+            await anyio.lowlevel.checkpoint()
+            events[0].set()
+            await events[hops].wait()
+            relay_done = clock.now()
+        return relay_done, finished[0]
+
+    relay_done, slept = anyio.run(main, backend_options={"use_uvloop": use_uvloop})
+    assert relay_done < 1.0  # the relay ran in real time, before any jump
+    assert slept == pytest.approx(10.0, abs=0.05)  # and the idle wait after it was skipped

@@ -18,13 +18,16 @@ worker threads, so plugin authors rarely need it directly.
 from __future__ import annotations
 
 import asyncio
+import gc
 import heapq
+import inspect
 import itertools
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractContextManager, asynccontextmanager, contextmanager, nullcontext
 from contextvars import ContextVar
-from typing import Protocol, Self
+from typing import Any, Protocol, Self
 
 import anyio
 import anyio.lowlevel
@@ -176,6 +179,7 @@ class VirtualClock:
         self._changed = anyio.Event()
         self._idle_checks = idle_checks
         self._task_group: TaskGroup | None = None
+        self._waits: weakref.WeakKeyDictionary[asyncio.Task[Any], asyncio.Future[Any]] = weakref.WeakKeyDictionary()
         self.jumped = 0.0
         """Total virtual seconds skipped so far (for reports: how much faster than real time)."""
 
@@ -261,18 +265,17 @@ class VirtualClock:
             heapq.heappop(self._sleepers)
 
     async def _is_idle(self) -> bool:
-        """True once every runnable task has run and blocked (checked a few times in a row).
+        """True once every other task is blocked (checked a few times in a row).
 
         Tasks the driver has just woken are runnable for a moment: yielding lets them run and
         block again, which is far cheaper than giving up and waiting in real time.
         """
-        loop = _running_asyncio_loop()
         quiet = 0
         for _ in range(64):
             await anyio.lowlevel.checkpoint()
             if self._busy:
                 return False
-            if loop is not None and loop._ready:  # type: ignore[attr-defined]
+            if _another_task_can_run(self._waits):
                 quiet = 0
                 continue
             quiet += 1
@@ -291,13 +294,60 @@ class _VirtualTimer:
         self.callback = None  # its heap entry is dropped when it comes up
 
 
-def _running_asyncio_loop() -> asyncio.AbstractEventLoop | None:
-    """The asyncio loop if its ready queue can be inspected (CPython's default loops), else None."""
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        return None
-    return loop if hasattr(loop, "_ready") else None
+def _another_task_can_run(waits: weakref.WeakKeyDictionary[asyncio.Task[Any], asyncio.Future[Any]]) -> bool:
+    """Whether a task other than this one is runnable: not started yet, or suspended on a
+    future that is already done (its wake-up is queued), or at a bare yield (``sleep(0)``).
+
+    Read through the awaitables' documented introspection (``cr_await``, ``gi_yieldfrom``,
+    ``ag_await``, :func:`gc.get_referents`) down to the innermost awaited object, so it works on
+    any asyncio event loop without touching its ready queue. ``waits`` remembers the future each
+    task was found blocked on: until that future is done the task cannot have moved, so most
+    checks cost one ``done()`` per task.
+    """
+    this = asyncio.current_task()
+    for task in asyncio.all_tasks():
+        if task is this or task.done():
+            continue
+        known = waits.get(task)
+        if known is not None and not known.done():
+            continue
+        future = _awaited_future(task.get_coro())
+        if future is None or future.done():
+            waits.pop(task, None)
+            return True
+        waits[task] = future
+    return False
+
+
+def _awaited_future(awaitable: object) -> asyncio.Future[Any] | None:
+    """The future a suspended coroutine waits on at the bottom of its chain of awaits, or None
+    if it is runnable (not started, or suspended at a bare yield) or waits on something this
+    cannot see into (then the clock waits in real time rather than jump over the work)."""
+    inner: object = awaitable
+    for _ in range(256):  # a chain of awaits is a few dozen deep; guard against a cycle
+        if isinstance(inner, asyncio.Future):
+            return inner
+        if inspect.iscoroutine(inner):
+            if inspect.getcoroutinestate(inner) == inspect.CORO_CREATED:
+                return None
+            following = inner.cr_await
+        elif inspect.isgenerator(inner):
+            if inspect.getgeneratorstate(inner) == inspect.GEN_CREATED:
+                return None
+            following = inner.gi_yieldfrom
+        elif inspect.isasyncgen(inner):
+            following = inner.ag_await
+        else:
+            # The awaitables implemented in C (a Future's ``__await__`` iterator, an async
+            # generator's ``asend``) have no attributes; what they wait on is what they refer to.
+            referents = gc.get_referents(inner)
+            following = next((ref for ref in referents if isinstance(ref, asyncio.Future)), None) or next(
+                (ref for ref in referents if inspect.isasyncgen(ref) or inspect.iscoroutine(ref)
+                 or inspect.isgenerator(ref)), None)
+        if following is None:
+            return None
+        inner = following
+    return None
 
 
 @asynccontextmanager
