@@ -9,6 +9,7 @@ time went.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -79,6 +80,15 @@ class TurnTimeline:
     """The agent's latency budgets this turn went over, each with the stage to blame."""
     ivr: IvrDecision | None = None
     """When the caller's turn was a recorded menu: what it offered and what the agent did."""
+    watchers: list[Callable[[], None]] = field(default_factory=list, repr=False, compare=False)
+    """Told when the turn settles: its call timeline's watchers (:meth:`CallTimeline.watch`)."""
+
+    def settle(self, outcome: str) -> None:
+        """The turn is over (``completed``, ``interrupted``, ``failed``, ...): record it and tell
+        whoever watches the call's timeline."""
+        self.outcome = outcome
+        for watcher in self.watchers:
+            watcher()
 
     def mark(self, name: str, t: float) -> None:
         self.marks[name] = t
@@ -132,10 +142,25 @@ class CallTimeline:
     """What happened outside any turn: a recogniser that failed or was skipped (circuit open)
     when the call's stream was opened or replaced (already redacted)."""
 
+    _watchers: list[Callable[[], None]] = field(default_factory=list, repr=False, compare=False)
+
     def new_turn(self, kind: str) -> TurnTimeline:
-        turn = TurnTimeline(index=len(self.turns), kind=kind, origin=self.origin)
+        turn = TurnTimeline(index=len(self.turns), kind=kind, origin=self.origin, watchers=self._watchers)
         self.turns.append(turn)
+        for watcher in self._watchers:
+            watcher()
         return turn
+
+    def watch(self, watcher: Callable[[], None]) -> Callable[[], None]:
+        """Call ``watcher`` whenever a turn starts or settles; returns the function that stops it.
+
+        It runs at once, inside the runtime's own step, before the turn's other fields are
+        filled in: it should only note that something changed (set an event) and read the
+        timeline afterwards. It must not hold the timeline itself (the turns hold the watchers,
+        and a call's objects must not form reference cycles; see :mod:`voiceflow.tasks`).
+        """
+        self._watchers.append(watcher)
+        return lambda: self._watchers.remove(watcher) if watcher in self._watchers else None
 
     def as_dict(self) -> dict[str, Any]:
         return {"call_id": self.call_id, "notes": self.notes, "turns": [turn.as_dict() for turn in self.turns]}

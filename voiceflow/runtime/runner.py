@@ -225,10 +225,11 @@ class CallRunner:
                     await pipeline.speak(reply, _said(text))
                     tg.cancel_scope.cancel()
         except Exception as exc:  # noqa: BLE001 - the call is ending either way
-            turn.outcome, turn.failure = "failed", redact(f"{type(_root(exc)).__name__}: {_root(exc)}")
+            outcome, turn.failure = "failed", redact(f"{type(_root(exc)).__name__}: {_root(exc)}")
         else:
-            turn.outcome = "completed"
+            outcome = "completed"
         turn.agent_text, turn.heard_text = text, reply.heard_text()
+        turn.settle(outcome)
 
     def _deliver(self, result: CallResult) -> None:
         if self._on_call_done is not None:

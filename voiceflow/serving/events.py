@@ -3,10 +3,11 @@ heard, as ``notify`` events on the call's transport.
 
 The turn manager writes every turn into the session's timeline as it happens (a turn is created
 when a reply starts, with the caller's words; its outcome and heard text are filled in when it
-ends). The relay reads that timeline a few times a second and reports what changed, so the
-serving layer needs nothing from the turn manager's internals. A lifecycle-observer hook in the
-turn manager would make the events immediate; until then a tenth of a second is well inside what
-a transcript display needs.
+ends). The relay watches that timeline (:meth:`CallTimeline.watch
+<voiceflow.metrics.timeline.CallTimeline.watch>`) and, woken by a turn that starts or settles,
+reports what changed once the runtime's step that changed it is over, so every field of the turn
+is in. The serving layer needs nothing from the turn manager's internals, and a quiet call costs
+nothing: no task wakes up on a timer for it.
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ import anyio
 from voiceflow.metrics.timeline import CallTimeline, TurnTimeline
 from voiceflow.providers import CallTransport
 from voiceflow.runtime.session import Session
-
-POLL_SECONDS = 0.1
 
 
 class TurnRelay:
@@ -48,13 +47,22 @@ class TurnRelay:
                     self._on_ended(turn)
 
     async def watch(self, session: Session) -> None:
-        """Poll until cancelled (the call is over), then report the last changes."""
+        """Report each change until cancelled (the call is over), then the last ones."""
+        timeline = session.timeline
+        changed = anyio.Event()
+
+        def poke() -> None:
+            changed.set()  # (the closure holds the relay's event, not the timeline: no cycle)
+
+        stop = timeline.watch(poke)
         try:
             while True:
-                self.poll(session.timeline)
-                await anyio.sleep(POLL_SECONDS)
+                self.poll(timeline)
+                await changed.wait()
+                changed = anyio.Event()
         finally:
-            self.poll(session.timeline)
+            stop()
+            self.poll(timeline)
 
 
 def ended(turn: TurnTimeline) -> dict[str, object]:

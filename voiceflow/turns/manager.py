@@ -357,7 +357,7 @@ class TurnManager:
         active = self.active
         assert active is not None and active.speculative
         active.scope.cancel()
-        active.reply.timeline.outcome = "discarded"
+        active.reply.timeline.settle("discarded")
         self.conversation.take_last_user()
         self.active = None
 

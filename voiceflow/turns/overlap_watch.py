@@ -159,10 +159,11 @@ class OverlapWatch:
     def ignore_echo(self, timeline: CallTimeline, text: str, marks: dict[str, float]) -> None:
         """Say in the call's timeline that a caller "turn" was the agent's echo, not answered."""
         turn = timeline.new_turn("echo")
-        turn.user_text, turn.outcome = text, "ignored"
+        turn.user_text = text
         turn.marks.update(marks)
         if self.echo is not None:
             turn.endpointing = [self.echo.describe()]
+        turn.settle("ignored")
         log.info("the agent's own echo after it stopped ignored", words=len(words_of(text)))
 
     def reply_gone(self) -> None:

@@ -30,13 +30,13 @@ def failure_of(reply: Reply, error: BaseException | None) -> BaseException | Non
 
 
 def failed(reply: Reply, failure: BaseException) -> None:
-    reply.timeline.outcome = "failed"
     reply.timeline.failure = redact(str(failure))
+    reply.timeline.settle("failed")
     log.error("reply failed", kind=reply.kind, error=str(failure))
 
 
 def completed(reply: Reply, conversation: Conversation) -> None:
-    reply.timeline.outcome = "completed"
+    reply.timeline.settle("completed")
     if reply.kind == "reply":
         conversation.add_assistant(reply.generated.strip())
 
@@ -44,8 +44,8 @@ def completed(reply: Reply, conversation: Conversation) -> None:
 def interrupted(reply: Reply, now: float, conversation: Conversation) -> None:
     """Barge-in: the reply was stopped at ``now``; the context keeps what the caller heard."""
     reply.timeline.mark("interrupted", now)
-    reply.timeline.outcome = "interrupted"
     reply.timeline.heard_text = reply.heard_text()
+    reply.timeline.settle("interrupted")
     if reply.kind == "reply":
         conversation.add_assistant(reply.timeline.heard_text, interrupted=True)
     if reply.first_heard is None:
