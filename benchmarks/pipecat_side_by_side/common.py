@@ -195,6 +195,21 @@ class Listener:
         }
 
 
+def python_speed() -> float:
+    """Microseconds this interpreter takes for a fixed piece of pure Python (the sum of the squares
+    of 1000 integers, best of 7 repeats): printed beside the figures, a rough yardstick of how fast
+    the machine (and the build of CPython) was when they were measured. Only rough: the calls
+    spend much of their time in C (numpy, onnxruntime, the event loop), and the same machine's
+    speed can also change from one minute to the next (its neighbours), which this cannot see.
+    """
+    import timeit
+
+    numbers = list(range(1000))
+    timer = timeit.Timer(lambda: sum(i * i for i in numbers))
+    loops = 200
+    return 1e6 * min(timer.repeat(repeat=7, number=loops)) / loops
+
+
 class ProcessMeter:
     """CPU time and resident memory of this process while the calls run: RSS is sampled every
     50 ms from /proc/self/status by a thread (a peak between samples may be missed; the calls

@@ -171,6 +171,8 @@ def main() -> None:
     version = subprocess.run([str(sides["pipecat"][0]), "-c", "import importlib.metadata as m; "
                               "print(m.version('pipecat-ai'), m.version('numpy'))"],
                              capture_output=True, text=True, check=True).stdout.split() if "pipecat" in sides else []
+    print(f"Python {sys.version.split()[0]} ({sys.executable}): {common.python_speed():.0f} µs per reference "
+          "loop (common.python_speed: lower is faster; both frameworks run on this interpreter)", flush=True)
     print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start; "
           + (f"pipecat-ai {version[0]} (numpy {version[1]}); " if version else "")
           + f"{args.repeat} runs per framework and call count; records in {out}", flush=True)
