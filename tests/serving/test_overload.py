@@ -1,22 +1,111 @@
-"""Overload: a process whose event loop runs late refuses new calls (busy) instead of taking
-every call down with them, and admits again once it has caught up; on a real uvicorn on
-127.0.0.1 with real websockets clients. Also: audio frames are not deflated."""
+"""Overload: a process whose event loop runs late, or whose calls take their audio late, refuses
+new calls (busy) instead of taking every call down with them, and admits again once it has
+caught up; on a real uvicorn on 127.0.0.1 with real websockets clients. Also: audio frames are
+not deflated."""
 
 from __future__ import annotations
 
+import contextlib
+import sys
 import time
+from typing import Any, Literal, cast
 
 import anyio
 import pytest
-from test_ws_admission import refusal, registry, ws_agent
+from test_ws_admission import SlowVoice, refusal
 from websockets.asyncio.client import connect
 
+from harness import fake_agent
+from voiceflow.frames import AudioFrame
+from voiceflow.plugins.hookspecs import hookimpl
+from voiceflow.plugins.registry import PluginRegistry
+from voiceflow.providers import VADEvent, VADStream
+from voiceflow.runtime.session import Session
+from voiceflow.serving.audio_lag import AudioLag
 from voiceflow.serving.loop_lag import TICK, LoopLag
-from voiceflow.testing.fakes import silence, speech_like
+from voiceflow.testing import fakes
+from voiceflow.testing.fakes import EnergyVAD, EnergyVADConfig, silence, speech_like
 from voiceflow.testing.served import served_agents
 from voiceflow.testing.ws_caller import Cue, WsCaller, greeting_heard
 
 pytestmark = pytest.mark.anyio
+
+
+class StarvedVADConfig(EnergyVADConfig):
+    provider: Literal["starved-vad"] = "starved-vad"  # type: ignore[assignment]
+
+
+class StarvedVAD(EnergyVAD):
+    """The energy VAD, each 20 ms frame taking 40 ms to judge: a detector whose worker threads get
+    half the core they need, while the event loop itself stays idle."""
+
+    name = "starved-vad"
+    config_model = StarvedVADConfig  # type: ignore[assignment]
+
+    def create_stream(self) -> VADStream:
+        stream = super().create_stream()
+        judge = stream.process
+
+        async def slowly(frame: AudioFrame) -> VADEvent | None:
+            await anyio.sleep(0.04)
+            return judge(frame)
+
+        stream.aprocess = slowly  # type: ignore[method-assign]
+        return stream
+
+
+@hookimpl
+def register_providers(register: Any) -> None:
+    register(StarvedVAD)
+
+
+def registry() -> PluginRegistry:
+    return PluginRegistry(plugins=[fakes, sys.modules["test_ws_admission"], sys.modules[__name__]])
+
+
+def ws_agent(reg: PluginRegistry, **overrides: Any) -> Any:
+    return fake_agent(reg, transport={"provider": "websocket"}, **overrides)
+
+
+class Call:
+    def __init__(self, late: float) -> None:
+        self.caller_audio_lag = late
+
+
+def test_the_audio_lag_is_the_95th_percentile_over_the_calls_in_progress() -> None:
+    lag = AudioLag()
+    calls = [cast(Session, Call(0.01 * i)) for i in range(40)]
+    assert lag.recent() == 0.0  # no calls: nothing is late
+    with contextlib.ExitStack() as stack:
+        for call in calls:
+            stack.enter_context(lag.tracking(call))
+        assert lag.recent() == pytest.approx(0.38)  # two late calls in forty are not overload
+    assert lag.recent() == 0.0  # the calls are over
+
+
+async def test_calls_whose_audio_is_taken_late_make_the_server_refuse_new_ones() -> None:
+    """The loop keeps up, so its lag says nothing; the call in progress falls behind its caller
+    (its VAD takes 40 ms a 20 ms frame), and that is what admission sees."""
+    assert SlowVoice  # (its plugin module is part of the registry)
+    reg = registry()
+    agent = ws_agent(reg, vad=[{"provider": "starved-vad"}], serving={"max_audio_lag": 0.2},
+                     stt=[{"provider": "scripted-stt", "lines": ["what time is it"] * 2}])
+    async with served_agents([agent], reg) as server:
+        url = server.ws_url(agent.name)
+        async with anyio.create_task_group() as tg:
+            caller = WsCaller(url, [Cue(speech_like(3.0) + silence(1.0), when=greeting_heard)])
+            tg.start_soon(caller.run)
+            with anyio.fail_after(30):
+                while (body := (await server.get("/readyz"))[1])["audio_lag_ms"] <= 200:
+                    await anyio.sleep(0.05)
+            assert body["loop_lag_ms"] < 100  # the loop itself is not behind
+            refused, code = await refusal(url)
+            assert refused["code"] == "busy" and "audio is taken" in refused["message"], refused
+            assert code == 1013
+            tg.cancel_scope.cancel()
+        with anyio.fail_after(30):
+            while (await server.get("/readyz"))[1]["audio_lag_ms"] > 0:
+                await anyio.sleep(0.05)  # the late call is gone: nothing is late any more
 
 
 def test_the_lag_is_the_recent_95th_percentile_and_a_stall_counts_while_it_lasts() -> None:

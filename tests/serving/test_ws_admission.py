@@ -103,6 +103,7 @@ async def test_readyz_is_false_while_models_load_and_calls_are_refused_as_starti
             await anyio.sleep(0.02)
         status, body = await get("/readyz")
         assert body.pop("loop_lag_ms") >= 0
+        assert body.pop("audio_lag_ms") == 0  # no call in progress
         assert body == {"ready": True, "draining": False, "loading": [],
                         "agents": {agent.name: {"calls": 0, "max_sessions": 20}}}
         control.drain()

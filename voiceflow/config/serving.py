@@ -52,6 +52,16 @@ class Serving(Strict):
         "on it hears late audio, and admitting more takes them all down. null: admit up to "
         "max_sessions whatever the lag.",
     )
+    max_audio_lag: float | None = Field(
+        0.25,
+        gt=0,
+        le=60,
+        description="Refuse new calls (busy) while the calls in progress take their caller's audio "
+        "this many seconds late (95th percentile over the calls: how long each one's newest frame "
+        "waited between arriving and reaching the VAD). It sees overload the loop's lag does not: "
+        "a loop that keeps up while the VAD's worker threads, starved of a core, do not. null: do "
+        "not look.",
+    )
     max_message_bytes: int = Field(
         65_536,
         ge=1024,

@@ -81,6 +81,7 @@ class Session:
         self.ended_because = ""
         self.timeline = CallTimeline(self.call_id, origin=clock.now())
         self._manager: TurnManager | None = None
+        self._vad: VoiceActivity | None = None
         self._hang_up_reason: str | None = None
 
     def result(self, ended_because: str | None = None) -> CallResult:
@@ -98,6 +99,16 @@ class Session:
             except (anyio.WouldBlock, anyio.ClosedResourceError, anyio.BrokenResourceError):
                 pass
 
+    @property
+    def caller_audio_lag(self) -> float:
+        """Seconds the newest caller frame waited between arriving (the transport stamps it) and
+        reaching the voice activity detector: how far behind real time this call's audio is taken.
+        0 before the first frame (and for transports that stamp audio time, not arrival)."""
+        vad = self._vad
+        if vad is None or vad.heard_until == float("-inf"):
+            return 0.0
+        return max(0.0, vad.heard_at - vad.heard_until)
+
     async def run(self) -> CallResult:
         with (
             using_clock(self.clock),
@@ -112,7 +123,7 @@ class Session:
                 log.error("call cannot start", reason=unavailable[0])
                 return self.result()
             vad_providers = await self._providers(ProviderKind.VAD, self.agent.vad, unavailable)
-            vad = VoiceActivity(vad_providers, self.clock)
+            vad = self._vad = VoiceActivity(vad_providers, self.clock)
             if vad_providers and not vad.available:
                 unavailable.append("vad: no voice activity detector could start")
             llm = Chain[LLMProvider[Any]](

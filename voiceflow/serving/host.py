@@ -14,7 +14,9 @@ from voiceflow.config.compose import AgentConfig
 from voiceflow.metrics.calls import CallObserver, ObservedCall, tell_refused
 from voiceflow.providers import CallTransport
 from voiceflow.runtime.runner import CallRunner
+from voiceflow.runtime.session import Session
 from voiceflow.serving.api import CallSlot, RefusalReason, Refused, ServingLimits, SessionHost
+from voiceflow.serving.audio_lag import AudioLag
 from voiceflow.serving.events import TurnRelay
 from voiceflow.serving.loop_lag import LoopLag
 
@@ -32,6 +34,8 @@ class ServerState:
         self.draining = False
         self.lag = LoopLag()
         """How late the event loop runs (the server runs its probe; admission reads it)."""
+        self.audio_lag = AudioLag()
+        """How late the calls in progress take their caller's audio (admission reads it)."""
 
     @property
     def ready(self) -> bool:
@@ -56,6 +60,7 @@ class AgentHost(SessionHost):
         serving = agent.serving
         self.limits = ServingLimits(serving.max_sessions, serving.max_message_bytes, serving.idle_timeout)
         self.max_loop_lag = serving.max_loop_lag
+        self.max_audio_lag = serving.max_audio_lag
         self.runner = runner
         self.state = state
         self.held = 0
@@ -90,6 +95,14 @@ class AgentHost(SessionHost):
                 "try again shortly",
                 BUSY_RETRY,
             )
+        max_audio, audio = self.max_audio_lag, self.state.audio_lag.recent()
+        if max_audio is not None and audio > max_audio:
+            raise Refused(
+                RefusalReason.BUSY,
+                f"{name} is busy: this server is overloaded (its calls' audio is taken "
+                f"{audio * 1000:.0f} ms late); try again shortly",
+                BUSY_RETRY,
+            )
         self.held += 1
         return _Slot(self)
 
@@ -112,9 +125,16 @@ class _Slot(CallSlot):
     async def run(self, call: CallTransport) -> str:
         if self._host is None:
             raise RuntimeError("this call's place was already given back")
+        audio_lag = self._host.state.audio_lag
         with ObservedCall(self._host.observers, self._host.agent_name) as observed:
             relay = TurnRelay(call, on_ended=observed.turn_ended)
-            result = await self._host.runner.run(call, companion=observed.watching(relay.watch))
+            watched = observed.watching(relay.watch)
+
+            async def companion(session: Session) -> None:
+                with audio_lag.tracking(session):
+                    await watched(session)
+
+            result = await self._host.runner.run(call, companion=companion)
             observed.ended(result)
         return result.ended_because
 
