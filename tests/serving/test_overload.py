@@ -72,14 +72,18 @@ class Call:
         self.caller_audio_lag = late
 
 
-def test_the_audio_lag_is_the_95th_percentile_over_the_calls_in_progress() -> None:
+def test_the_audio_lag_is_the_median_over_the_calls_in_progress() -> None:
+    """Overload delays every call alike; one call's frames can look late for its own reasons (a
+    jittery phone network), and must not close the process to everyone else."""
     lag = AudioLag()
-    calls = [cast(Session, Call(0.01 * i)) for i in range(40)]
     assert lag.recent() == 0.0  # no calls: nothing is late
     with contextlib.ExitStack() as stack:
-        for call in calls:
-            stack.enter_context(lag.tracking(call))
-        assert lag.recent() == pytest.approx(0.38)  # two late calls in forty are not overload
+        for late in [0.01] * 37 + [2.0] * 3:  # three calls on a bad network
+            stack.enter_context(lag.tracking(cast(Session, Call(late))))
+        assert lag.recent() == pytest.approx(0.01)
+        for _ in range(37):
+            stack.enter_context(lag.tracking(cast(Session, Call(0.5))))  # a process falling behind
+        assert lag.recent() == pytest.approx(0.5)
     assert lag.recent() == 0.0  # the calls are over
 
 

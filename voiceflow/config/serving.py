@@ -57,7 +57,7 @@ class Serving(Strict):
         gt=0,
         le=60,
         description="Refuse new calls (busy) while the calls in progress take their caller's audio "
-        "this many seconds late (95th percentile over the calls: how long each one's newest frame "
+        "this many seconds late (the median over the calls of how long each one's newest frame "
         "waited between arriving and reaching the VAD). It sees overload the loop's lag does not: "
         "a loop that keeps up while the VAD's worker threads, starved of a core, do not. null: do "
         "not look.",

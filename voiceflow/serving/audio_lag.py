@@ -13,7 +13,10 @@ So admission also reads this: for each call in progress, how long its newest cal
 waited between arriving at the transport and reaching the voice activity detector
 (:attr:`Session.caller_audio_lag <voiceflow.runtime.session.Session.caller_audio_lag>`, read off
 fields the detector keeps anyway: nothing is added per frame), and refuses new calls while the
-95th percentile over the calls is above ``serving.max_audio_lag``.
+median over the calls is above ``serving.max_audio_lag``. The median, not a high percentile:
+overload delays every call of the process alike, while one call's own frames can look late for
+reasons of its own (a phone network's jitter, for transports that place frames by the sender's
+timestamps), which must not close the process to everyone else.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ class AudioLag:
             self._sessions.discard(session)
 
     def recent(self) -> float:
-        """The 95th percentile over the calls in progress of how late each one's newest caller
-        frame reached its VAD, in seconds (0 with no calls)."""
+        """The median (the lower one) over the calls in progress of how late each one's newest
+        caller frame reached its VAD, in seconds (0 with no calls)."""
         lags = sorted(session.caller_audio_lag for session in self._sessions)
-        return lags[min(len(lags) - 1, int(len(lags) * 0.95))] if lags else 0.0
+        return lags[(len(lags) - 1) // 2] if lags else 0.0
