@@ -75,9 +75,13 @@ async def transcribe(pcm: bytes) -> str:
         # depending on a few milliseconds of where the turn's audio starts, so the answer is
         # checked against the question as it was heard, below.
         ("capital.wav", set()),
+        # Likewise "a rainy afternoon" is sometimes heard as "a radio afternoon" (every run on a
+        # slower machine, 2026-12-01), and the model then suggests listening to the radio: still
+        # a suggestion of something to do, which is what this checks.
         ("weather.wav", {"movie", "movies", "book", "books", "read", "reading", "game", "games",
                          "bake", "baking", "museum", "puzzle", "puzzles", "indoor", "indoors", "cook",
-                         "film", "art", "craft", "crafts", "music", "board", "watch", "painting", "draw"}),
+                         "film", "art", "craft", "crafts", "music", "board", "watch", "painting", "draw",
+                         "listen", "song", "songs", "radio", "podcast"}),
     ],
 )
 def test_offline_agent_answers_each_recording(recording: str, heard_words: set[str], tmp_path: Path) -> None:
