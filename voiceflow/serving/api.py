@@ -57,7 +57,8 @@ class RefusalReason(str, Enum):
 
     BUSY = "busy"
     """The agent already has ``serving.max_sessions`` calls, or the process is overloaded (its
-    event loop runs later than ``serving.max_loop_lag``)."""
+    event loop runs later than ``serving.max_loop_lag``, or its calls take their callers' audio
+    later than ``serving.max_audio_lag``)."""
     DRAINING = "draining"
     """The process is shutting down (SIGTERM): try another instance."""
     STARTING = "starting"
