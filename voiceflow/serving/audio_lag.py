@@ -21,6 +21,7 @@ timestamps), which must not close the process to everyone else.
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -45,5 +46,6 @@ class AudioLag:
     def recent(self) -> float:
         """The median (the lower one) over the calls in progress of how late each one's newest
         caller frame reached its VAD, in seconds (0 with no calls)."""
-        lags = sorted(session.caller_audio_lag for session in self._sessions)
-        return lags[(len(lags) - 1) // 2] if lags else 0.0
+        if not self._sessions:
+            return 0.0
+        return statistics.median_low(session.caller_audio_lag for session in self._sessions)
