@@ -87,16 +87,6 @@ async def transcribe(pcm: bytes) -> str:
 def test_offline_agent_answers_each_recording(recording: str, heard_words: set[str], tmp_path: Path) -> None:
     timeline, stereo = run_agent(recording, tmp_path)
     replies = [t for t in timeline["turns"] if t["kind"] == "reply" and t["outcome"] == "completed"]
-    if not replies and recording == "capital.wav":
-        # capital.wav says "Hi", pauses 0.43 s, then asks. Where Whisper is slow (a slower
-        # machine, 2026-12-01) the question can join the "Hi" turn, which Whisper then scores
-        # under the agent's confidence floor, and the agent rightly asks again as the recording
-        # ends (tests/test_cloud_agent.py has the measurements). The agent is working; what
-        # this test checks of the answer cannot be checked on that run.
-        unclear = [t for t in timeline["turns"] if t["kind"] == "unclear"]
-        assert unclear and "capital" in unclear[-1]["user_text"].lower(), timeline
-        assert "below" in (unclear[-1]["failure"] or ""), timeline
-        return
     assert replies, timeline
     reply = replies[-1]
     assert reply["spans"]["mouth_to_ear"] > 0

@@ -315,3 +315,36 @@ async def test_a_turn_heard_with_low_confidence_is_asked_again_not_answered() ->
     assert result.timeline.turns[0].failure == "recogniser confidence 0.12 below 0.2"
     llm = next(p for p in pool.instances() if p.name == "scripted-llm")
     assert "wreck a nice beach" not in str(llm.requests)
+
+
+async def test_a_short_unsure_greeting_does_not_sink_the_clear_question_of_its_turn() -> None:
+    # Whisper gives a lone "Hi" 0.13-0.21 and the question after it 0.70: the turn is scored as a
+    # whole (word-weighted), not by its least sure word, so the question is answered.
+    registry, cfg = agent(
+        stt=[{"provider": "scripted-stt", "lines": ["hi", "what is the capital of france"],
+              "confidences": [0.12, 0.9]}],
+        llm=[{"provider": "scripted-llm", "replies": ["Paris."]}],
+        turn_taking={"endpointing": {"min_silence": 0.8}},
+    )
+    caller = silence(0.3) + speech_like(0.4) + silence(0.4) + speech_like(1.2, seed=2) + silence(4.0)
+    result, _, _ = await run_call(cfg, registry, caller, start="immediately", lead_in=0)
+    [turn] = result.timeline.turns
+    assert (turn.kind, turn.user_text, turn.outcome) == ("reply", "hi what is the capital of france", "completed")
+
+
+def test_a_turns_confidence_is_its_finals_word_weighted_geometric_mean_carried_into_its_continuation() -> None:
+    from voiceflow.turns.replies import UserTurn
+
+    turn = UserTurn(start=0.0, segment_start=0.0)
+    assert turn.confidence is None
+    turn.add_final("hi", 0.12)
+    turn.add_final("what is the capital of france", 0.9)
+    turn.add_final("", 0.01)  # no words: no weight
+    turn.add_final("please", None)  # unscored
+    assert turn.confidence == pytest.approx((0.12 * 0.9**6) ** (1 / 7))
+    went_on = UserTurn(start=2.0, segment_start=2.0)
+    went_on.continues(turn)
+    went_on.add_final("thanks", 0.0)
+    assert went_on.text == "hi what is the capital of france please thanks"
+    assert went_on.confidence == pytest.approx((0.12 * 0.9**6 * 1e-6) ** (1 / 8))
+    assert went_on.requested

@@ -232,8 +232,10 @@ class UnhappyPaths(Strict):
         le=1,
         description="A turn whose recogniser confidence is below this is not answered: the caller "
         "hears `unclear` instead (a mis-hearing answered is worse than a question repeated). 0: off. "
-        "Whisper scores short, clear words (\"Hi!\") around 0.25 and noise it makes words of "
-        "lower; recognisers that report no confidence are never caught by it.",
+        "A turn's confidence is its finals' geometric mean weighted by their words, so a greeting "
+        "scored low does not sink the clear question after it. Whisper scores a lone short word "
+        "(\"Hi!\") 0.13-0.25, a clear question ~0.7, and noise it makes words of lower; recognisers "
+        "that report no confidence are never caught by it.",
     )
     unavailable: str = Field(
         "Sorry, I can't take your call right now. Please try again later. Goodbye!",

@@ -177,9 +177,7 @@ class Endpointer:
         elif answered is not None:
             self.pauses.turn_confirmed()
         if carried is not None:
-            self.user.finals = [carried.text]
-            self.user.requested = True
-            self.user.voiced = carried.voiced
+            self.user.continues(carried)
         self.stt.speech_started(t)
         return self.user
 
@@ -266,10 +264,8 @@ class Endpointer:
         if event.answers is None and transcript.end is not None and transcript.end <= user.start:
             log.info("late phrase final of an earlier utterance dropped", text=transcript.text)
             return False
-        user.finals.append(transcript.text.strip())
+        user.add_final(transcript.text.strip(), transcript.confidence)
         user.marks["stt_final"] = self.clock.now()
-        if transcript.confidence is not None and transcript.text.strip():
-            user.confidence = min(transcript.confidence, user.confidence or 1.0)
         if self._pause is not None:
             self._pause.hints = self._hints(user)
         if event.answers is not None and user.awaiting is not None and event.answers >= user.awaiting:

@@ -8,6 +8,7 @@ to the manager's inbox when it ends. Text comes from a source: the LLM, or a fix
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import aclosing, suppress
 from dataclasses import dataclass, field
@@ -47,6 +48,10 @@ TextSource = Callable[[ReplyScope], ReplyText]
 """Makes a reply's text stream; called inside the reply's task."""
 
 
+MIN_CONFIDENCE = 1e-6
+"""A final scored 0 counts as this, so that its words still weigh in the turn's mean."""
+
+
 @dataclass
 class UserTurn:
     """The caller's turn in progress: voiced segments, transcripts, and marks for the timeline."""
@@ -64,14 +69,45 @@ class UserTurn:
     failure: str | None = None
     """Set when the recogniser failed during this turn: its transcript cannot be trusted."""
     marks: dict[str, float] = field(default_factory=dict)
-    confidence: float | None = None
-    """The recogniser's least confidence over the turn's finals (``None``: it reports none)."""
     endpoint_notes: list[str] = field(default_factory=list)
     """How the end of this turn was judged (an end-of-turn model's verdict, a transcript rule)."""
+    _log_confidence: float = 0.0
+    _scored_words: int = 0
 
     @property
     def text(self) -> str:
         return " ".join(t for t in self.finals if t).strip() or self.interim.strip()
+
+    def add_final(self, text: str, confidence: float | None) -> None:
+        """Add a final transcript of the turn, with the recogniser's confidence in it, if any."""
+        self.finals.append(text)
+        words = len(text.split())
+        if confidence is not None and words:
+            self._log_confidence += words * math.log(max(confidence, MIN_CONFIDENCE))
+            self._scored_words += words
+
+    def continues(self, earlier: UserTurn) -> None:
+        """This turn carries on ``earlier`` (the agent had said nothing of its reply yet): its
+        words, and what the recogniser thought of them, are this turn's too."""
+        self.finals = [earlier.text]
+        self._log_confidence, self._scored_words = earlier._log_confidence, earlier._scored_words
+        self.requested = True
+        self.voiced = earlier.voiced
+
+    @property
+    def confidence(self) -> float | None:
+        """The recogniser's confidence over the turn's finals, weighted by their words
+        (``None``: it reported none).
+
+        A geometric mean, as recognisers score a transcript (Whisper: the geometric mean of its
+        tokens' probabilities), so the turn scores about as if it had been decoded in one piece.
+        Not the least of the finals': Whisper gives a lone "Hi" 0.13-0.21 where it gives the
+        question after it 0.70, and the caller's clear question must not be asked again because
+        they greeted first.
+        """
+        if not self._scored_words:
+            return None
+        return math.exp(self._log_confidence / self._scored_words)
 
 
 @dataclass
