@@ -29,14 +29,13 @@ from voiceflow.metrics.timeline import CallTimeline
 from voiceflow.providers import CallTransport, LLMProvider
 from voiceflow.redaction import redact
 from voiceflow.runtime.audio_tail import AudioTail
-from voiceflow.runtime.chain import AttemptRecord, Chain
+from voiceflow.runtime.chain import Chain
 from voiceflow.runtime.echo import EchoCanceller
 from voiceflow.runtime.recognizer import Recognizer
 from voiceflow.runtime.reply import Reply, ReplyPipeline
 from voiceflow.runtime.voice_activity import VoiceActivity
 from voiceflow.tasks import TaskGroup, create_task_group
 from voiceflow.tools.toolbox import Toolbox
-from voiceflow.turns import reply_outcomes as outcomes
 from voiceflow.turns.context import Conversation
 from voiceflow.turns.diverted import DivertedTurns
 from voiceflow.turns.endpointing import Decision, Endpointer
@@ -66,6 +65,7 @@ from voiceflow.turns.keypad import EntryDone, EntryGoesOn, KeypadEntry, SwitchSt
 from voiceflow.turns.overlap_watch import OverlapWatch
 from voiceflow.turns.pause_judge import PauseJudge
 from voiceflow.turns.replies import ActiveReply, ReplyLauncher, TextSource, UserTurn, fixed_text, llm_text
+from voiceflow.turns.reply_slot import ReplySlot
 from voiceflow.turns.timers import Timers
 from voiceflow.turns.tool_use import ToolUse
 from voiceflow.turns.triage import Route, TurnTriage
@@ -121,7 +121,6 @@ class TurnManager:
         self.conversation_state: str | None = None
         self.state = State.LISTENING
         self.endpointer = Endpointer(stt, clock, lambda: me.turn_taking.endpointing, vad)
-        self.active: ActiveReply | None = None
         self._keypad = KeypadEntry()
         self._spoken_over: tuple[float, float | None] | None = None
         """Caller speech (start, end if over) during a line that could not be interrupted."""
@@ -129,8 +128,9 @@ class TurnManager:
         self._caller_speaking = False
         self._input_ended = False
         self._end_reason = "goodbye"
-        self._failed_speculation: UserTurn | None = None
         self.script = UnhappyScript(agent.unhappy_paths)
+        self.replies = ReplySlot(conversation=self.conversation, script=self.script, overlaps=self.overlaps,
+                                 transport=transport, clock=clock)
         self.triage = TurnTriage(self.script, self.hold, tail, IvrWatch(lambda: agent.unhappy_paths.ivr))
         self.diverted = DivertedTurns(
             me, unhappy=lambda: agent.unhappy_paths, triage=self.triage, hold=self.hold,
@@ -142,9 +142,8 @@ class TurnManager:
         self._inbox = FrameQueue[Event](INBOX_EVENTS)
         self._tg: TaskGroup | None = None
         self._timers: Timers | None = None
-        self._launcher: ReplyLauncher | None = None
-        llm.observers.append(self._on_attempt)
-        pipeline.tts.observers.append(self._on_attempt)
+        llm.observers.append(self.replies.attempted)
+        pipeline.tts.observers.append(self.replies.attempted)
 
     # --- wiring -----------------------------------------------------------------------------
 
@@ -156,6 +155,11 @@ class TurnManager:
     def user(self) -> UserTurn | None:
         """The caller's turn in progress, if any (kept by the endpointing policy)."""
         return self.endpointer.user
+
+    @property
+    def active(self) -> ActiveReply | None:
+        """The agent's reply in flight, if any."""
+        return self.replies.active
 
     @property
     def turn_taking(self) -> TurnTaking:
@@ -170,15 +174,15 @@ class TurnManager:
             if self._timers is not None:
                 self._timers.close()  # its clock callback would hold the call until the next deadline
             # What holds the manager's own methods goes with the call (no cycles: see __init__).
-            self._tg = self._timers = self._launcher = None
-            self.llm.observers.remove(self._on_attempt)
-            self.pipeline.tts.observers.remove(self._on_attempt)
+            self._tg = self._timers = self.replies.launcher = None
+            self.llm.observers.remove(self.replies.attempted)
+            self.pipeline.tts.observers.remove(self.replies.attempted)
 
     async def _run(self) -> None:
         async with create_task_group() as tg:
             self._tg = tg
             self._timers = Timers(self.clock, self._inbox)
-            self._launcher = ReplyLauncher(self.pipeline, self.timeline, self._inbox, self._spawn)
+            self.replies.launcher = ReplyLauncher(self.pipeline, self.timeline, self._inbox, self._spawn)
             self._timers.set(Timer.MAX_CALL, self.clock.now() + self.agent.unhappy_paths.max_call_seconds)
             greeting = self.agent.prompt.greeting
             if self.unavailable is not None:
@@ -243,8 +247,7 @@ class TurnManager:
             return
         resumed = self.user is not None and self.state is State.ENDPOINTING
         if resumed:
-            if self.active is not None and self.active.speculative:
-                self._drop_speculation()
+            self.replies.drop_held()
             self._timers_cancel(Timer.ENDPOINT, Timer.MAX_WAIT)
         self.endpointer.speech_started(event.t, resumed=resumed)
         music_check = None if resumed else self.hold.music_check_at(event.t)
@@ -346,20 +349,8 @@ class TurnManager:
 
     def _speculate(self, user: UserTurn) -> None:
         """Start the reply before the silence confirms the turn; hold its audio until it does."""
-        self._failed_speculation = None
-        self.conversation.add_user(user.text)
-        user.marks["preemptive_start"] = self.clock.now()
-        self.start_reply("reply", self._llm_reply(), interruptible=True, user_turn=user, gated=True)
-        self.state = State.ENDPOINTING
-
-    def _drop_speculation(self) -> None:
-        """The caller went on: the held reply was never heard; forget it."""
-        active = self.active
-        assert active is not None and active.speculative
-        active.scope.cancel()
-        active.reply.timeline.settle("discarded")
-        self.conversation.take_last_user()
-        self.active = None
+        self._timers_cancel(Timer.SILENCE, Timer.IDLE_END)
+        self.replies.hold(user, self._llm_reply())
 
     def _end_user_turn(self) -> None:
         self._timers_cancel(Timer.ENDPOINT, Timer.MAX_WAIT)
@@ -372,20 +363,11 @@ class TurnManager:
             return
         if triage.route is Route.LLM:
             self.hold.released()
-        active = self.active
-        if active is not None and active.speculative:
-            if active.user_turn is user and user.awaiting is None:
-                active.speculative = False
-                active.reply.timeline.marks.update(user.marks)
-                assert active.reply.gate is not None
-                active.reply.gate.set()
-                self.script.caller_answered()  # the caller was answered, preemptively or not
-                self.state = State.THINKING
-                return
-            self._drop_speculation()
+        if self.replies.release(user):
+            self.state = State.THINKING
+            return
         text = user.text
-        if self._failed_speculation is user and text:
-            self._failed_speculation = None
+        if self.replies.failed_before(user):
             self.conversation.add_user(text)
             self.say(self.script.apology("the reply to this turn failed"), user_turn=user)
             return
@@ -431,7 +413,7 @@ class TurnManager:
             return
         active = self.active
         if settings.interrupts and active is not None and active.reply.interruptible and not active.speculative:
-            self._interrupt(active)
+            self.replies.interrupt()
             self.state = State.LISTENING
         match self._keypad.press(event.key, event.t, settings):
             case SwitchState(state=state, key=key):
@@ -446,7 +428,7 @@ class TurnManager:
         """A keypad entry is complete: it is the caller's words (joining a turn they are speaking)."""
         text = self.agent.keypad.says.format(keys=done.keys)
         if self.user is not None:
-            self.user.finals.append(text)
+            self.user.add_final(text, None)
             return
         if self.active is not None:
             self.conversation.add_user(text)  # the reply in flight goes on; the next one sees it
@@ -491,10 +473,9 @@ class TurnManager:
 
     def _barge_in(self, t: float) -> None:
         """The caller really is talking over the agent (since audio time ``t``)."""
-        if self.active is None:
+        interrupted = self.replies.interrupt()
+        if interrupted is None:
             return
-        interrupted = self.active
-        self._interrupt(interrupted)
         carried = interrupted.user_turn if interrupted.reply.first_heard is None else None
         if carried is not None:
             # Still thinking: the caller had not finished. Their new words continue the same turn.
@@ -516,8 +497,7 @@ class TurnManager:
             self._end("end of input")
 
     def _timer_max_call(self) -> None:
-        if self.active is not None:
-            self._interrupt(self.active)
+        self.replies.interrupt()
         self.say(self.script.time_is_up())
 
     # --- replies ----------------------------------------------------------------------------
@@ -530,8 +510,7 @@ class TurnManager:
         return active
 
     def drop_held_reply(self) -> None:
-        if self.active is not None and self.active.speculative:
-            self._drop_speculation()
+        self.replies.drop_held()
 
     def listen(self) -> None:
         self._became_idle()
@@ -542,8 +521,7 @@ class TurnManager:
             return  # already saying it
         log.error("call cannot go on", reason=reason)
         self._end_reason = f"unavailable: {reason}"
-        if self.active is not None:
-            self._interrupt(self.active)
+        self.replies.interrupt()
         self.say(self.script.unavailable(reason))
 
     def start_reply(
@@ -553,16 +531,12 @@ class TurnManager:
         *,
         interruptible: bool,
         user_turn: UserTurn | None = None,
-        gated: bool = False,
         play: Callable[[Reply], Awaitable[None]] | None = None,
     ) -> ActiveReply:
-        assert self._launcher is not None
         self._timers_cancel(Timer.SILENCE, Timer.IDLE_END)
-        self.active = self._launcher.launch(
-            kind, source, interruptible=interruptible, user_turn=user_turn, gated=gated, play=play
-        )
+        active = self.replies.launch(kind, source, interruptible=interruptible, user_turn=user_turn, play=play)
         self.state = State.THINKING
-        return self.active
+        return active
 
     def _llm_reply(self) -> TextSource:
         tools = None
@@ -586,50 +560,15 @@ class TurnManager:
             self.state = State.SPEAKING
 
     def _on_reply_ended(self, event: ReplyEnded) -> None:
-        reply = event.reply
-        outcomes.ended(reply)
-        if reply.kind == "greeting":
-            self.transport.notify("greeting_done")  # however it ended: the caller may go on
-        if self.active is None or self.active.reply is not reply:
-            return  # an interrupted or discarded reply: already accounted for
-        self.overlaps.reply_gone()
-        failure = outcomes.failure_of(reply, event.error)
-        if self.active.speculative:
-            # It ended before the caller's turn was confirmed over, so nothing was heard. A
-            # failure is remembered (the endpoint apologises rather than waiting out the same
-            # timeouts again); anything else is dropped and the endpoint starts afresh.
-            user_turn = self.active.user_turn
-            self._drop_speculation()
-            if failure is not None:
-                outcomes.failed(reply, failure)
-                self._failed_speculation = user_turn
-            return
-        self.active = None
-        if failure is not None:
-            outcomes.failed(reply, failure)
-            self.conversation.add_assistant(reply.timeline.heard_text, interrupted=True)
-            line = self.script.after_failed_reply(reply.kind, str(failure))
-            if line is not None:
-                self.say(line)
-                return
-        else:
-            outcomes.completed(reply, self.conversation)
-            self.overlaps.agent_finished(reply)
-        if reply.kind == "goodbye":
+        finished = self.replies.ended(event.reply, event.error)
+        if finished is None:
+            return  # interrupted, dropped or held: already accounted for
+        if finished.line is not None:
+            self.say(finished.line)
+        elif finished.kind == "goodbye":
             self._end(self._end_reason)
-            return
-        self._became_idle()
-
-    def _interrupt(self, active: ActiveReply) -> None:
-        """Barge-in: stop the reply at once, drop unheard audio, keep what was heard."""
-        active.scope.cancel()
-        self.transport.flush()
-        self.overlaps.release_hold()
-        self.transport.resume()  # flushing ended any pause; say so to transports that track it
-        outcomes.interrupted(active.reply, self.clock.now(), self.conversation)
-        if active.reply.kind == "greeting":
-            self.transport.notify("greeting_done")
-        self.active = None
+        else:
+            self._became_idle()
 
     # --- idle, hang-up ----------------------------------------------------------------------
 
@@ -663,8 +602,7 @@ class TurnManager:
     def _end(self, reason: str) -> None:
         log.info("call ending", reason=reason)
         self.state = State.ENDED
-        if self.active is not None:
-            self.active.scope.cancel()
+        self.replies.cancel()
         self.hang_up(reason)
 
     # --- helpers ----------------------------------------------------------------------------
@@ -681,12 +619,3 @@ class TurnManager:
         assert self._timers is not None
         for name in names:
             self._timers.cancel(name)
-
-    def _on_attempt(self, record: AttemptRecord) -> None:
-        if self.active is None:
-            return
-        turn = self.active.reply.timeline
-        if record.error is None:
-            turn.providers.setdefault(record.stage, record.provider)
-        else:
-            turn.fallbacks.append(f"{record.stage}/{record.provider}: {record.error}")
