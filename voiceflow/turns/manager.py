@@ -350,7 +350,7 @@ class TurnManager:
     def _speculate(self, user: UserTurn) -> None:
         """Start the reply before the silence confirms the turn; hold its audio until it does."""
         self._timers_cancel(Timer.SILENCE, Timer.IDLE_END)
-        self.replies.hold(user, self._llm_reply())
+        self.replies.hold(user, self._llm_reply)
 
     def _end_user_turn(self) -> None:
         self._timers_cancel(Timer.ENDPOINT, Timer.MAX_WAIT)

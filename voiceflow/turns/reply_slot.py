@@ -73,13 +73,14 @@ class ReplySlot:
         )
         return self.active
 
-    def hold(self, user: UserTurn, source: TextSource) -> None:
+    def hold(self, user: UserTurn, reply_to: Callable[[], TextSource]) -> None:
         """Start the reply to ``user`` before the silence confirms their turn over; its audio
-        waits for :meth:`release`."""
+        waits for :meth:`release`. ``reply_to`` makes its text from the conversation, once
+        ``user``'s words are in it."""
         self._failed_held = None
         self.conversation.add_user(user.text)
         user.marks["preemptive_start"] = self.clock.now()
-        self.launch("reply", source, interruptible=True, user_turn=user, gated=True)
+        self.launch("reply", reply_to(), interruptible=True, user_turn=user, gated=True)
 
     def release(self, user: UserTurn) -> bool:
         """``user``'s turn is confirmed over: True if the reply held for it may now be heard.
