@@ -21,7 +21,10 @@ from voiceflow.plugins.hookspecs import hookimpl
 from voiceflow.plugins.registry import PluginRegistry
 from voiceflow.providers import VADEvent, VADStream
 from voiceflow.runtime.session import Session
+from voiceflow.serving.api import RefusalReason, Refused
 from voiceflow.serving.audio_lag import AudioLag
+from voiceflow.serving.call_ceiling import GROW_EVERY, CallCeiling
+from voiceflow.serving.host import AgentHost, ServerState
 from voiceflow.serving.loop_lag import TICK, LoopLag
 from voiceflow.testing import fakes
 from voiceflow.testing.fakes import EnergyVAD, EnergyVADConfig, silence, speech_like
@@ -174,3 +177,97 @@ def test_a_planned_pause_counts_as_one_slow_frame_not_as_a_stall_in_progress() -
     assert unplanned.recent(ended) == pytest.approx(0.14)  # unexplained: a stall while it lasts
     planned.held(0.15, at=ended)
     assert planned.recent(ended) == pytest.approx(0.001)  # explained: one slow frame in a hundred
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_an_overload_cuts_the_call_limit_to_nine_tenths_of_the_calls_then_it_grows_back() -> None:
+    clock = Clock()
+    ceiling = CallCeiling(clock)
+    assert ceiling.allows(500) and ceiling.limit is None  # never overloaded: no limit of its own
+    ceiling.overloaded(0)
+    assert ceiling.limit is None  # overloaded with no call: nothing to learn from
+    ceiling.overloaded(150)
+    assert ceiling.limit == 135
+    assert not ceiling.allows(149)  # calls end down to the limit before another is taken
+    clock.now += 10.0
+    ceiling.overloaded(140)  # still coming down to the last cut: not cut again
+    assert ceiling.limit == 135
+    assert ceiling.allows(134)
+    ceiling.overloaded(135)  # overloaded at the limit: cut again
+    assert ceiling.limit == 121
+    clock.now += 1.0
+    ceiling.overloaded(121)  # too soon after a cut for the signals to show its effect
+    assert ceiling.limit == 121
+    assert ceiling.allows(120) and not ceiling.allows(121)  # at the limit, keeping up: wait
+    clock.now += GROW_EVERY
+    assert ceiling.allows(121) and ceiling.limit == 133  # grows by a tenth
+    assert not ceiling.allows(133)
+    clock.now += GROW_EVERY
+    ceiling.overloaded(2)
+    assert ceiling.limit == 1
+    for _ in range(3):
+        clock.now += GROW_EVERY
+        assert ceiling.allows(ceiling.limit)
+    assert ceiling.limit == 4  # at least one call a step
+
+
+async def test_an_overloaded_server_takes_fewer_calls_until_they_keep_up() -> None:
+    """The first caller's VAD falls behind: the next is refused and the server learns to take
+    no more than one call; once that one ends it takes the next, which keeps up."""
+    assert SlowVoice
+    reg = registry()
+    slow = ws_agent(reg, vad=[{"provider": "starved-vad"}], serving={"max_audio_lag": 0.2},
+                    stt=[{"provider": "scripted-stt", "lines": ["what time is it"] * 4}])
+    async with served_agents([slow], reg) as server:
+        url = server.ws_url(slow.name)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(WsCaller(url, [Cue(speech_like(3.0) + silence(1.0), when=greeting_heard)]).run)
+            with anyio.fail_after(30):
+                while (await server.get("/readyz"))[1]["audio_lag_ms"] <= 200:
+                    await anyio.sleep(0.05)
+            refused, _ = await refusal(url)
+            assert "overloaded" in refused["message"], refused
+            body = (await server.get("/readyz"))[1]
+            assert body["learned_limit"] == 1 and body["calls"] == 1, body
+            tg.cancel_scope.cancel()
+        with anyio.fail_after(30):
+            while (await server.get("/readyz"))[1]["calls"]:
+                await anyio.sleep(0.05)
+        assert (await server.get("/readyz"))[1]["audio_lag_ms"] == 0
+        # Keeping up now: one call (the learned limit) is taken. (Its VAD is the slow one too, so
+        # it hangs up after the greeting: that it is admitted is what this checks.)
+        report = await WsCaller(url, [], hang_up_when=greeting_heard).run()
+        assert report.turns_ended("greeting") and report.close_code == 1000, report
+
+
+def test_at_the_learned_limit_a_call_is_refused_busy_saying_so_and_the_place_counts_across_agents() -> None:
+    reg = registry()
+    state = ServerState()
+    first, second = (AgentHost(fake_agent(reg, name=name), cast(Any, None), state) for name in ("a", "b"))
+    slot = first.admit()
+    assert state.calls == 1
+    assert learned_gauge(state) == []  # never overloaded: no sample
+    state.ceiling.overloaded(2)  # learned: 90 % of two calls
+    assert learned_gauge(state) == [1]
+    with pytest.raises(Refused) as refused:
+        second.admit()  # the other agent's call shares the process
+    assert refused.value.reason is RefusalReason.BUSY and "takes 1 calls for now" in str(refused.value)
+    slot.release()
+    assert state.calls == 0
+    second.admit().release()
+
+
+def learned_gauge(state: ServerState) -> list[float]:
+    from voiceflow.metrics.prometheus import _LiveCollector
+    from voiceflow.runtime.pool import ProviderPool
+
+    families = _LiveCollector(state, ProviderPool(registry()), lambda: []).collect()
+    [family] = [f for f in families if f.name == "voiceflow_calls_learned_limit"]
+    return [sample.value for sample in family.samples]

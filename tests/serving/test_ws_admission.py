@@ -104,7 +104,7 @@ async def test_readyz_is_false_while_models_load_and_calls_are_refused_as_starti
         status, body = await get("/readyz")
         assert body.pop("loop_lag_ms") >= 0
         assert body.pop("audio_lag_ms") == 0  # no call in progress
-        assert body == {"ready": True, "draining": False, "loading": [],
+        assert body == {"ready": True, "draining": False, "loading": [], "calls": 0, "learned_limit": None,
                         "agents": {agent.name: {"calls": 0, "max_sessions": 20}}}
         control.drain()
 

@@ -158,6 +158,11 @@ class _LiveCollector(Collector):
             limit.add_metric([host.agent_name], host.limits.max_sessions)
         yield live
         yield limit
+        learned = GaugeMetricFamily("voiceflow_calls_learned_limit", "Calls the process takes at most "
+                                    "since it was overloaded (serving/call_ceiling.py); absent until then.")
+        if self._state.ceiling.limit is not None:
+            learned.add_metric([], self._state.ceiling.limit)
+        yield learned
         yield GaugeMetricFamily("voiceflow_ready", "1 while calls are taken (/readyz 200).", value=int(self._state.ready))
         yield GaugeMetricFamily("voiceflow_draining", "1 once a drain (SIGTERM) has begun.",
                                 value=int(self._state.draining))

@@ -42,6 +42,8 @@ def build_app(agents: list[ServedAgent], state: ServerState, metrics: ASGIApp | 
             "loading": sorted(state.loading),
             "loop_lag_ms": round(state.lag.recent() * 1000, 1),
             "audio_lag_ms": round(state.audio_lag.recent() * 1000, 1),
+            "calls": state.calls,
+            "learned_limit": state.ceiling.limit,
             "agents": {
                 agent.host.agent_name: {
                     "calls": agent.host.held, "max_sessions": agent.host.limits.max_sessions,

@@ -17,6 +17,7 @@ from voiceflow.runtime.runner import CallRunner
 from voiceflow.runtime.session import Session
 from voiceflow.serving.api import CallSlot, RefusalReason, Refused, ServingLimits, SessionHost
 from voiceflow.serving.audio_lag import AudioLag
+from voiceflow.serving.call_ceiling import CallCeiling
 from voiceflow.serving.events import TurnRelay
 from voiceflow.serving.loop_lag import LoopLag
 
@@ -36,6 +37,10 @@ class ServerState:
         """How late the event loop runs (the server runs its probe; admission reads it)."""
         self.audio_lag = AudioLag()
         """How late the calls in progress take their caller's audio (admission reads it)."""
+        self.ceiling = CallCeiling()
+        """How many calls the process carries, learned from the two above."""
+        self.calls = 0
+        """Places held across the process's agents (they share its loop and cores)."""
 
     @property
     def ready(self) -> bool:
@@ -87,24 +92,28 @@ class AgentHost(SessionHost):
                 f"{name} is busy ({self.limits.max_sessions} calls at once is its limit); try again shortly",
                 BUSY_RETRY,
             )
+        overload = self._overload()
+        ceiling, calls = self.state.ceiling, self.state.calls
+        if overload is not None:
+            ceiling.overloaded(calls)
+            raise Refused(RefusalReason.BUSY, f"{name} is busy: this server is overloaded ({overload}); "
+                          "try again shortly", BUSY_RETRY)
+        if not ceiling.allows(calls):
+            raise Refused(RefusalReason.BUSY, f"{name} is busy: this server was overloaded and takes "
+                          f"{ceiling.limit} calls for now; try again shortly", BUSY_RETRY)
+        self.held += 1
+        self.state.calls += 1
+        return _Slot(self)
+
+    def _overload(self) -> str | None:
+        """What says the process is overloaded, if anything does (see the serving modules)."""
         max_lag, lag = self.max_loop_lag, self.state.lag.recent()
         if max_lag is not None and lag > max_lag:
-            raise Refused(
-                RefusalReason.BUSY,
-                f"{name} is busy: this server is overloaded (running {lag * 1000:.0f} ms late); "
-                "try again shortly",
-                BUSY_RETRY,
-            )
+            return f"running {lag * 1000:.0f} ms late"
         max_audio, audio = self.max_audio_lag, self.state.audio_lag.recent()
         if max_audio is not None and audio > max_audio:
-            raise Refused(
-                RefusalReason.BUSY,
-                f"{name} is busy: this server is overloaded (its calls' audio is taken "
-                f"{audio * 1000:.0f} ms late); try again shortly",
-                BUSY_RETRY,
-            )
-        self.held += 1
-        return _Slot(self)
+            return f"its calls' audio is taken {audio * 1000:.0f} ms late"
+        return None
 
     @property
     def draining(self) -> bool:
@@ -141,4 +150,5 @@ class _Slot(CallSlot):
     def release(self) -> None:
         if self._host is not None:
             self._host.held -= 1
+            self._host.state.calls -= 1
             self._host = None
