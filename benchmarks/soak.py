@@ -147,6 +147,12 @@ def rss_at(samples: Sequence[Sample], t: float) -> float:
     return min(samples, key=lambda s: abs(s.t - t)).rss_mb
 
 
+def limit_at(samples: Sequence[Sample], t: float) -> str:
+    """The server's learned call limit at the sample nearest ``t`` ("-": none learned)."""
+    limit = min(samples, key=lambda s: abs(s.t - t)).learned_limit
+    return "-" if limit is None else str(limit)
+
+
 def cpu_between(samples: Sequence[Sample], start: float, end: float) -> dict[str, float]:
     """Shares of one core (server, its event-loop thread, this process) and of the whole
     machine (every core, other people's work included) between two sample times."""
@@ -192,8 +198,8 @@ def report(soak: Soak, args: argparse.Namespace, recording: Recording) -> list[s
     print(f"turns: {len(turns)} replies, outcomes {dict(outcomes)}; mouth-to-ear recorded for {len(heard)} "
           f"(caller) and {len(served)} (server)")
 
-    print("\nminute  calls  ended  dropped  turns  m2e p50  p95  p99 ms (server p50)  RSS MB  "
-          "server%  loop%  callers%  machine%")
+    print("\nminute  calls  ended  dropped  refused  turns  m2e p50  p95  p99 ms (server p50)  RSS MB  "
+          "server%  loop%  callers%  machine%  limit")
     bucket = 60.0
     for index in range(max(1, round(soak.load_end / bucket))):
         start, end = index * bucket, min((index + 1) * bucket, soak.load_end)
@@ -203,10 +209,11 @@ def report(soak: Soak, args: argparse.Namespace, recording: Recording) -> list[s
         print(f"{start / 60:6.0f}  {sum(1 for r in records if start <= r.started < end):5d}  "
               f"{sum(1 for r in records if start <= r.ended < end):5d}  "
               f"{sum(1 for r in records if start <= r.ended < end and r.status == 'dropped'):7d}  "
+              f"{sum(1 for r in records if start <= r.started < end and r.status == 'refused'):7d}  "
               f"{len(values):5d}  {ms(percentile(values, .5))}  {ms(percentile(values, .95))}  "
               f"{ms(percentile(values, .99))}      ({ms(percentile(server_values, .5))})       "
               f"{rss_at(samples, end):6.1f}  {cpu['server']:7.0f}  {cpu['loop']:5.0f}  {cpu['callers']:8.0f}  "
-              f"{cpu['machine']:8.0f}")
+              f"{cpu['machine']:8.0f}  {limit_at(samples, end)}")
     whole = cpu_between(samples, 0, soak.load_end)
     print(f"overall: mouth-to-ear p50 {ms(percentile(heard, .5))} p95 {ms(percentile(heard, .95))} "
           f"p99 {ms(percentile(heard, .99))} max {ms(max(heard, default=float('nan')))} ms as the callers "

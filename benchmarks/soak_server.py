@@ -57,6 +57,8 @@ class Sample:
     """(busy, total) ticks of every core together."""
     own_cpu_s: float
     live: int
+    learned_limit: int | None = None
+    """The server's learned call limit (/readyz) at the sample, if it had one."""
 
 
 def proc_cpu(path: str) -> float:
@@ -113,7 +115,15 @@ class Server:
         pid = self.process.pid
         rss = int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE / 2**20
         return Sample(t, rss, proc_cpu(f"/proc/{pid}/stat"), proc_cpu(f"/proc/{pid}/task/{pid}/stat"),
-                      machine_ticks(), proc_cpu("/proc/self/stat"), live)
+                      machine_ticks(), proc_cpu("/proc/self/stat"), live, self.learned_limit())
+
+    def learned_limit(self) -> int | None:
+        status, body = self.get("/readyz")
+        try:
+            limit = json.loads(body).get("learned_limit") if status in (200, 503) else None
+        except ValueError:
+            return None
+        return limit if isinstance(limit, int) else None
 
     def drain(self, timeout: float = 120) -> int | None:
         """SIGTERM, as Kubernetes does; the exit status, or None if it did not exit in time."""
