@@ -52,11 +52,6 @@ class ReplySlot:
         self._failed_held: UserTurn | None = None
         """A caller turn whose held reply failed before the turn was confirmed over."""
 
-    @property
-    def held(self) -> bool:
-        """A reply is being prepared during the caller's pause, not yet released to be heard."""
-        return self.active is not None and self.active.speculative
-
     def launch(
         self,
         kind: str,
