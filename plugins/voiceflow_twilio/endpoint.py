@@ -19,7 +19,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from voiceflow.serving.api import ASGIApp, Refused, ServingLimits, SessionHost
+from voiceflow.serving.api import ASGIApp, CloseCode, Refused, ServingLimits, SessionHost
 from voiceflow_twilio import signature, twiml
 from voiceflow_twilio.call import CallObserver, Socket, TwilioCall, receive_text
 from voiceflow_twilio.config import STREAM_PATH, VOICE_PATH, TwilioConfig
@@ -32,15 +32,6 @@ log = structlog.get_logger("voiceflow.twilio")
 
 _CALL_SID = re.compile(r"^CA[0-9a-fA-F]{32}$")
 _FORM = "application/x-www-form-urlencoded"
-
-class Close:
-    """WebSocket close codes (RFC 6455) the stream uses."""
-
-    NORMAL = 1000
-    INVALID = 1007
-    POLICY = 1008
-    TRY_AGAIN_LATER = 1013
-
 
 class TwilioEndpoint:
     """The routes of one agent. ``observers`` are told of each call before it runs."""
@@ -118,13 +109,13 @@ class TwilioEndpoint:
             start = await handshake(websocket, self.host.limits)
         except ProtocolError as failure:
             log.warning("media stream refused", agent=self.host.agent_name, code=failure.code, detail=str(failure))
-            await _close(websocket, Close.INVALID)
+            await _close(websocket, CloseCode.INVALID)
             return
         if start is None:
             return  # gone before it started
         if not self.tickets.admit(start.parameters.get(PARAMETER), start.call_sid):
             log.warning("media stream refused: no valid ticket", agent=self.host.agent_name)
-            await _close(websocket, Close.POLICY)
+            await _close(websocket, CloseCode.POLICY)
             return
         slot = self.places.claim(start.call_sid)
         if slot is None:
@@ -132,7 +123,7 @@ class TwilioEndpoint:
                 slot = self.host.admit()
             except Refused as refused:
                 log.info("call refused", agent=self.host.agent_name, reason=refused.reason.value)
-                await _close(websocket, Close.TRY_AGAIN_LATER)  # nothing follows <Connect>: the call ends
+                await _close(websocket, CloseCode.TRY_AGAIN_LATER)  # nothing follows <Connect>: the call ends
                 return
         with slot:
             call = TwilioCall(websocket, start, self.host.limits, self.config)
@@ -145,11 +136,11 @@ class TwilioEndpoint:
         if call.failure is not None:
             # Say why on the stream that carried the bad message before the REST hang-up, which
             # makes Twilio close the stream itself (with 1000) and would race our 1007.
-            await _close(websocket, Close.INVALID)
+            await _close(websocket, CloseCode.INVALID)
         if not call.caller_hung_up:
             await self._hang_up(call)
         if call.failure is None:
-            await _close(websocket, Close.NORMAL)
+            await _close(websocket, CloseCode.NORMAL)
 
     async def _hang_up(self, call: TwilioCall) -> None:
         """The agent ended the call: tell Twilio, so the phone hangs up now."""

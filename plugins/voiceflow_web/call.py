@@ -22,7 +22,7 @@ from voiceflow.clock import current_clock
 from voiceflow.frame_queue import FrameQueue
 from voiceflow.frames import FRAME_SECONDS, AudioFrame
 from voiceflow.providers import CallTransport, OutFrame, PlayedCallback
-from voiceflow.serving.api import ServingLimits, watch_idle
+from voiceflow.serving.api import CloseCode, ServingLimits, watch_idle
 from voiceflow_web.agent_track import AgentTrack
 from voiceflow_web.caller_audio import CallerAudio
 from voiceflow_web.config import WebConfig
@@ -30,7 +30,6 @@ from voiceflow_web.peer import Peer
 from voiceflow_web.playout import PlayoutLedger
 from voiceflow_web.protocol import (
     Anchor,
-    Close,
     Hello,
     Played,
     ProtocolError,
@@ -111,7 +110,7 @@ class WebCall(CallTransport):
                     for frame in audio.frames(pcm, packet.sample_rate, channels, self._clock.now()):
                         await self._frames.send(frame)
         except TimeoutError:
-            self.fail(ProtocolError("idle", f"no audio from the page for {self._limits.idle_timeout:g} s", Close.NORMAL))
+            self.fail(ProtocolError("idle", f"no audio from the page for {self._limits.idle_timeout:g} s", CloseCode.NORMAL))
         except (MediaStreamError, anyio.ClosedResourceError, anyio.BrokenResourceError):
             self.hang_up()
 

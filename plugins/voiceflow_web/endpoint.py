@@ -23,12 +23,12 @@ from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from voiceflow.serving.api import ASGIApp, CallSlot, Refused, SessionHost
+from voiceflow.serving.api import ASGIApp, CallSlot, CloseCode, Refused, SessionHost
 from voiceflow.tasks import create_task_group
 from voiceflow_web.call import WebCall
 from voiceflow_web.config import WebConfig
 from voiceflow_web.peer import MediaError
-from voiceflow_web.protocol import Close, HangUp, Offer, ProtocolError, message, parse_signal
+from voiceflow_web.protocol import HangUp, Offer, ProtocolError, message, parse_signal
 
 STATIC = {
     "page.js": "text/javascript",
@@ -65,7 +65,7 @@ async def serve_call(websocket: WebSocket, host: SessionHost, config: WebConfig)
         slot = host.admit()
     except Refused as refused:
         await _finish(websocket, message("error", code=refused.reason.value, message=str(refused),
-                                         retry_after=refused.retry_after), Close.TRY_AGAIN_LATER)
+                                         retry_after=refused.retry_after), CloseCode.TRY_AGAIN_LATER)
         return
     with slot:
         call = WebCall(config, host.limits, f"web-{uuid.uuid4().hex[:12]}")
@@ -88,10 +88,10 @@ async def _run(websocket: WebSocket, host: SessionHost, slot: CallSlot, call: We
         with anyio.fail_after(limits.idle_timeout):
             await call.wait_connected()
     except TimeoutError:
-        await _finish(websocket, message("error", code="idle", message="the call was not set up in time"), Close.NORMAL)
+        await _finish(websocket, message("error", code="idle", message="the call was not set up in time"), CloseCode.NORMAL)
         return
     except MediaError as exc:
-        await _finish(websocket, message("error", code="bad_offer", message=str(exc)), Close.INVALID)
+        await _finish(websocket, message("error", code="bad_offer", message=str(exc)), CloseCode.INVALID)
         return
     except ProtocolError as failure:
         await _finish(websocket, message("error", code=failure.code, message=str(failure)), failure.close)
@@ -106,7 +106,7 @@ async def _run(websocket: WebSocket, host: SessionHost, slot: CallSlot, call: We
     if broken is not None:
         await _finish(websocket, message("error", code=broken.code, message=str(broken)), broken.close)
     else:
-        await _finish(websocket, message("hangup", reason=reason), Close.NORMAL)
+        await _finish(websocket, message("hangup", reason=reason), CloseCode.NORMAL)
 
 
 async def _listen(websocket: WebSocket, call: WebCall, max_bytes: int) -> None:
@@ -138,7 +138,7 @@ async def _receive(websocket: WebSocket, max_bytes: int) -> Offer | HangUp:
     return parse_signal(text, max_bytes)
 
 
-async def _finish(websocket: WebSocket, last: str, code: Close) -> None:
+async def _finish(websocket: WebSocket, last: str, code: CloseCode) -> None:
     """Send the last word and close; a page already gone is not an error."""
     try:
         await websocket.send_text(last)

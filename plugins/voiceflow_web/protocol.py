@@ -16,26 +16,17 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from enum import Enum
 from typing import Any
 
+from voiceflow.serving.api import CloseCode
+
 RTP_MODULO = 1 << 32
-
-
-class Close(int, Enum):
-    """WebSocket close codes (RFC 6455) the signalling socket ends with."""
-
-    NORMAL = 1000
-    INVALID = 1007
-    TOO_BIG = 1009
-    INTERNAL = 1011
-    TRY_AGAIN_LATER = 1013
 
 
 class ProtocolError(Exception):
     """The page broke the protocol: the call ends with ``error`` and ``close``."""
 
-    def __init__(self, code: str, message: str, close: Close = Close.INVALID) -> None:
+    def __init__(self, code: str, message: str, close: CloseCode = CloseCode.INVALID) -> None:
         super().__init__(message)
         self.code = code
         self.close = close
@@ -125,7 +116,7 @@ def _rtp(data: dict[str, Any]) -> int:
 def _object(text: str, max_bytes: int) -> dict[str, Any]:
     if len(text) > max_bytes:
         raise ProtocolError("too_big", f"a message of {len(text)} characters is over the limit of {max_bytes}",
-                            Close.TOO_BIG)
+                            CloseCode.TOO_BIG)
     try:
         data = json.loads(text)
     except (ValueError, RecursionError):

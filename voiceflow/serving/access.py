@@ -12,12 +12,11 @@ import ipaddress
 from collections.abc import Collection
 from urllib.parse import parse_qs
 
-from voiceflow.serving.api import ASGIApp, ASGIReceive, ASGIScope, ASGISend
+from voiceflow.serving.api import ASGIApp, ASGIReceive, ASGIScope, ASGISend, CloseCode
 from voiceflow.serving.host import ServerState
 
 TOKEN_ENV = "VOICEFLOW_ACCESS_TOKEN"
 TOKEN_QUERY = "access_token"
-POLICY_VIOLATION = 1008
 
 
 class BindRefused(Exception):
@@ -71,7 +70,7 @@ def guarded(app: ASGIApp, state: ServerState, open_paths: Collection[str]) -> AS
         elif state.token_ok(presented_token(scope)):
             await app(scope, receive, send)
         elif scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": POLICY_VIOLATION, "reason": "unauthorized"})
+            await send({"type": "websocket.close", "code": int(CloseCode.POLICY), "reason": "unauthorized"})
         else:
             body = b'{"error": "unauthorized", "message": "present the access token"}'
             await send({"type": "http.response.start", "status": 401, "headers": [
