@@ -17,6 +17,10 @@ process cut by a burst while it held few calls is not kept small for long. An ov
 call in progress (another process hogging the cores) cuts nothing: there is no count to learn.
 
 ``max_sessions`` stays the operator's hard limit; the learned one is only ever below it.
+
+Measured with the same soak (docs/deployment.md): the process held 53-72 calls, dropped none, and
+its callers heard replies 0.81-0.94 s late (p50, per minute after the first), where 55 calls with
+no overload at all hear them 0.67 s late.
 """
 
 from __future__ import annotations
