@@ -188,7 +188,8 @@ def report(soak: Soak, args: argparse.Namespace, recording: Recording) -> list[s
     calls_per_min = ended_after / max(1e-9, (soak.load_end - warmup) / 60)
 
     print(f"\n{args.callers} callers for {soak.load_end / 60:.1f} min (warm-up {warmup:.0f} s); recording "
-          f"{len(recording.pcm) / (2 * RATE):.2f} s, speech ends at {recording.speech_end:.2f} s")
+          f"{len(recording.pcm) / (2 * RATE):.2f} s, speech ends at {recording.speech_end:.2f} s"
+          + "".join(f"; serving.{name} {value}" for name, value in args.serving))
     print(f"calls: {len(records)} made, {by_status['completed']} completed, {by_status['agent_hung_up']} "
           f"hung up by the agent, {by_status['dropped']} dropped, {by_status['refused']} refused, "
           f"{by_status['unfinished']} unfinished {args.grace:.0f} s after the end")
@@ -306,6 +307,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--server-env", type=name_value, action="append", default=[],
                         metavar="NAME=VALUE", help="an environment variable for the server (e.g. allocator settings)")
+    parser.add_argument("--serving", type=name_value, action="append", default=[], metavar="NAME=VALUE",
+                        help="a serving setting of the agent, as YAML (e.g. max_audio_lag=0.1): to size a "
+                        "process with the admission it will run with")
     args = parser.parse_args(argv)
     if args.warmup is None:
         args.warmup = min(120.0, args.minutes * 15)
@@ -321,7 +325,9 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{time.strftime('%H:%M:%S', time.gmtime())} UTC", flush=True)
     with tempfile.TemporaryDirectory(prefix="soak-") as folder:
         agent_file = Path(folder) / "soak.yaml"
-        agent_file.write_text(yaml.safe_dump(agent(args.callers)), encoding="utf-8")
+        served = agent(args.callers)
+        served["serving"].update({name: yaml.safe_load(value) for name, value in args.serving})
+        agent_file.write_text(yaml.safe_dump(served), encoding="utf-8")
         server = Server(agent_file, Path(folder) / "server.log", dict(args.server_env))
         try:
             soak = anyio.run(drive, server, args, recording)
