@@ -12,7 +12,7 @@ from voiceflow.config.models import UnhappyPaths
 from voiceflow.metrics.timeline import CallTimeline
 from voiceflow.runtime.reply import Reply
 from voiceflow.turns.context import Conversation
-from voiceflow.turns.replies import ActiveReply, UserTurn, fixed_text
+from voiceflow.turns.replies import ActiveReply, UserTurn
 from voiceflow.turns.reply_slot import Finished, ReplySlot
 from voiceflow.turns.unhappy import UnhappyScript
 
@@ -29,17 +29,11 @@ class Line:
         return lambda *args, **kwargs: self.said.append(name)
 
 
-class Launcher:
-    """Launches nothing: makes the reply's bookkeeping, as ReplyLauncher does before its task."""
-
-    def __init__(self, timeline: CallTimeline) -> None:
-        self.timeline = timeline
-
-    def launch(self, kind: str, source: Any, *, interruptible: bool, user_turn: UserTurn | None = None,
-               gated: bool = False, play: Any = None) -> ActiveReply:
-        turn = self.timeline.new_turn(kind)
-        reply = Reply(len(self.timeline.turns), kind, interruptible, turn, gate=anyio.Event() if gated else None)
-        return ActiveReply(reply, anyio.CancelScope(), user_turn, speculative=gated)
+def launched(timeline: CallTimeline, kind: str, user_turn: UserTurn | None = None, gated: bool = False) -> ActiveReply:
+    """A reply's bookkeeping, as ReplyLauncher makes it before its task runs (none runs here)."""
+    turn = timeline.new_turn(kind)
+    reply = Reply(len(timeline.turns), kind, True, turn, gate=anyio.Event() if gated else None)
+    return ActiveReply(reply, anyio.CancelScope(), user_turn, speculative=gated)
 
 
 class Clock:
@@ -53,7 +47,6 @@ def slot() -> tuple[ReplySlot, Conversation, Line, CallTimeline]:
     timeline = CallTimeline("call", 0.0)
     replies = ReplySlot(conversation=conversation, script=UnhappyScript(UnhappyPaths()), overlaps=cast(Any, line),
                         transport=cast(Any, line), clock=cast(Any, Clock()))
-    replies.launcher = cast(Any, Launcher(timeline))
     return replies, conversation, line, timeline
 
 
@@ -66,21 +59,21 @@ def turn(text: str) -> UserTurn:
 async def test_a_held_reply_is_released_for_its_turn_and_dropped_for_another() -> None:
     replies, conversation, _, timeline = slot()
     asked = turn("what time is it")
-    made_from: list[int] = []
+    launched_after: list[int] = []
 
-    def reply_to() -> Any:
-        made_from.append(len(conversation.history))
-        return fixed_text("Noon.")
+    def launch() -> ActiveReply:
+        launched_after.append(len(conversation.history))
+        return launched(timeline, "reply", asked, gated=True)
 
-    replies.hold(asked, reply_to)
-    assert made_from == [1]  # the text is made once the caller's words are in the conversation
+    replies.hold(asked, launch)
+    assert launched_after == [1]  # launched once the caller's words are in the conversation
     assert replies.active is not None and replies.active.speculative
     assert replies.release(asked)
     assert replies.active.reply.gate is not None and replies.active.reply.gate.is_set()
     assert not replies.active.speculative
 
     replies, conversation, _, timeline = slot()
-    replies.hold(asked, lambda: fixed_text("Noon."))
+    replies.hold(asked, lambda: launched(timeline, "reply", asked, gated=True))
     assert not replies.release(turn("what time is it in Paris"))  # the caller went on: a new turn
     assert replies.active is None and conversation.history == []
     assert timeline.turns[0].outcome == "discarded"
@@ -89,14 +82,14 @@ async def test_a_held_reply_is_released_for_its_turn_and_dropped_for_another() -
 async def test_a_held_reply_that_fails_is_remembered_once_and_an_interrupted_one_keeps_what_was_heard() -> None:
     replies, conversation, line, timeline = slot()
     asked = turn("what time is it")
-    replies.hold(asked, lambda: fixed_text("Noon."))
+    replies.hold(asked, lambda: launched(timeline, "reply", asked, gated=True))
     held = replies.active
     assert held is not None
     assert replies.ended(held.reply, RuntimeError("llm down")) is None  # never heard: nothing to say
     assert timeline.turns[0].outcome == "failed"
     assert replies.failed_before(asked) and not replies.failed_before(asked)
 
-    active = replies.launch("reply", fixed_text("It is noon."), interruptible=True)
+    active = replies.started(launched(timeline, "reply"))
     active.reply.generated = "It is noon."
     assert replies.interrupt() is active and replies.active is None
     assert line.said[-3:] == ["flush", "release_hold", "resume"]
@@ -107,13 +100,13 @@ async def test_a_held_reply_that_fails_is_remembered_once_and_an_interrupted_one
 
 
 async def test_a_reply_that_ends_says_what_comes_next() -> None:
-    replies, conversation, line, _ = slot()
-    done = replies.launch("reply", fixed_text("Noon."), interruptible=True)
+    replies, conversation, line, timeline = slot()
+    done = replies.started(launched(timeline, "reply"))
     done.reply.generated = "Noon."
     assert replies.ended(done.reply, None) == Finished("reply")
     assert conversation.history[-1].content == "Noon." and "agent_finished" in line.said
-    failed = replies.launch("reply", fixed_text(""), interruptible=True)
+    failed = replies.started(launched(timeline, "reply"))
     finished = replies.ended(failed.reply, None)  # an empty answer where words were owed
     assert finished is not None and finished.line is not None and finished.line.kind == "apology"
-    apology = replies.launch("apology", fixed_text("Sorry."), interruptible=True)
+    apology = replies.started(launched(timeline, "apology"))
     assert replies.ended(apology.reply, RuntimeError("tts down")) == Finished("apology")  # not apologised for

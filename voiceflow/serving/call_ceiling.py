@@ -1,20 +1,20 @@
 """How many calls this process can carry, learned from its overload: a limit that is cut when
-the calls fall behind and grows back slowly while they keep up (additive increase,
-multiplicative decrease, as TCP and Netflix's concurrency-limits do).
+the calls fall behind and grows back step by step while they keep up (the increase-and-decrease
+loop of TCP's congestion window and Netflix's concurrency-limits, with steps of a tenth).
 
 The overload signals (:mod:`~voiceflow.serving.loop_lag`, :mod:`~voiceflow.serving.audio_lag`)
 alone refuse new calls only while they read high. Under a flood of callers that makes the
 process hover at the point where it is just overloaded: the moment the signal dips under its
 threshold, the next callers in the queue are admitted and push it back over. Measured with
 ``benchmarks/soak.py`` (200 callers on a slower 2-core machine): the calls admitted heard their
-replies 2.1 s late (p50). A learned limit admits by count
-instead: when a signal reads high, the limit becomes 90 % of the calls in progress; new calls
-wait until enough have ended, and if the signal still reads high at the limit after
-:data:`SETTLE` seconds, the limit is cut again. While the signals read low and the calls are at
-the limit, it grows every :data:`GROW_EVERY` seconds by a tenth (at least one call), so a
-machine that becomes faster (a noisy neighbour gone) is used again within minutes, and a
-process cut by a burst while it held few calls is not kept small for long. An overload with no
-call in progress (another process hogging the cores) cuts nothing: there is no count to learn.
+replies 2.1 s late (p50). A learned limit admits by count instead: when a signal reads high, the
+limit becomes 90 % of the calls in progress; new calls wait until enough have ended, and if the
+signal still reads high at the limit after :data:`SETTLE` seconds, the limit is cut again. While
+the signals read low and the calls are at the limit, it grows every :data:`GROW_EVERY` seconds
+by a tenth (at least one call), so a machine that becomes faster (a noisy neighbour gone) is
+used again within minutes, and a process cut by a burst while it held few calls is not kept
+small for long. An overload with no call in progress (another process hogging the cores) cuts
+nothing: there is no count to learn.
 
 ``max_sessions`` stays the operator's hard limit; the learned one is only ever below it.
 

@@ -142,6 +142,7 @@ class TurnManager:
         self._inbox = FrameQueue[Event](INBOX_EVENTS)
         self._tg: TaskGroup | None = None
         self._timers: Timers | None = None
+        self._launcher: ReplyLauncher | None = None
         llm.observers.append(self.replies.attempted)
         pipeline.tts.observers.append(self.replies.attempted)
 
@@ -174,7 +175,7 @@ class TurnManager:
             if self._timers is not None:
                 self._timers.close()  # its clock callback would hold the call until the next deadline
             # What holds the manager's own methods goes with the call (no cycles: see __init__).
-            self._tg = self._timers = self.replies.launcher = None
+            self._tg = self._timers = self._launcher = None
             self.llm.observers.remove(self.replies.attempted)
             self.pipeline.tts.observers.remove(self.replies.attempted)
 
@@ -182,7 +183,7 @@ class TurnManager:
         async with create_task_group() as tg:
             self._tg = tg
             self._timers = Timers(self.clock, self._inbox)
-            self.replies.launcher = ReplyLauncher(self.pipeline, self.timeline, self._inbox, self._spawn)
+            self._launcher = ReplyLauncher(self.pipeline, self.timeline, self._inbox, self._spawn)
             self._timers.set(Timer.MAX_CALL, self.clock.now() + self.agent.unhappy_paths.max_call_seconds)
             greeting = self.agent.prompt.greeting
             if self.unavailable is not None:
@@ -350,7 +351,9 @@ class TurnManager:
     def _speculate(self, user: UserTurn) -> None:
         """Start the reply before the silence confirms the turn; hold its audio until it does."""
         self._timers_cancel(Timer.SILENCE, Timer.IDLE_END)
-        self.replies.hold(user, self._llm_reply)
+        assert self._launcher is not None
+        launch = partial(self._launcher.launch, "reply", interruptible=True, user_turn=user, gated=True)
+        self.replies.hold(user, lambda: launch(self._llm_reply()))
 
     def _end_user_turn(self) -> None:
         self._timers_cancel(Timer.ENDPOINT, Timer.MAX_WAIT)
@@ -534,7 +537,10 @@ class TurnManager:
         play: Callable[[Reply], Awaitable[None]] | None = None,
     ) -> ActiveReply:
         self._timers_cancel(Timer.SILENCE, Timer.IDLE_END)
-        active = self.replies.launch(kind, source, interruptible=interruptible, user_turn=user_turn, play=play)
+        assert self._launcher is not None
+        active = self.replies.started(
+            self._launcher.launch(kind, source, interruptible=interruptible, user_turn=user_turn, play=play)
+        )
         self.state = State.THINKING
         return active
 

@@ -8,7 +8,7 @@ each happens (its state machine and timers) and acts on what :meth:`ReplySlot.en
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from voiceflow.clock import Clock
@@ -18,7 +18,7 @@ from voiceflow.runtime.reply import Reply
 from voiceflow.turns import reply_outcomes as outcomes
 from voiceflow.turns.context import Conversation
 from voiceflow.turns.overlap_watch import OverlapWatch
-from voiceflow.turns.replies import ActiveReply, ReplyLauncher, TextSource, UserTurn
+from voiceflow.turns.replies import ActiveReply, UserTurn
 from voiceflow.turns.unhappy import Line, UnhappyScript
 
 
@@ -47,35 +47,22 @@ class ReplySlot:
         self.transport = transport
         self.clock = clock
         self.active: ActiveReply | None = None
-        self.launcher: ReplyLauncher | None = None
-        """Set while the call runs (it holds the manager's task group)."""
         self._failed_held: UserTurn | None = None
         """A caller turn whose held reply failed before the turn was confirmed over."""
 
-    def launch(
-        self,
-        kind: str,
-        source: TextSource,
-        *,
-        interruptible: bool,
-        user_turn: UserTurn | None = None,
-        gated: bool = False,
-        play: Callable[[Reply], Awaitable[None]] | None = None,
-    ) -> ActiveReply:
-        assert self.launcher is not None
-        self.active = self.launcher.launch(
-            kind, source, interruptible=interruptible, user_turn=user_turn, gated=gated, play=play
-        )
-        return self.active
+    def started(self, active: ActiveReply) -> ActiveReply:
+        """``active`` (just launched) is the reply in flight now."""
+        self.active = active
+        return active
 
-    def hold(self, user: UserTurn, reply_to: Callable[[], TextSource]) -> None:
+    def hold(self, user: UserTurn, launch: Callable[[], ActiveReply]) -> None:
         """Start the reply to ``user`` before the silence confirms their turn over; its audio
-        waits for :meth:`release`. ``reply_to`` makes its text from the conversation, once
-        ``user``'s words are in it."""
+        waits for :meth:`release`. ``launch`` starts it (gated) once ``user``'s words are in
+        the conversation, which its text is made from."""
         self._failed_held = None
         self.conversation.add_user(user.text)
         user.marks["preemptive_start"] = self.clock.now()
-        self.launch("reply", reply_to(), interruptible=True, user_turn=user, gated=True)
+        self.active = launch()
 
     def release(self, user: UserTurn) -> bool:
         """``user``'s turn is confirmed over: True if the reply held for it may now be heard.
