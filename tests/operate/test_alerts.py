@@ -83,6 +83,18 @@ CASES: list[dict[str, Any]] = [
                   "p1 has not been ready for 10 minutes without draining"),
         ],
     },
+    {   # one pod learned to take 12 calls of its 20; the other was never overloaded
+        "input_series": [
+            {"series": 'voiceflow_calls_learned_limit{pod="p1"}', "values": "12x40"},
+            {"series": f'voiceflow_calls_max{{{A},pod="p1"}}', "values": "20x40"},
+            {"series": f'voiceflow_calls_max{{{A},pod="p2"}}', "values": "20x40"},
+        ],
+        "alert_rule_test": [
+            quiet("VoiceflowPodOverloaded", "20m"),
+            fires("VoiceflowPodOverloaded", "31m", {"severity": "ticket", "pod": "p1"},
+                  "p1 was overloaded and takes at most 12 calls"),
+        ],
+    },
     {   # callers cut in on half the replies
         "input_series": [
             {"series": f'voiceflow_interruptions_total{{{A}}}', "values": "0+3x90"},
@@ -113,7 +125,7 @@ def promtool(*args: str) -> str:
 
 
 def test_the_rules_parse(tmp_path: Path) -> None:
-    assert "SUCCESS: 9 rules found" in promtool("check", "rules", str(rules_file(tmp_path)))
+    assert "SUCCESS: 10 rules found" in promtool("check", "rules", str(rules_file(tmp_path)))
 
 
 def test_each_alert_fires_on_what_it_is_for(tmp_path: Path) -> None:
