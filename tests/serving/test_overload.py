@@ -70,6 +70,12 @@ def ws_agent(reg: PluginRegistry, **overrides: Any) -> Any:
     return fake_agent(reg, transport={"provider": "websocket"}, **overrides)
 
 
+def starved_agent(reg: PluginRegistry) -> Any:
+    """A WebSocket agent whose VAD falls behind its caller, refusing calls at 0.2 s of audio lag."""
+    return ws_agent(reg, vad=[{"provider": "starved-vad"}], serving={"max_audio_lag": 0.2},
+                    stt=[{"provider": "scripted-stt", "lines": ["what time is it"] * 4}])
+
+
 class Call:
     def __init__(self, late: float) -> None:
         self.caller_audio_lag = late
@@ -95,8 +101,7 @@ async def test_calls_whose_audio_is_taken_late_make_the_server_refuse_new_ones()
     (its VAD takes 40 ms a 20 ms frame), and that is what admission sees."""
     assert SlowVoice  # (its plugin module is part of the registry)
     reg = registry()
-    agent = ws_agent(reg, vad=[{"provider": "starved-vad"}], serving={"max_audio_lag": 0.2},
-                     stt=[{"provider": "scripted-stt", "lines": ["what time is it"] * 2}])
+    agent = starved_agent(reg)
     async with served_agents([agent], reg) as server:
         url = server.ws_url(agent.name)
         async with anyio.create_task_group() as tg:
@@ -220,11 +225,10 @@ def test_an_overload_cuts_the_call_limit_to_nine_tenths_of_the_calls_then_it_gro
 
 async def test_an_overloaded_server_takes_fewer_calls_until_they_keep_up() -> None:
     """The first caller's VAD falls behind: the next is refused and the server learns to take
-    no more than one call; once that one ends it takes the next, which keeps up."""
+    no more than one call; once that one has ended and nothing is late, it takes the next."""
     assert SlowVoice
     reg = registry()
-    slow = ws_agent(reg, vad=[{"provider": "starved-vad"}], serving={"max_audio_lag": 0.2},
-                    stt=[{"provider": "scripted-stt", "lines": ["what time is it"] * 4}])
+    slow = starved_agent(reg)
     async with served_agents([slow], reg) as server:
         url = server.ws_url(slow.name)
         async with anyio.create_task_group() as tg:

@@ -49,8 +49,9 @@ class Serving(Strict):
         le=60,
         description="Refuse new calls (busy) while the process's event loop runs this many seconds "
         "late (95th percentile over the last 2 s, from a 10 ms ticker): past that point every call "
-        "on it hears late audio, and admitting more takes them all down. null: admit up to "
-        "max_sessions whatever the lag.",
+        "on it hears late audio, and admitting more takes them all down. Each such overload also "
+        "sets the process's learned call limit (90 % of its calls then; it grows back while they "
+        "keep up). null: admit up to max_sessions whatever the lag.",
     )
     max_audio_lag: float | None = Field(
         0.25,
@@ -59,8 +60,9 @@ class Serving(Strict):
         description="Refuse new calls (busy) while the calls in progress take their caller's audio "
         "this many seconds late (the median over the calls of how long each one's newest frame "
         "waited between arriving and reaching the VAD). It sees overload the loop's lag does not: "
-        "a loop that keeps up while the VAD's worker threads, starved of a core, do not. null: do "
-        "not look.",
+        "a loop that keeps up while the VAD's worker threads, starved of a core, do not. It sets "
+        "the learned call limit as max_loop_lag does. null: do not look (with both null, no limit "
+        "is learned).",
     )
     max_message_bytes: int = Field(
         65_536,
